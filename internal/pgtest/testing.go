@@ -1,0 +1,168 @@
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// shared is the cluster of this test binary, set by Main.
+var (
+	sharedURL     string
+	sharedCluster *Cluster
+	sharedErr     error
+	dbCounter     atomic.Int64
+)
+
+// Main runs a test binary's tests with one shared cluster: call it from
+// TestMain as os.Exit(pgtest.Main(m)). The cluster starts before the tests,
+// unless WALRELAY_TEST_DATABASE_URL is set, and stops after them.
+func Main(m *testing.M) int {
+	if u := os.Getenv("WALRELAY_TEST_DATABASE_URL"); u != "" {
+		sharedURL = u
+		return m.Run()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	c, err := Start(ctx, Options{})
+	cancel()
+	if err != nil {
+		sharedErr = err
+		if Required() {
+			fmt.Fprintf(os.Stderr, "pgtest: WALRELAY_REQUIRE_POSTGRES=1 and no cluster could start: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stderr, "pgtest: SKIPPING integration tests: %v\n", err)
+		return m.Run()
+	}
+	sharedCluster, sharedURL = c, c.URL
+	code := m.Run()
+	if err := c.Stop(); err != nil && code == 0 {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	return code
+}
+
+// Required reports whether WALRELAY_REQUIRE_POSTGRES=1 is set.
+func Required() bool { return os.Getenv("WALRELAY_REQUIRE_POSTGRES") == "1" }
+
+// URL returns the shared server's URL (the "postgres" database), skipping the
+// test — or failing it when Postgres is required — if there is none.
+func URL(t testing.TB) string {
+	t.Helper()
+	if sharedURL == "" {
+		err := sharedErr
+		if err == nil {
+			err = errors.New("pgtest.Main was not called from TestMain")
+		}
+		if Required() {
+			t.Fatalf("postgres required: %v", err)
+		}
+		t.Skipf("SKIP (no postgres): %v", err)
+	}
+	return sharedURL
+}
+
+// Shared returns the cluster started by Main, or nil when an external server
+// (WALRELAY_TEST_DATABASE_URL) is used or none started. Fault tests that
+// restart the server skip without it.
+func Shared() *Cluster { return sharedCluster }
+
+// NewDatabase creates a fresh database on the shared server and returns its
+// URL. At cleanup it drops the database, first dropping its replication
+// slots and ending its connections.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	base := URL(t)
+	name := Name(t, "db")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	t.Cleanup(func() { DropDatabase(base, name) })
+	return WithDatabase(base, name)
+}
+
+// DropDatabase drops a database, its replication slots and connections.
+func DropDatabase(baseURL, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, baseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for i := 0; i < 50; i++ {
+		conn.Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()", name)
+		conn.Exec(ctx, "select pg_terminate_backend(active_pid) from pg_replication_slots where database = $1 and active_pid is not null", name)
+		conn.Exec(ctx, "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active", name)
+		if _, err = conn.Exec(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)"); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
+}
+
+// WithDatabase returns url with its database replaced by name.
+func WithDatabase(rawURL, name string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return rawURL + " dbname=" + name
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Name returns a unique lowercase identifier for a test's slots,
+// publications, tables or databases: prefix, a sanitized test name, a counter
+// and random hex; at most 63 bytes.
+func Name(t testing.TB, prefix string) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	b.WriteByte('_')
+	for _, r := range strings.ToLower(t.Name()) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+		if b.Len() > 36 {
+			break
+		}
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	fmt.Fprintf(&b, "_%d_%s", dbCounter.Add(1), hex.EncodeToString(rnd[:]))
+	return b.String()
+}
+
+// Exec runs statements on url, failing the test on error.
+func Exec(t testing.TB, url string, sql ...string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	for _, s := range sql {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("pgtest: %s: %v", s, err)
+		}
+	}
+}
