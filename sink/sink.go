@@ -16,6 +16,9 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// ErrClosed is returned by the Write of a sink that has been closed.
+var ErrClosed = errors.New("sink: closed")
+
 // Func adapts a function to a [Sink] whose Close does nothing.
 type Func func(ctx context.Context, msgs ...message.Message) error
 
