@@ -3,33 +3,363 @@ package cdc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
 )
 
-// ErrClosed is returned by Next after Close.
-var ErrClosed = errors.New("cdc: stream closed")
+// Stream is a logical replication stream of one slot: the changes of the
+// publication's tables, in commit order, as [message.Message] values.
+//
+// One goroutine owns the replication connection: it decodes into a bounded
+// buffer read by [Stream.Next], reports the acknowledged position on a timer
+// even while the caller is slow, answers keepalives, and reconnects after the
+// connection drops. Next is for one goroutine; Ack may be called from any.
+type Stream struct {
+	cfg      Config
+	id       uint64
+	pool     *pgxpool.Pool
+	mapper   *pgvalue.Mapper
+	dbName   string
+	consumer message.Consumer
+	database message.Database
 
-// Config configures a Stream.
-type Config struct {
-	ConnString  string
-	Slot        string
-	Publication string
+	out       chan message.Message
+	ctx       context.Context // cancelled by Close; the stream's own, never a caller's
+	cancel    context.CancelFunc
+	closing   chan struct{}
+	closeOnce sync.Once
+	done      chan struct{} // closed when the reader has stopped
+	wg        sync.WaitGroup
+	err       error // why the reader stopped; set before done is closed
+
+	// mu guards the acknowledgement state, shared by the reader and Ack.
+	mu       sync.Mutex
+	emitted  uint64      // sequence number of the last message handed to out
+	acked    uint64      // highest acknowledged sequence number
+	pending  []pendingTx // committed transactions not yet fully acknowledged
+	flushed  message.LSN // position reported to Postgres; never decreases
+	inTx     bool
+	received message.LSN // end of the last transaction received in full
+
+	// Reader-only state.
+	conn       *pgconn.PgConn
+	rels       map[uint32]*relation
+	tx         txState
+	lastStatus time.Time
 }
 
-// Stream is a logical replication stream.
-type Stream struct{}
+// pendingTx is a committed transaction whose last message has sequence
+// number lastSeq; once that is acknowledged the slot may advance to end.
+type pendingTx struct {
+	lastSeq uint64
+	end     message.LSN
+}
 
-// Open opens a stream.
-func Open(ctx context.Context, cfg Config) (*Stream, error) { return nil, errors.New("todo") }
-
-// Next returns the next message.
+// Next returns the next message, waiting for one until ctx is done. It
+// returns [ErrClosed] after Close, and the stream's error (a *SlotError,
+// *DecodeError, …) if it stopped.
 func (s *Stream) Next(ctx context.Context) (message.Message, error) {
-	return message.Message{}, errors.New("todo")
+	select {
+	case <-s.closing:
+		return message.Message{}, ErrClosed
+	default:
+	}
+	select {
+	case m, ok := <-s.out:
+		if !ok {
+			return message.Message{}, s.stopErr()
+		}
+		return m, nil
+	case <-ctx.Done():
+		return message.Message{}, ctx.Err()
+	case <-s.closing:
+		return message.Message{}, ErrClosed
+	}
 }
 
-// Ack acknowledges m and every message returned before it.
-func (s *Stream) Ack(m message.Message) {}
+func (s *Stream) stopErr() error {
+	<-s.done
+	if s.err == nil {
+		return ErrClosed
+	}
+	return s.err
+}
 
-// Close closes the stream.
-func (s *Stream) Close() error { return nil }
+// Ack records that m, and every message Next returned before it, is
+// durable. The slot's confirmed position advances to the end of each
+// transaction whose messages are all acknowledged, on the next status
+// update. Acks of messages from another stream, or older than an earlier
+// Ack, are ignored.
+func (s *Stream) Ack(m message.Message) {
+	pos := m.Metadata.Position
+	if pos.Stream != s.id {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pos.Seq <= s.acked {
+		return
+	}
+	s.acked = pos.Seq
+	n := 0
+	for n < len(s.pending) && s.pending[n].lastSeq <= s.acked {
+		if s.pending[n].end > s.flushed {
+			s.flushed = s.pending[n].end
+		}
+		n++
+	}
+	s.pending = s.pending[n:]
+}
+
+// Acked returns the position the stream reports to Postgres as flushed:
+// the end of the last fully acknowledged transaction (or the server's WAL
+// end, when nothing was in flight).
+func (s *Stream) Acked() message.LSN {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flushed
+}
+
+// Close stops the stream. It sends a final status update with what was
+// acknowledged, so acknowledged messages are not delivered again after a
+// restart, and closes the connections. It is safe to call more than once.
+func (s *Stream) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.cancel()
+	})
+	<-s.done
+	s.wg.Wait()
+	s.pool.Close()
+	if s.err != nil && !errors.Is(s.err, ErrClosed) && !permanent(s.err) {
+		return s.err
+	}
+	return nil
+}
+
+func (s *Stream) closed() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// run is the reader goroutine: stream, and reconnect after transient errors.
+func (s *Stream) run() {
+	defer close(s.done)
+	defer close(s.out)
+	var b backoff.BackOff
+	for {
+		err := s.stream()
+		if s.conn != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.conn.Close(cctx)
+			cancel()
+			s.conn = nil
+		}
+		if s.closed() {
+			return
+		}
+		if permanent(err) {
+			s.err = err
+			return
+		}
+		s.cfg.Logger.Warn("replication connection lost; reconnecting", "slot", s.cfg.Slot, "err", err)
+		if b == nil {
+			b = s.cfg.Backoff()
+		}
+		for s.conn == nil {
+			d := b.NextBackOff()
+			if d == backoff.Stop {
+				s.err = fmt.Errorf("cdc: reconnect gave up: %w", err)
+				return
+			}
+			select {
+			case <-s.closing:
+				return
+			case <-time.After(d):
+			}
+			ctx, cancel := s.closingContext(30 * time.Second)
+			conn, cerr := s.connectOnce(ctx)
+			cancel()
+			if cerr == nil {
+				s.conn = conn
+				b.Reset()
+				s.cfg.Logger.Info("replication reconnected", "slot", s.cfg.Slot)
+				break
+			}
+			if s.closed() {
+				return
+			}
+			if permanent(cerr) {
+				s.err = cerr
+				return
+			}
+			err = cerr
+			s.cfg.Logger.Warn("reconnect failed", "slot", s.cfg.Slot, "err", cerr)
+		}
+	}
+}
+
+// closingContext is a context cancelled when the stream closes or after d.
+func (s *Stream) closingContext(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, d)
+}
+
+// stream reads from the current connection until it fails or the stream
+// closes. The decoding state of a partly received transaction is dropped:
+// Postgres sends that transaction again from its start.
+func (s *Stream) stream() error {
+	s.rels = make(map[uint32]*relation)
+	s.tx = txState{}
+	s.mu.Lock()
+	s.inTx = false
+	s.mu.Unlock()
+
+	ctx := s.ctx
+	s.lastStatus = time.Time{}
+	for {
+		if s.closed() {
+			s.sendStatus()
+			return ErrClosed
+		}
+		if time.Since(s.lastStatus) >= s.cfg.StatusInterval {
+			if err := s.sendStatus(); err != nil {
+				return err
+			}
+		}
+		rctx, rcancel := context.WithDeadline(ctx, s.lastStatus.Add(s.cfg.StatusInterval))
+		raw, err := s.conn.ReceiveMessage(rctx)
+		rcancel()
+		if err != nil {
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("cdc: receive: %w", err)
+		}
+		switch msg := raw.(type) {
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				continue
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return &DecodeError{Err: err}
+				}
+				s.idleAdvance(message.LSN(pkm.ServerWALEnd))
+				if pkm.ReplyRequested {
+					if err := s.sendStatus(); err != nil {
+						return err
+					}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return &DecodeError{Err: err}
+				}
+				if err := s.handle(message.LSN(xld.WALStart), xld.WALData); err != nil {
+					return err
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			return s.diagnose(context.Background(), fmt.Errorf("cdc: replication: %w", pgconn.ErrorResponseToPgError(msg)))
+		case *pgproto3.CopyDone:
+			return errors.New("cdc: server ended the replication stream")
+		}
+	}
+}
+
+// idleAdvance acknowledges the server's WAL end when nothing is in flight,
+// so that an idle or filtered database does not pin WAL.
+func (s *Stream) idleAdvance(walEnd message.LSN) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.inTx && s.acked == s.emitted && len(s.pending) == 0 && walEnd > s.flushed {
+		s.flushed = walEnd
+		if walEnd > s.received {
+			s.received = walEnd
+		}
+	}
+}
+
+// sendStatus reports the acknowledged position, setting write, flush and
+// apply explicitly (pglogrepl would fill a zero flush from write).
+func (s *Stream) sendStatus() error {
+	s.mu.Lock()
+	pos := pglogrepl.LSN(s.flushed)
+	s.mu.Unlock()
+	s.lastStatus = time.Now()
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: pos,
+		WALFlushPosition: pos,
+		WALApplyPosition: pos,
+		ClientTime:       s.lastStatus,
+	})
+	if err != nil {
+		return fmt.Errorf("cdc: send status update: %w", err)
+	}
+	return nil
+}
+
+// emit hands m to Next, numbering it for Ack. While the buffer is full it
+// keeps the connection alive with status updates.
+func (s *Stream) emit(m message.Message) error {
+	s.mu.Lock()
+	s.emitted++
+	m.Metadata.Position = message.Position{Seq: s.emitted, Stream: s.id}
+	s.mu.Unlock()
+	select {
+	case s.out <- m:
+		return nil
+	default:
+	}
+	t := time.NewTimer(s.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case s.out <- m:
+			return nil
+		case <-s.closing:
+			return ErrClosed
+		case <-t.C:
+			if err := s.sendStatus(); err != nil {
+				return err
+			}
+			t.Reset(s.cfg.StatusInterval)
+		}
+	}
+}
+
+// heartbeat writes a non-transactional logical message on an interval so
+// that the slot advances even when the database is idle.
+func (s *Stream) heartbeat() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+			ctx, cancel := s.closingContext(10 * time.Second)
+			_, err := s.pool.Exec(ctx, "select pg_logical_emit_message(false, $1, $2)", prefixHeartbeat, time.Now().UTC().Format(time.RFC3339Nano))
+			cancel()
+			if err != nil && !s.closed() {
+				s.cfg.Logger.Warn("heartbeat failed", "err", err)
+			}
+		}
+	}
+}

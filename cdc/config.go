@@ -1,0 +1,148 @@
+package cdc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walrelay/walrelay/message"
+)
+
+// Config configures a [Stream]. Zero values are safe defaults; Open validates it.
+type Config struct {
+	// ConnString is a postgres:// URL or a key=value DSN. The library adds
+	// replication=database for the replication connection. Required.
+	ConnString string
+	// Slot is the logical replication slot (plugin pgoutput). Required.
+	Slot string
+	// Publication names the publication whose tables are streamed. Required.
+	Publication string
+
+	// CreateSlot creates the slot when it does not exist. A slot that
+	// existed and disappeared while the stream ran is never re-created: it
+	// is reported as [ErrSlotNotFound], since changes may have been lost.
+	CreateSlot bool
+	// CreatePublication creates the publication when it does not exist, for
+	// PublicationTables ("schema.table"), or for all tables when empty.
+	CreatePublication bool
+	PublicationTables []string
+
+	// WaitForSlot makes Open wait, as a standby, while another process holds
+	// the slot, and take over when it frees. Without it Open returns
+	// [ErrSlotInUse].
+	WaitForSlot bool
+
+	// Consumer and Database fill every message's metadata. Empty fields get
+	// defaults: Consumer.ID and Consumer.Name the slot name; Database.Name and
+	// Database.Database the connected database; Database.Hostname the
+	// connection's host; Database.ID the cluster's system identifier.
+	Consumer message.Consumer
+	Database message.Database
+
+	// Truncate says what a TRUNCATE of a published table becomes.
+	Truncate TruncateMode
+
+	// BufferSize bounds the decoded messages waiting for Next. 0 = 1024.
+	BufferSize int
+	// StatusInterval is how often the stream reports its acknowledged
+	// position to Postgres. 0 = 1s. It must stay well below the server's
+	// wal_sender_timeout.
+	StatusInterval time.Duration
+	// HeartbeatInterval is how often the stream writes a heartbeat logical
+	// message so that an idle database still advances the slot. 0 = 30s;
+	// negative disables heartbeats.
+	HeartbeatInterval time.Duration
+	// Backoff makes the backoff policy for reconnecting after the
+	// replication connection drops (and for polling a busy slot). nil =
+	// exponential from 100ms to 10s, retrying until the stream is closed.
+	Backoff func() backoff.BackOff
+	// Logger receives warnings (invalid annotations, reconnects). nil = silent.
+	Logger *slog.Logger
+}
+
+// TruncateMode says how a stream surfaces TRUNCATE.
+type TruncateMode int
+
+const (
+	// TruncateEmit emits one message with [message.ActionTruncate] per
+	// truncated table, with nil Record and Changes. The default.
+	TruncateEmit TruncateMode = iota
+	// TruncateSkip drops truncates, logging a warning for each.
+	TruncateSkip
+	// TruncateFail stops the stream: Next returns a [*TruncateError].
+	TruncateFail
+)
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.ConnString == "" {
+		errs = append(errs, errors.New("ConnString is empty"))
+	} else if _, err := pgconn.ParseConfig(c.ConnString); err != nil {
+		// pgconn's parse errors can quote the connection string; say less.
+		errs = append(errs, errors.New("ConnString is not a valid postgres URL or DSN"))
+	}
+	if err := checkIdent("Slot", c.Slot); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Publication == "" {
+		errs = append(errs, errors.New("Publication is empty"))
+	}
+	if c.BufferSize < 0 {
+		errs = append(errs, fmt.Errorf("BufferSize %d is negative", c.BufferSize))
+	}
+	if c.StatusInterval < 0 {
+		errs = append(errs, fmt.Errorf("StatusInterval %v is negative", c.StatusInterval))
+	}
+	if c.Truncate < TruncateEmit || c.Truncate > TruncateFail {
+		errs = append(errs, fmt.Errorf("Truncate %d is not a TruncateMode", c.Truncate))
+	}
+	if len(c.PublicationTables) > 0 && !c.CreatePublication {
+		errs = append(errs, errors.New("PublicationTables is set but CreatePublication is not"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return &ConfigError{Err: err}
+	}
+	if c.BufferSize == 0 {
+		c.BufferSize = 1024
+	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 30 * time.Second
+	}
+	if c.Backoff == nil {
+		c.Backoff = defaultBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func defaultBackoff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 10 * time.Second
+	b.MaxElapsedTime = 0
+	return b
+}
+
+// checkIdent accepts what Postgres accepts as a replication slot name.
+func checkIdent(field, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty", field)
+	}
+	if len(s) > 63 {
+		return fmt.Errorf("%s %q is longer than 63 bytes", field, s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return fmt.Errorf("%s %q may contain only lower-case letters, digits and underscores", field, s)
+		}
+	}
+	return nil
+}

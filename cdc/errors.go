@@ -1,0 +1,115 @@
+package cdc
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walrelay/walrelay/message"
+)
+
+// Errors for the states of a stream's slot, publication and server.
+var (
+	// ErrClosed is returned by Next after Close.
+	ErrClosed = errors.New("cdc: stream closed")
+	// ErrSlotInUse means another process is streaming from the slot.
+	ErrSlotInUse = errors.New("cdc: replication slot is in use by another process")
+	// ErrSlotNotFound means the slot does not exist (and Config.CreateSlot
+	// is off, or the slot vanished while the stream ran).
+	ErrSlotNotFound = errors.New("cdc: replication slot does not exist")
+	// ErrSlotInvalidated means Postgres removed WAL the slot still needed
+	// (wal_status = lost): changes were lost and the slot must be recreated
+	// and the tables backfilled.
+	ErrSlotInvalidated = errors.New("cdc: replication slot is invalidated (wal_status = lost)")
+	// ErrSlotMismatch means the slot belongs to another output plugin or
+	// database, or is a physical slot.
+	ErrSlotMismatch = errors.New("cdc: replication slot does not fit this stream")
+	// ErrPublicationNotFound means the publication does not exist, or was
+	// created after the slot (the slot cannot see it).
+	ErrPublicationNotFound = errors.New("cdc: publication does not exist")
+	// ErrWALLevel means the server's wal_level is not logical.
+	ErrWALLevel = errors.New("cdc: wal_level is not logical")
+)
+
+// ConfigError is an invalid [Config].
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return "cdc: invalid config: " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// SlotError gives the slot's name and details with one of the slot
+// sentinels, which it wraps.
+type SlotError struct {
+	Slot   string
+	Detail string
+	Err    error
+}
+
+func (e *SlotError) Error() string {
+	s := fmt.Sprintf("%v: %q", e.Err, e.Slot)
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+func (e *SlotError) Unwrap() error { return e.Err }
+
+// DecodeError is a replication message that could not be turned into a
+// [message.Message].
+type DecodeError struct {
+	// LSN is the WAL position of the message.
+	LSN message.LSN
+	// Relation is "schema.table" when known.
+	Relation string
+	Err      error
+}
+
+func (e *DecodeError) Error() string {
+	s := "cdc: decode at " + e.LSN.String()
+	if e.Relation != "" {
+		s += " (" + e.Relation + ")"
+	}
+	return s + ": " + e.Err.Error()
+}
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// TruncateError reports a TRUNCATE when Config.Truncate is TruncateFail.
+type TruncateError struct {
+	Tables    []string
+	CommitLSN message.LSN
+}
+
+func (e *TruncateError) Error() string {
+	return fmt.Sprintf("cdc: truncate of %v in transaction %v", e.Tables, e.CommitLSN)
+}
+
+// IsAuthError reports whether err is an authentication or authorization
+// failure (bad password, no such role, missing privilege). Such errors are
+// never retried.
+func IsAuthError(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// 28xxx: invalid authorization specification; 42501: insufficient privilege.
+		return len(pe.Code) == 5 && pe.Code[:2] == "28" || pe.Code == "42501"
+	}
+	return false
+}
+
+// permanent reports whether retrying after err cannot help.
+func permanent(err error) bool {
+	var se *SlotError
+	var ce *ConfigError
+	var de *DecodeError
+	var te *TruncateError
+	return IsAuthError(err) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &te) ||
+		(errors.As(err, &se) && !errors.Is(err, ErrSlotInUse)) ||
+		errors.Is(err, ErrWALLevel) || errors.Is(err, ErrPublicationNotFound)
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}

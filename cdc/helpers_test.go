@@ -1,0 +1,124 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/message"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// env is a fresh database with a publication for all tables and a slot
+// name, for one test.
+type env struct {
+	t    *testing.T
+	url  string
+	slot string
+	pub  string
+	conn *pgx.Conn
+}
+
+func newEnv(t *testing.T, setup ...string) *env {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	e := &env{t: t, url: url, slot: pgtest.Name(t, "slot"), pub: "pub"}
+	pgtest.Exec(t, url, setup...)
+	pgtest.Exec(t, url, "create publication pub for all tables")
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	e.conn = conn
+	return e
+}
+
+func (e *env) config() Config {
+	return Config{ConnString: e.url, Slot: e.slot, Publication: e.pub, CreateSlot: true}
+}
+
+func (e *env) open(cfg Config) *Stream {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		e.t.Fatalf("Open: %v", err)
+	}
+	e.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func (e *env) exec(sql ...string) {
+	e.t.Helper()
+	for _, q := range sql {
+		if _, err := e.conn.Exec(context.Background(), q); err != nil {
+			e.t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// next returns n messages, failing the test after a timeout.
+func next(t *testing.T, s *Stream, n int) []message.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	msgs := make([]message.Message, 0, n)
+	for len(msgs) < n {
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next after %d of %d messages: %v", len(msgs), n, err)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// none checks that no message arrives within d.
+func none(t *testing.T, s *Stream, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	m, err := s.Next(ctx)
+	if err == nil {
+		t.Fatalf("unexpected message: %s %v", m.Action, m.Record)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next: %v", err)
+	}
+}
+
+// confirmedFlush reads the slot's confirmed_flush_lsn.
+func (e *env) confirmedFlush() message.LSN {
+	e.t.Helper()
+	var s *string
+	if err := e.conn.QueryRow(context.Background(), "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = $1", e.slot).Scan(&s); err != nil {
+		e.t.Fatal(err)
+	}
+	if s == nil {
+		return 0
+	}
+	l, err := message.ParseLSN(*s)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return l
+}
+
+// waitFor polls cond until it holds or fails after 30s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

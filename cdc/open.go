@@ -1,0 +1,344 @@
+package cdc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/internal/pgvalue"
+	"github.com/walrelay/walrelay/message"
+)
+
+// Open checks the server, the publication and the slot, creates them when
+// the Config says so, and starts streaming. With Config.WaitForSlot it
+// blocks while another process holds the slot. ctx bounds only Open itself.
+func Open(ctx context.Context, cfg Config) (*Stream, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	poolCfg, err := pgxpool.ParseConfig(cfg.ConnString)
+	if err != nil {
+		return nil, &ConfigError{Err: errors.New("ConnString is not a valid postgres URL or DSN")}
+	}
+	poolCfg.MaxConns = 4
+	poolCfg.ConnConfig.RuntimeParams["application_name"] = "walrelay"
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: connect: %w", err)
+	}
+	ctx0, cancel0 := context.WithCancel(context.Background())
+	s := &Stream{
+		cfg:     cfg,
+		pool:    pool,
+		mapper:  pgvalue.NewMapper(),
+		out:     make(chan message.Message, cfg.BufferSize),
+		closing: make(chan struct{}),
+		ctx:     ctx0,
+		cancel:  cancel0,
+		done:    make(chan struct{}),
+		rels:    make(map[uint32]*relation),
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	s.id = binary.LittleEndian.Uint64(id[:]) | 1
+	if err := s.prepare(ctx); err != nil {
+		cancel0()
+		pool.Close()
+		return nil, err
+	}
+	conn, err := s.connect(ctx, cfg.WaitForSlot)
+	if err != nil {
+		cancel0()
+		pool.Close()
+		return nil, err
+	}
+	s.conn = conn
+	go s.run()
+	if cfg.HeartbeatInterval > 0 {
+		s.wg.Add(1)
+		go s.heartbeat()
+	}
+	return s, nil
+}
+
+// prepare checks wal_level, the publication and the slot (creating them
+// when configured), and fills the identity metadata.
+func (s *Stream) prepare(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("cdc: connect: %w", err)
+	}
+	defer conn.Release()
+	var walLevel, dbName string
+	if err := conn.QueryRow(ctx, "select current_setting('wal_level'), current_database()").Scan(&walLevel, &dbName); err != nil {
+		return fmt.Errorf("cdc: check server: %w", err)
+	}
+	if walLevel != "logical" {
+		return fmt.Errorf("%w: it is %q; set wal_level = logical in postgresql.conf and restart the server", ErrWALLevel, walLevel)
+	}
+	s.dbName = dbName
+
+	var pubExists bool
+	if err := conn.QueryRow(ctx, "select exists(select 1 from pg_publication where pubname = $1)", s.cfg.Publication).Scan(&pubExists); err != nil {
+		return fmt.Errorf("cdc: check publication: %w", err)
+	}
+	if !pubExists {
+		if !s.cfg.CreatePublication {
+			return fmt.Errorf("%w: %q (create it with CREATE PUBLICATION, or set Config.CreatePublication)", ErrPublicationNotFound, s.cfg.Publication)
+		}
+		if err := createPublication(ctx, conn.Conn(), s.cfg.Publication, s.cfg.PublicationTables); err != nil {
+			return err
+		}
+	}
+
+	st, err := slotState(ctx, conn.Conn(), s.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		if !s.cfg.CreateSlot {
+			return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "create it with pg_create_logical_replication_slot(name, 'pgoutput'), or set Config.CreateSlot"}
+		}
+		var lsn string
+		err := conn.QueryRow(ctx, "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')", s.cfg.Slot).Scan(&lsn)
+		if pgCode(err) == "42710" { // duplicate_object: created concurrently by another process
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("cdc: create slot %q: %w", s.cfg.Slot, err)
+		}
+		if st, err = slotState(ctx, conn.Conn(), s.cfg.Slot); err != nil {
+			return err
+		}
+		if st == nil {
+			return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "dropped right after creation"}
+		}
+	}
+	if err := st.check(s.cfg.Slot, dbName); err != nil {
+		return err
+	}
+	if st.active && !s.cfg.WaitForSlot {
+		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotInUse, Detail: fmt.Sprintf("held by backend pid %d; set Config.WaitForSlot to wait as a standby", st.activePID)}
+	}
+	s.flushed = st.confirmedFlush
+
+	s.consumer = s.cfg.Consumer
+	if s.consumer.ID == "" {
+		s.consumer.ID = s.cfg.Slot
+	}
+	if s.consumer.Name == "" {
+		s.consumer.Name = s.cfg.Slot
+	}
+	s.database = s.cfg.Database
+	if s.database.Name == "" {
+		s.database.Name = dbName
+	}
+	if s.database.Database == "" {
+		s.database.Database = dbName
+	}
+	if s.database.Hostname == "" {
+		s.database.Hostname = s.pool.Config().ConnConfig.Host
+	}
+	return nil
+}
+
+func createPublication(ctx context.Context, conn *pgx.Conn, name string, tables []string) error {
+	sql := "create publication " + pgx.Identifier{name}.Sanitize()
+	if len(tables) == 0 {
+		sql += " for all tables"
+	} else {
+		quoted := make([]string, len(tables))
+		for i, t := range tables {
+			schema, table, ok := strings.Cut(t, ".")
+			if !ok {
+				schema, table = "public", t
+			}
+			quoted[i] = pgx.Identifier{schema, table}.Sanitize()
+		}
+		sql += " for table " + strings.Join(quoted, ", ")
+	}
+	if _, err := conn.Exec(ctx, sql); err != nil && pgCode(err) != "42710" {
+		return fmt.Errorf("cdc: create publication %q: %w", name, err)
+	}
+	return nil
+}
+
+type slotInfo struct {
+	slotType, plugin, database, walStatus string
+	active                                bool
+	activePID                             int32
+	confirmedFlush                        message.LSN
+}
+
+func slotState(ctx context.Context, conn *pgx.Conn, slot string) (*slotInfo, error) {
+	var st slotInfo
+	var plugin, database, walStatus, flush *string
+	var pid *int32
+	err := conn.QueryRow(ctx, `select slot_type, plugin, database, active, active_pid, wal_status, confirmed_flush_lsn::text
+		from pg_replication_slots where slot_name = $1`, slot).
+		Scan(&st.slotType, &plugin, &database, &st.active, &pid, &walStatus, &flush)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cdc: check slot %q: %w", slot, err)
+	}
+	st.plugin, st.database, st.walStatus = deref(plugin), deref(database), deref(walStatus)
+	if pid != nil {
+		st.activePID = *pid
+	}
+	if flush != nil {
+		if st.confirmedFlush, err = message.ParseLSN(*flush); err != nil {
+			return nil, fmt.Errorf("cdc: check slot %q: %w", slot, err)
+		}
+	}
+	return &st, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func (st *slotInfo) check(slot, db string) error {
+	switch {
+	case st.slotType != "logical":
+		return &SlotError{Slot: slot, Err: ErrSlotMismatch, Detail: "it is a " + st.slotType + " slot, not a logical one"}
+	case st.plugin != "pgoutput":
+		return &SlotError{Slot: slot, Err: ErrSlotMismatch, Detail: fmt.Sprintf("it uses plugin %q, not pgoutput", st.plugin)}
+	case st.database != db:
+		return &SlotError{Slot: slot, Err: ErrSlotMismatch, Detail: fmt.Sprintf("it belongs to database %q, not %q", st.database, db)}
+	case st.walStatus == "lost":
+		return &SlotError{Slot: slot, Err: ErrSlotInvalidated, Detail: "Postgres removed WAL it needed (max_slot_wal_keep_size); drop it, create a new one and backfill"}
+	}
+	return nil
+}
+
+// connect opens the replication connection and starts streaming from the
+// slot. While the slot is held by another process it waits (wait=true) or
+// returns ErrSlotInUse.
+func (s *Stream) connect(ctx context.Context, wait bool) (*pgconn.PgConn, error) {
+	var b backoff.BackOff
+	for {
+		conn, err := s.connectOnce(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		if !errors.Is(err, ErrSlotInUse) || !wait {
+			return nil, err
+		}
+		if b == nil {
+			b = s.cfg.Backoff()
+		}
+		d := b.NextBackOff()
+		if d == backoff.Stop {
+			return nil, err
+		}
+		s.cfg.Logger.Info("slot in use; waiting as a standby", "slot", s.cfg.Slot, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cdc: waiting for slot %q: %w", s.cfg.Slot, context.Cause(ctx))
+		case <-s.closing:
+			return nil, ErrClosed
+		case <-time.After(d):
+		}
+	}
+}
+
+func (s *Stream) connectOnce(ctx context.Context) (*pgconn.PgConn, error) {
+	pc, err := pgconn.ParseConfig(s.cfg.ConnString)
+	if err != nil {
+		return nil, &ConfigError{Err: errors.New("ConnString is not a valid postgres URL or DSN")}
+	}
+	pc.RuntimeParams["replication"] = "database"
+	pc.RuntimeParams["application_name"] = "walrelay"
+	// Text output the value mapper expects, whatever the role's defaults.
+	pc.RuntimeParams["DateStyle"] = "ISO, MDY"
+	pc.RuntimeParams["IntervalStyle"] = "postgres"
+	pc.RuntimeParams["TimeZone"] = "UTC"
+	pc.RuntimeParams["extra_float_digits"] = "3"
+	conn, err := pgconn.ConnectConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: replication connect: %w", err)
+	}
+	if s.database.ID == "" {
+		sys, err := pglogrepl.IdentifySystem(ctx, conn)
+		if err != nil {
+			conn.Close(context.Background())
+			return nil, fmt.Errorf("cdc: identify system: %w", err)
+		}
+		s.database.ID = sys.SystemID
+	}
+	s.mu.Lock()
+	start := s.received
+	s.mu.Unlock()
+	err = pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{
+			"proto_version '1'",
+			"publication_names " + quoteLiteral(s.cfg.Publication),
+			"messages 'true'",
+		},
+	})
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, s.diagnose(ctx, fmt.Errorf("cdc: start replication: %w", err))
+	}
+	return conn, nil
+}
+
+// diagnose turns a replication error into the typed error that explains it,
+// by looking at the slot and publication in the catalog.
+func (s *Stream) diagnose(ctx context.Context, err error) error {
+	code := pgCode(err)
+	if code == "55006" { // object_in_use
+		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotInUse, Detail: err.Error()}
+	}
+	if IsAuthError(err) || code == "" {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	conn, aerr := s.pool.Acquire(cctx)
+	if aerr != nil {
+		return err
+	}
+	defer conn.Release()
+	st, serr := slotState(cctx, conn.Conn(), s.cfg.Slot)
+	if serr != nil {
+		return err
+	}
+	if st == nil {
+		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "it was dropped; it is not re-created because changes may have been lost"}
+	}
+	if cerr := st.check(s.cfg.Slot, s.dbName); cerr != nil {
+		return cerr
+	}
+	if code == "55000" && st.walStatus == "unreserved" {
+		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotInvalidated, Detail: err.Error()}
+	}
+	if code == "42704" { // undefined_object, slot present: the publication
+		var exists bool
+		conn.QueryRow(cctx, "select exists(select 1 from pg_publication where pubname = $1)", s.cfg.Publication).Scan(&exists)
+		detail := "it was dropped"
+		if exists {
+			detail = "it was created after the slot, which cannot see it; drop and re-create the slot after the publication"
+		}
+		return fmt.Errorf("%w: %q: %s: %w", ErrPublicationNotFound, s.cfg.Publication, detail, err)
+	}
+	return err
+}
+
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

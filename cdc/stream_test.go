@@ -1,0 +1,159 @@
+package cdc
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/walrelay/walrelay/message"
+)
+
+func TestInsertUpdateDelete(t *testing.T) {
+	e := newEnv(t, "create table users (id int primary key, name text, age int)")
+	s := e.open(e.config())
+	e.exec("insert into users values (1, 'ann', 30)",
+		"update users set age = 31 where id = 1",
+		"delete from users where id = 1")
+	msgs := next(t, s, 3)
+
+	want := []struct {
+		action  message.Action
+		record  map[string]any
+		changes map[string]any
+	}{
+		{message.ActionInsert, map[string]any{"id": int64(1), "name": "ann", "age": int64(30)}, nil},
+		{message.ActionUpdate, map[string]any{"id": int64(1), "name": "ann", "age": int64(31)}, map[string]any{}},
+		{message.ActionDelete, map[string]any{"id": int64(1)}, nil},
+	}
+	for i, m := range msgs {
+		w := want[i]
+		if m.Action != w.action || !reflect.DeepEqual(m.Record, w.record) || !reflect.DeepEqual(m.Changes, w.changes) {
+			t.Errorf("message %d = %s %v changes %v; want %s %v changes %v", i, m.Action, m.Record, m.Changes, w.action, w.record, w.changes)
+		}
+		md := m.Metadata
+		if md.TableSchema != "public" || md.TableName != "users" {
+			t.Errorf("message %d table = %s.%s", i, md.TableSchema, md.TableName)
+		}
+		if md.CommitIdx != 0 {
+			t.Errorf("message %d commit_idx = %d, want 0 (one change per transaction)", i, md.CommitIdx)
+		}
+		key, _ := base64.StdEncoding.DecodeString(md.IdempotencyKey)
+		if string(key) != fmt.Sprintf("%d:%d", md.CommitLSN, md.CommitIdx) {
+			t.Errorf("message %d idempotency key decodes to %q; commit_lsn %d idx %d", i, key, md.CommitLSN, md.CommitIdx)
+		}
+		if time.Since(md.CommitTimestamp) > time.Minute || md.CommitTimestamp.Location() != time.UTC {
+			t.Errorf("message %d commit timestamp %v", i, md.CommitTimestamp)
+		}
+		if !reflect.DeepEqual(md.PrimaryKey, []string{"id"}) {
+			t.Errorf("primary key = %v", md.PrimaryKey)
+		}
+		if md.Consumer.Name != e.slot || md.Database.Name == "" || md.Database.Database != md.Database.Name || md.DatabaseName != md.Database.Name || md.Database.Hostname != "127.0.0.1" || md.Database.ID == "" {
+			t.Errorf("identity metadata = %+v %+v %q", md.Consumer, md.Database, md.DatabaseName)
+		}
+	}
+	if !(msgs[0].Metadata.CommitLSN < msgs[1].Metadata.CommitLSN && msgs[1].Metadata.CommitLSN < msgs[2].Metadata.CommitLSN) {
+		t.Errorf("commit LSNs not increasing: %v %v %v", msgs[0].Metadata.CommitLSN, msgs[1].Metadata.CommitLSN, msgs[2].Metadata.CommitLSN)
+	}
+}
+
+func TestCommitIdxAndOrder(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key, v text)")
+	s := e.open(e.config())
+	e.exec("begin", "insert into t values (1, 'a')", "insert into t values (2, 'b')", "update t set v = 'c' where id = 1", "commit",
+		"insert into t values (3, 'd')")
+	msgs := next(t, s, 4)
+	for i, m := range msgs[:3] {
+		if m.Metadata.CommitIdx != i || m.Metadata.CommitLSN != msgs[0].Metadata.CommitLSN {
+			t.Errorf("message %d: idx %d lsn %v", i, m.Metadata.CommitIdx, m.Metadata.CommitLSN)
+		}
+	}
+	if msgs[3].Metadata.CommitIdx != 0 || msgs[3].Metadata.CommitLSN <= msgs[0].Metadata.CommitLSN {
+		t.Errorf("second transaction: idx %d lsn %v", msgs[3].Metadata.CommitIdx, msgs[3].Metadata.CommitLSN)
+	}
+	if msgs[2].Record["v"] != "c" || msgs[2].Action != message.ActionUpdate {
+		t.Errorf("third message = %v", msgs[2])
+	}
+}
+
+func TestReplicaIdentityFull(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key, a text, b int)", "alter table t replica identity full")
+	s := e.open(e.config())
+	e.exec("insert into t values (1, 'x', 1)", "update t set b = 2 where id = 1", "update t set id = 5, a = null where id = 1", "delete from t where id = 5")
+	msgs := next(t, s, 4)
+	if want := map[string]any{"b": int64(1)}; !reflect.DeepEqual(msgs[1].Changes, want) {
+		t.Errorf("changes = %v, want %v", msgs[1].Changes, want)
+	}
+	if want := map[string]any{"id": int64(1), "a": "x"}; !reflect.DeepEqual(msgs[2].Changes, want) {
+		t.Errorf("changes = %v, want %v", msgs[2].Changes, want)
+	}
+	if want := map[string]any{"id": int64(5), "a": nil, "b": int64(2)}; !reflect.DeepEqual(msgs[3].Record, want) {
+		t.Errorf("deleted record = %v, want %v", msgs[3].Record, want)
+	}
+}
+
+func TestKeyChangeDefaultIdentity(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key, a text)")
+	s := e.open(e.config())
+	e.exec("insert into t values (1, 'x')", "update t set id = 2 where id = 1")
+	msgs := next(t, s, 2)
+	if want := map[string]any{"id": int64(1)}; !reflect.DeepEqual(msgs[1].Changes, want) {
+		t.Errorf("changes = %v, want %v (only the key is known)", msgs[1].Changes, want)
+	}
+	if want := map[string]any{"id": int64(2), "a": "x"}; !reflect.DeepEqual(msgs[1].Record, want) {
+		t.Errorf("record = %v", msgs[1].Record)
+	}
+}
+
+func TestAnnotations(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	s := e.open(e.config())
+	e.exec("begin",
+		"insert into t values (1)",
+		`select pg_logical_emit_message(true, 'sequin:transaction_annotations.set', '{"user": "ann", "n": 12345678901234567890}')`,
+		"insert into t values (2)",
+		`select pg_logical_emit_message(true, 'sequin:transaction_annotations.clear', '')`,
+		"insert into t values (3)",
+		`select pg_logical_emit_message(true, 'sequin:transaction_annotations.set', 'not json')`,
+		"insert into t values (4)",
+		"commit",
+		"insert into t values (5)")
+	msgs := next(t, s, 5)
+	want := []map[string]any{nil, {"user": "ann", "n": json.Number("12345678901234567890")}, nil, nil, nil}
+	for i, m := range msgs {
+		if !reflect.DeepEqual(m.Metadata.TransactionAnnotations, want[i]) {
+			t.Errorf("message %d annotations = %#v, want %#v", i, m.Metadata.TransactionAnnotations, want[i])
+		}
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	e := newEnv(t, "create table a (id int primary key)", "create table b (id int primary key)")
+	s := e.open(e.config())
+	e.exec("insert into a values (1)", "truncate a, b", "insert into b values (2)")
+	msgs := next(t, s, 4)
+	got := ""
+	for _, m := range msgs {
+		got += fmt.Sprintf("%s:%s ", m.Action, m.Metadata.TableName)
+	}
+	if want := "insert:a truncate:a truncate:b insert:b "; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if msgs[1].Record != nil || msgs[1].Metadata.CommitIdx != 0 || msgs[2].Metadata.CommitIdx != 1 {
+		t.Errorf("truncate messages: %+v %+v", msgs[1], msgs[2])
+	}
+}
+
+func TestRollbackAndSavepoints(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	s := e.open(e.config())
+	e.exec("begin", "insert into t values (1)", "rollback",
+		"begin", "insert into t values (2)", "savepoint a", "insert into t values (3)", "rollback to savepoint a", "insert into t values (4)", "commit")
+	msgs := next(t, s, 2)
+	if msgs[0].Record["id"] != int64(2) || msgs[1].Record["id"] != int64(4) {
+		t.Errorf("got %v, %v; want ids 2 and 4", msgs[0].Record, msgs[1].Record)
+	}
+	none(t, s, 300*time.Millisecond)
+}
