@@ -424,6 +424,13 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip eight plain bytes at a time.
+		for i+8 <= len(s) && plain8(s[i:i+8]) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -469,6 +476,20 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// plain8 reports whether none of the 8 bytes of s needs attention inside a
+// JSON string: no control character, quote, backslash or non-ASCII byte.
+func plain8(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	quote := x ^ (ones * '"')
+	backslash := x ^ (ones * '\\')
+	// (v - ones) &^ v & highs is non-zero exactly when some byte of v is
+	// zero; (x - ones*0x20) &^ x when some byte is below 0x20.
+	special := (x-ones*0x20)&^x | (quote-ones)&^quote | (backslash-ones)&^backslash | x
+	return special&highs == 0
 }
 
 // errTimeRange reports a time whose UTC year has no RFC 3339 form.
