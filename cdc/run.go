@@ -1,0 +1,150 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/sink"
+)
+
+// RunOptions tune [Run]. The zero value is a safe default.
+type RunOptions struct {
+	// BatchSize is the most messages passed to one Write. 0 = 500.
+	BatchSize int
+	// BatchTimeout is how long a batch waits for more messages after its
+	// first one before it is written. 0 = 10ms; negative writes whatever is
+	// already buffered without waiting.
+	BatchTimeout time.Duration
+	// Backoff makes the retry policy for a failed Write. nil = exponential
+	// from 100ms to 30s, retrying until ctx is done. When the policy gives
+	// up, Run returns the last error.
+	Backoff func() backoff.BackOff
+	// Logger receives a warning for each failed Write that is retried.
+	// nil = silent.
+	Logger *slog.Logger
+}
+
+// Run is the safe delivery loop: it reads messages from s, writes them to
+// sk in batches, retrying failed writes with backoff, and acknowledges a
+// batch only after Write returned nil — so nothing is acknowledged before it
+// is durable and order is preserved end to end.
+//
+// Run returns when ctx is done (ctx's error), when sk returns an error marked
+// with [sink.Permanent] (that error; the batch is not acknowledged), when the
+// retry policy gives up, or when the stream fails or is closed. It closes
+// neither s nor sk.
+func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
+	if s == nil || sk == nil {
+		return errors.New("cdc: Run needs a stream and a sink")
+	}
+	if opts.BatchSize < 0 {
+		return fmt.Errorf("cdc: RunOptions.BatchSize %d is negative", opts.BatchSize)
+	}
+	if opts.BatchSize == 0 {
+		opts.BatchSize = 500
+	}
+	if opts.BatchTimeout == 0 {
+		opts.BatchTimeout = 10 * time.Millisecond
+	}
+	if opts.Backoff == nil {
+		opts.Backoff = func() backoff.BackOff {
+			b := backoff.NewExponentialBackOff()
+			b.MaxInterval = 30 * time.Second
+			b.MaxElapsedTime = 0
+			return b
+		}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	batch := make([]message.Message, 0, opts.BatchSize)
+	for {
+		batch = batch[:0]
+		m, err := s.Next(ctx)
+		if err != nil {
+			return err
+		}
+		batch = append(batch, m)
+		batch, err = fill(ctx, s, batch, opts)
+		if len(batch) > 0 {
+			if werr := write(ctx, sk, batch, opts); werr != nil {
+				return werr
+			}
+			s.Ack(batch[len(batch)-1])
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// fill adds messages to batch until it is full or BatchTimeout passes.
+// An error (with the messages read so far) means the loop must stop after
+// writing them.
+func fill(ctx context.Context, s *Stream, batch []message.Message, opts RunOptions) ([]message.Message, error) {
+	for len(batch) < opts.BatchSize { // what is already buffered, without waiting
+		select {
+		case m, ok := <-s.out:
+			if !ok {
+				return batch, s.stopErr()
+			}
+			batch = append(batch, m)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) >= opts.BatchSize || opts.BatchTimeout < 0 {
+		return batch, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, opts.BatchTimeout)
+	defer cancel()
+	for len(batch) < opts.BatchSize {
+		m, err := s.Next(wctx)
+		if err != nil {
+			if wctx.Err() != nil && ctx.Err() == nil {
+				return batch, nil // batch timeout
+			}
+			return batch, err
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// write calls sk.Write until it succeeds, retrying transient errors.
+func write(ctx context.Context, sk sink.Sink, batch []message.Message, opts RunOptions) error {
+	var b backoff.BackOff
+	for attempt := 1; ; attempt++ {
+		err := sk.Write(ctx, batch...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if sink.IsPermanent(err) {
+			return fmt.Errorf("cdc: sink rejected a batch of %d: %w", len(batch), err)
+		}
+		if b == nil {
+			b = opts.Backoff()
+		}
+		d := b.NextBackOff()
+		if d == backoff.Stop {
+			return fmt.Errorf("cdc: sink write failed after %d attempts: %w", attempt, err)
+		}
+		opts.Logger.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", d, "batch", len(batch), "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
