@@ -1,0 +1,232 @@
+package kafka
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+
+	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/sink"
+)
+
+// Defaults of [Config]'s zero values.
+const (
+	DefaultPrefix          = "sequin"
+	DefaultBatchSize       = 1000
+	DefaultBatchTimeout    = 5 * time.Millisecond
+	DefaultMaxAttempts     = 3
+	DefaultMaxMessageBytes = 1 << 20
+	DefaultWriteTimeout    = 10 * time.Second
+	DefaultDialTimeout     = 5 * time.Second
+)
+
+// Config configures a [Sink]. Only Brokers is required; the zero value of
+// every other field is a safe default.
+type Config struct {
+	// Brokers are the bootstrap brokers, "host:port".
+	Brokers []string
+
+	// Topic, when set, receives every message. Otherwise TopicFunc, when
+	// set, names the topic of each message; otherwise each table has its own
+	// topic "<Prefix>.<schema>.<table>".
+	Topic     string
+	TopicFunc func(message.Message) string
+	// Prefix of per-table topics; "" means [DefaultPrefix] ("sequin").
+	Prefix string
+
+	// Encoder turns a message into the record value; nil means [sink.JSON].
+	Encoder sink.Encoder
+
+	// Connection security: TLS when non-nil; SASL authentication when non-nil.
+	TLS  *tls.Config
+	SASL *SASL
+
+	// Compression of record batches; "" means [CompressionNone].
+	Compression Compression
+
+	// AllowAutoTopicCreation lets the broker create missing topics (when
+	// the broker allows it too). Off by default: a missing topic is a
+	// permanent error naming it.
+	AllowAutoTopicCreation bool
+
+	// BatchSize caps the records of one produce request per partition;
+	// 0 means [DefaultBatchSize]. A Write larger than that is split into
+	// several requests, in order.
+	BatchSize int
+	// BatchTimeout is how long a partition's batch waits to fill before it
+	// is sent; 0 means [DefaultBatchTimeout]. Write is synchronous, so this
+	// is added latency, not a buffer.
+	BatchTimeout time.Duration
+	// MaxMessageBytes is the largest record (key, value and headers) and
+	// the largest produce request; 0 means [DefaultMaxMessageBytes]. Keep it
+	// at or below the topic's max.message.bytes.
+	MaxMessageBytes int
+	// MaxAttempts bounds the tries of one batch inside one Write before
+	// Write returns an error; 0 means [DefaultMaxAttempts]. The caller's
+	// retry loop (cdc.Run) retries beyond that.
+	MaxAttempts int
+	// WriteTimeout bounds one produce request; 0 means [DefaultWriteTimeout].
+	WriteTimeout time.Duration
+	// DialTimeout bounds connecting to a broker; 0 means [DefaultDialTimeout].
+	DialTimeout time.Duration
+
+	// Logger receives debug records about failed produce attempts; nil
+	// means silent.
+	Logger *slog.Logger
+}
+
+// Compression names a record-batch compression codec.
+type Compression string
+
+// The supported codecs.
+const (
+	CompressionNone   Compression = "none"
+	CompressionGzip   Compression = "gzip"
+	CompressionSnappy Compression = "snappy"
+	CompressionLz4    Compression = "lz4"
+	CompressionZstd   Compression = "zstd"
+)
+
+// codec returns kafka-go's codec for c.
+func (c Compression) codec() (compress.Compression, error) {
+	switch c {
+	case "", CompressionNone:
+		return 0, nil
+	case CompressionGzip:
+		return compress.Gzip, nil
+	case CompressionSnappy:
+		return compress.Snappy, nil
+	case CompressionLz4:
+		return compress.Lz4, nil
+	case CompressionZstd:
+		return compress.Zstd, nil
+	}
+	return 0, fmt.Errorf("unknown compression %q (want none, gzip, snappy, lz4 or zstd)", string(c))
+}
+
+// SASL mechanisms.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASL holds SASL credentials for the brokers.
+type SASL struct {
+	// Mechanism is [SASLPlain], [SASLScramSHA256] or [SASLScramSHA512]
+	// (case-insensitive; "plain", "scram-sha-256", "scram-sha-512").
+	Mechanism string
+	Username  string
+	Password  string
+}
+
+// Build validates s and returns the kafka-go SASL mechanism it describes,
+// for programs (such as package pull) that build their own kafka-go clients
+// with the same credentials.
+func (s SASL) Build() (sasl.Mechanism, error) {
+	if s.Username == "" || s.Password == "" {
+		return nil, errors.New("sasl: username and password are required")
+	}
+	switch strings.ToUpper(s.Mechanism) {
+	case SASLPlain:
+		return plain.Mechanism{Username: s.Username, Password: s.Password}, nil
+	case SASLScramSHA256:
+		return &scramMechanism{name: SASLScramSHA256, hash: sha256.New, username: s.Username, password: s.Password}, nil
+	case SASLScramSHA512:
+		return &scramMechanism{name: SASLScramSHA512, hash: sha512.New, username: s.Username, password: s.Password}, nil
+	}
+	return nil, fmt.Errorf("sasl: unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", s.Mechanism)
+}
+
+// Transport returns a kafka-go transport for brokers secured by tlsConfig
+// and creds (either may be nil). Package pull uses it to share this
+// package's connection settings.
+func Transport(tlsConfig *tls.Config, creds *SASL, dialTimeout time.Duration) (*kafkago.Transport, error) {
+	t := &kafkago.Transport{
+		ClientID:    "walrelay",
+		TLS:         tlsConfig,
+		DialTimeout: dialTimeout,
+	}
+	if t.DialTimeout <= 0 {
+		t.DialTimeout = DefaultDialTimeout
+	}
+	if creds != nil {
+		m, err := creds.Build()
+		if err != nil {
+			return nil, err
+		}
+		t.SASL = m
+	}
+	return t, nil
+}
+
+// ValidateBrokers checks a broker list: non-empty, each "host:port".
+func ValidateBrokers(brokers []string) error {
+	if len(brokers) == 0 {
+		return errors.New("no brokers")
+	}
+	for _, b := range brokers {
+		i := strings.LastIndexByte(b, ':')
+		if i <= 0 || i == len(b)-1 {
+			return fmt.Errorf("broker %q is not host:port", b)
+		}
+	}
+	return nil
+}
+
+// withDefaults validates c and fills in defaults.
+func (c Config) withDefaults() (Config, error) {
+	if err := ValidateBrokers(c.Brokers); err != nil {
+		return c, err
+	}
+	if c.Topic != "" && c.TopicFunc != nil {
+		return c, errors.New("Topic and TopicFunc are exclusive")
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.Encoder == nil {
+		c.Encoder = sink.JSON
+	}
+	if _, err := c.Compression.codec(); err != nil {
+		return c, err
+	}
+	for name, v := range map[string]int64{
+		"BatchSize": int64(c.BatchSize), "BatchTimeout": int64(c.BatchTimeout),
+		"MaxMessageBytes": int64(c.MaxMessageBytes), "MaxAttempts": int64(c.MaxAttempts),
+		"WriteTimeout": int64(c.WriteTimeout), "DialTimeout": int64(c.DialTimeout),
+	} {
+		if v < 0 {
+			return c, fmt.Errorf("%s is negative", name)
+		}
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = DefaultBatchTimeout
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	return c, nil
+}

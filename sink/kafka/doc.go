@@ -1,0 +1,76 @@
+// Package kafka is a [sink.Sink] that produces walrelay messages to Apache
+// Kafka (or any broker speaking its protocol), using segmentio/kafka-go.
+//
+// # Producing changes
+//
+// Create a sink with [New] and hand it to cdc.Run:
+//
+//	sk, err := kafka.New(kafka.Config{Brokers: []string{"broker-1:9092", "broker-2:9092"}})
+//	if err != nil { … }
+//	defer sk.Close(context.Background())
+//	err = cdc.Run(ctx, stream, sk, cdc.RunOptions{})
+//
+// [New] validates the [Config] and does not contact the brokers; the first
+// [Sink.Write] does.
+//
+// # Topics
+//
+// By default every table has its own topic, "<prefix>.<schema>.<table>"
+// with the prefix "sequin" (Sequin's convention, so existing consumers keep
+// working): changes to public.users go to "sequin.public.users". Set
+// [Config.Prefix] to change the prefix, [Config.Topic] to send everything
+// to one topic, or [Config.TopicFunc] to choose per message ([Sink.Topic]
+// reports the choice). Topics must exist: a missing topic is a permanent
+// error naming it, unless [Config.AllowAutoTopicCreation] is set and the
+// broker allows it.
+//
+// # Keys and ordering
+//
+// The record key is the row's primary-key values joined with ":" ([Key]),
+// and the partition is chosen by the Java client's murmur2 hash of the key,
+// so every change of one row lands on one partition, in order, and a Java,
+// librdkafka or franz-go producer would pick the same partition. Messages
+// without primary-key columns (truncates, tables without a key) have no key
+// and all go to one partition of their topic. Consumers that need per-row
+// order read each partition in order — which consumer groups do.
+//
+// # Record contents
+//
+// The value is the message encoded by [Config.Encoder] — by default
+// [sink.JSON], the exact JSON shape Sequin delivers. Each record carries
+// three headers:
+//
+//   - "idempotency-key" ([HeaderIdempotencyKey]): Metadata.IdempotencyKey,
+//     the same on every redelivery; consumers deduplicate on it.
+//   - "action" ([HeaderAction]): insert, update, delete, read (or truncate).
+//   - "table" ([HeaderTable]): "<schema>.<table>".
+//
+// Batches may be compressed with [Config.Compression] (gzip, snappy, lz4,
+// zstd). [Config.TLS] and [Config.SASL] (PLAIN, SCRAM-SHA-256,
+// SCRAM-SHA-512) secure the connection.
+//
+// # Delivery guarantees
+//
+// Write is synchronous and all-or-nothing: it returns nil only when the
+// brokers acknowledged every record with acks=all. If any record fails,
+// Write returns an error and the caller (cdc.Run) retries the whole batch,
+// so records that did get written are written again: delivery is
+// at-least-once, and consumers deduplicate on the idempotency-key header.
+// A retried batch is sent after what was sent before, so per-row order
+// holds for the latest version of each row. The ctx given to Write bounds
+// the wait; a cancelled Write may still complete in the background.
+//
+// # Errors
+//
+// Errors that retrying cannot fix are marked with [sink.Permanent], so
+// cdc.Run stops instead of retrying forever:
+//
+//   - a record larger than [Config.MaxMessageBytes] (the error names the
+//     topic, the size and the limit), or rejected by the broker as too large;
+//   - an unknown topic (when auto-creation is off), named in the error;
+//   - an encoder failure, or a TopicFunc returning "".
+//
+// Everything else — an unreachable broker, a leader election, a timeout —
+// is an ordinary error that a retry may fix. After [Sink.Close], Write
+// returns [ErrClosed]; Close is idempotent.
+package kafka
