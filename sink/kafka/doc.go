@@ -72,5 +72,5 @@
 //
 // Everything else — an unreachable broker, a leader election, a timeout —
 // is an ordinary error that a retry may fix. After [Sink.Close], Write
-// returns [ErrClosed]; Close is idempotent.
+// returns [sink.ErrClosed]; Close is idempotent.
 package kafka

@@ -369,7 +369,7 @@ func TestCloseIdempotentAndWriteAfterClose(t *testing.T) {
 			t.Fatalf("Close #%d: %v", i+1, err)
 		}
 	}
-	if err := s.Write(t.Context(), change("t", 2)); !errors.Is(err, kafka.ErrClosed) {
+	if err := s.Write(t.Context(), change("t", 2)); !errors.Is(err, sink.ErrClosed) {
 		t.Errorf("Write after Close = %v, want ErrClosed", err)
 	}
 }

@@ -27,9 +27,6 @@ const (
 	HeaderTable          = "table"           // "<schema>.<table>"
 )
 
-// ErrClosed is returned by Write after Close.
-var ErrClosed = errors.New("kafka: sink closed")
-
 // Sink produces messages to Kafka. It is safe for concurrent use; per-row
 // order holds for the messages of one Write and across sequential Writes.
 type Sink struct {
@@ -102,7 +99,7 @@ func (s *Sink) Topic(m message.Message) string {
 // [sink.Permanent].
 func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	if s.closed.Load() {
-		return ErrClosed
+		return sink.ErrClosed
 	}
 	if len(msgs) == 0 {
 		return nil
@@ -166,7 +163,7 @@ func (s *Sink) classify(ctx context.Context, err error, recs []kafkago.Message) 
 		return fmt.Errorf("kafka: write: %w", ctxErr)
 	}
 	if errors.Is(err, io.ErrClosedPipe) {
-		return ErrClosed
+		return sink.ErrClosed
 	}
 	var large kafkago.MessageTooLargeError
 	if errors.As(err, &large) {
@@ -273,7 +270,7 @@ func topicsOf(recs []kafkago.Message) []string {
 }
 
 // Close flushes and stops the producer. It is idempotent; Write after
-// Close returns [ErrClosed]. If ctx ends first, Close returns its error and
+// Close returns [sink.ErrClosed]. If ctx ends first, Close returns its error and
 // the flush finishes in the background.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
