@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -183,7 +184,7 @@ func appendInColumnOrder(b []byte, row map[string]any, cols []string) ([]byte, b
 		b = append(b, ':')
 		var err error
 		if b, err = appendValue(b, v, 1); err != nil {
-			return b, false, fmt.Errorf("column %q: %w", c, err)
+			return b, false, atPath(err, "column", c)
 		}
 		n++
 		if n == len(row) {
@@ -226,10 +227,47 @@ func appendMap(b []byte, m map[string]any, depth int) ([]byte, error) {
 		b = append(b, ':')
 		var err error
 		if b, err = appendValue(b, m[k], depth+1); err != nil {
-			return b, fmt.Errorf("key %q: %w", k, err)
+			return b, atPath(err, "key", k)
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// pathError tells where inside a value encoding failed. Each level of
+// nesting adds one element, so a deep failure costs linear, not quadratic,
+// work.
+type pathError struct {
+	path []string // innermost first: "key \"a\"", "index 3"
+	err  error
+}
+
+func (e *pathError) Error() string {
+	var sb strings.Builder
+	for i := len(e.path) - 1; i >= 0; i-- {
+		sb.WriteString(e.path[i])
+		sb.WriteString(": ")
+	}
+	sb.WriteString(e.err.Error())
+	return sb.String()
+}
+
+func (e *pathError) Unwrap() error { return e.err }
+
+// atPath records that err happened at the named element of a row, map or
+// array. A too-deep value gets no path: it would be maxDepth long.
+func atPath(err error, kind, name string) error {
+	if err == errTooDeep {
+		return err
+	}
+	elem := kind + " " + name
+	if kind != "index" {
+		elem = kind + " " + strconv.Quote(name)
+	}
+	if pe, ok := err.(*pathError); ok {
+		pe.path = append(pe.path, elem)
+		return pe
+	}
+	return &pathError{path: []string{elem}, err: err}
 }
 
 // appendValue writes one value; see the package doc for each type's form.
@@ -316,7 +354,7 @@ func appendArray(b []byte, a []any, depth int) ([]byte, error) {
 		}
 		var err error
 		if b, err = appendValue(b, v, depth+1); err != nil {
-			return b, fmt.Errorf("index %d: %w", i, err)
+			return b, atPath(err, "index", strconv.Itoa(i))
 		}
 	}
 	return append(b, ']'), nil
