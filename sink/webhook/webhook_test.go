@@ -1,0 +1,585 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/sink"
+	"github.com/walrelay/walrelay/sink/sinktest"
+	"github.com/walrelay/walrelay/sink/webhook"
+)
+
+const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// request is one request a receiver got.
+type request struct {
+	header http.Header
+	body   []byte
+}
+
+// receiver is an endpoint that records every request and accepts those its
+// script does not answer otherwise.
+type receiver struct {
+	*httptest.Server
+	batch   bool
+	failing atomic.Bool
+	// script, when set, may answer request n (from 1) itself and return true.
+	script func(n int, w http.ResponseWriter, r *http.Request) bool
+
+	mu       sync.Mutex
+	reqs     []request
+	accepted []message.Message
+	err      error
+}
+
+func newReceiver(t *testing.T, batch bool, script func(n int, w http.ResponseWriter, r *http.Request) bool) *receiver {
+	rc := &receiver{batch: batch, script: script}
+	rc.Server = httptest.NewServer(rc)
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	rc.mu.Lock()
+	rc.reqs = append(rc.reqs, request{r.Header.Clone(), body})
+	n := len(rc.reqs)
+	rc.mu.Unlock()
+	if rc.failing.Load() {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	if rc.script != nil && rc.script(n, w, r) {
+		return
+	}
+	msgs, err := decode(body, rc.batch)
+	rc.mu.Lock()
+	if err != nil && rc.err == nil {
+		rc.err = err
+	}
+	rc.accepted = append(rc.accepted, msgs...)
+	rc.mu.Unlock()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fmt.Fprint(w, "ok")
+}
+
+func decode(body []byte, batch bool) ([]message.Message, error) {
+	if !batch {
+		var m message.Message
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, err
+		}
+		return []message.Message{m}, nil
+	}
+	var b struct{ Data []message.Message }
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, err
+	}
+	return b.Data, nil
+}
+
+func (rc *receiver) received(context.Context) ([]message.Message, error) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]message.Message(nil), rc.accepted...), rc.err
+}
+
+func (rc *receiver) requests() []request {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]request(nil), rc.reqs...)
+}
+
+// fast retries at once, so tests wait for nothing.
+func fast() backoff.BackOff { return &backoff.ZeroBackOff{} }
+
+func newSink(t *testing.T, cfg webhook.Config) *webhook.Sink {
+	t.Helper()
+	if cfg.NewBackOff == nil {
+		cfg.NewBackOff = fast
+	}
+	s, err := webhook.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func conformance(batch bool) sinktest.Harness {
+	faulty := func(t *testing.T) (sink.Sink, func(context.Context) ([]message.Message, error), func(bool)) {
+		rc := newReceiver(t, batch, nil)
+		s := newSink(t, webhook.Config{URL: rc.URL, Batch: batch, MaxBatchSize: 2, MaxAttempts: 3, Secret: secret})
+		return s, rc.received, rc.failing.Store
+	}
+	return sinktest.Harness{
+		New: func(t *testing.T) (sink.Sink, func(context.Context) ([]message.Message, error)) {
+			s, recv, _ := faulty(t)
+			return s, recv
+		},
+		NewFaulty: faulty,
+	}
+}
+
+func TestConformance(t *testing.T)      { sinktest.Run(t, conformance(false)) }
+func TestConformanceBatch(t *testing.T) { sinktest.Run(t, conformance(true)) }
+
+func TestPermanentStatuses(t *testing.T) {
+	for _, code := range []int{400, 401, 403, 404, 409, 413, 422} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+				http.Error(w, "rejected: field \"x\"\x00 is bad", code)
+				return true
+			})
+			s := newSink(t, webhook.Config{URL: rc.URL})
+			err := s.Write(t.Context(), sinktest.Messages(1, 2)...)
+			if !sink.IsPermanent(err) {
+				t.Fatalf("Write = %v, want a permanent error", err)
+			}
+			var se *webhook.StatusError
+			if !errors.As(err, &se) || se.StatusCode != code {
+				t.Fatalf("Write = %v, want a StatusError with %d", err, code)
+			}
+			if !strings.Contains(err.Error(), fmt.Sprint(code)) || !strings.Contains(err.Error(), `rejected: field`) {
+				t.Fatalf("error %q does not name the status and the body", err)
+			}
+			if got := len(rc.requests()); got != 1 {
+				t.Fatalf("%d requests, want 1 (no retry, and no later message sent)", got)
+			}
+		})
+	}
+}
+
+func TestRetriedStatuses(t *testing.T) {
+	date := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		code       int
+		retryAfter string
+	}{
+		{408, ""}, {429, ""}, {429, "1"}, {429, date}, {429, "garbage"}, {500, ""}, {502, ""}, {503, ""}, {503, "2"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d retry-after %q", tt.code, tt.retryAfter), func(t *testing.T) {
+			rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+				if n > 1 {
+					return false
+				}
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				w.WriteHeader(tt.code)
+				return true
+			})
+			// The cap keeps Retry-After (seconds or an hour away) from slowing the test.
+			s := newSink(t, webhook.Config{URL: rc.URL, MaxRetryAfter: time.Millisecond})
+			msgs := sinktest.Messages(1, 1)
+			if err := s.Write(t.Context(), msgs...); err != nil {
+				t.Fatalf("Write = %v, want success on the second attempt", err)
+			}
+			if got := len(rc.requests()); got != 2 {
+				t.Fatalf("%d requests, want 2", got)
+			}
+			got, _ := rc.received(t.Context())
+			if len(got) != 1 || sinktest.Same(msgs[0], got[0]) != nil {
+				t.Fatalf("received %v", got)
+			}
+		})
+	}
+}
+
+func TestHangingServer(t *testing.T) {
+	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n == 1 {
+			<-r.Context().Done() // until the client gives up
+			return true
+		}
+		return false
+	})
+	s := newSink(t, webhook.Config{URL: rc.URL, Timeout: 100 * time.Millisecond})
+	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err != nil {
+		t.Fatalf("Write = %v, want success after a timed-out attempt", err)
+	}
+	if got := len(rc.requests()); got != 2 {
+		t.Fatalf("%d requests, want 2", got)
+	}
+}
+
+func TestHangingServerGivesUp(t *testing.T) {
+	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		<-r.Context().Done()
+		return true
+	})
+	s := newSink(t, webhook.Config{URL: rc.URL, Timeout: 20 * time.Millisecond, MaxAttempts: 2})
+	err := s.Write(t.Context(), sinktest.Messages(1, 1)...)
+	if err == nil || sink.IsPermanent(err) || !strings.Contains(err.Error(), "no answer within") {
+		t.Fatalf("Write = %v, want a retryable timeout error", err)
+	}
+}
+
+func TestConnectionClosed(t *testing.T) {
+	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		if n > 1 {
+			return false
+		}
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return true
+	})
+	s := newSink(t, webhook.Config{URL: rc.URL})
+	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err != nil {
+		t.Fatalf("Write = %v, want success after a closed connection", err)
+	}
+	if got, _ := rc.received(t.Context()); len(got) != 1 {
+		t.Fatalf("received %d messages, want 1", len(got))
+	}
+}
+
+func TestGarbageSuccessBodies(t *testing.T) {
+	answers := []func(w http.ResponseWriter){
+		func(w http.ResponseWriter) { w.Write([]byte{0xff, 0x00, 0xfe, '{'}) },
+		func(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) },
+		func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted); w.Write([]byte("<html>not json")) },
+	}
+	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		answers[(n-1)%len(answers)](w)
+		return true
+	})
+	s := newSink(t, webhook.Config{URL: rc.URL})
+	if err := s.Write(t.Context(), sinktest.Messages(1, 3)...); err != nil {
+		t.Fatalf("Write = %v, want 2xx with any body to count as success", err)
+	}
+	if got := len(rc.requests()); got != 3 {
+		t.Fatalf("%d requests, want 3", got)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
+
+	s := newSink(t, webhook.Config{URL: srv.URL})
+	err := s.Write(t.Context(), sinktest.Messages(1, 1)...)
+	if !sink.IsPermanent(err) || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Write to an untrusted server = %v, want a permanent certificate error", err)
+	}
+
+	trusted := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	s = newSink(t, webhook.Config{URL: srv.URL, TLSConfig: trusted})
+	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err != nil {
+		t.Fatalf("Write with the server's CA trusted = %v", err)
+	}
+	s = newSink(t, webhook.Config{URL: srv.URL, Client: srv.Client()})
+	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err != nil {
+		t.Fatalf("Write with the server's client = %v", err)
+	}
+	if hits.Load() != 2 {
+		t.Fatalf("%d requests reached the server, want 2", hits.Load())
+	}
+}
+
+func TestRetriesAreByteIdentical(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) {
+			rc := newReceiver(t, batch, func(n int, w http.ResponseWriter, r *http.Request) bool {
+				if n <= 2 {
+					w.WriteHeader(http.StatusInternalServerError)
+					return true
+				}
+				return false
+			})
+			s := newSink(t, webhook.Config{URL: rc.URL, Batch: batch, Secret: secret, Header: http.Header{"Authorization": {"Bearer t0ken"}}})
+			if err := s.Write(t.Context(), sinktest.Messages(1, 2)...); err != nil {
+				t.Fatal(err)
+			}
+			reqs := rc.requests()
+			if batch && len(reqs) != 3 || !batch && len(reqs) != 4 {
+				t.Fatalf("%d requests", len(reqs))
+			}
+			for i := 1; i < 3; i++ {
+				a, b := reqs[0], reqs[i]
+				if string(a.body) != string(b.body) {
+					t.Fatalf("attempt %d body differs:\n%s\n%s", i+1, a.body, b.body)
+				}
+				for _, h := range []string{"Idempotency-Key", webhook.HeaderID, webhook.HeaderTimestamp, webhook.HeaderSignature, "Content-Type", "Authorization"} {
+					if a.header.Get(h) == "" || a.header.Get(h) != b.header.Get(h) {
+						t.Fatalf("attempt %d header %s: %q vs %q", i+1, h, a.header.Get(h), b.header.Get(h))
+					}
+				}
+			}
+			for i, r := range reqs {
+				if err := webhook.Verify(secret, r.header, r.body); err != nil {
+					t.Fatalf("request %d: Verify = %v", i+1, err)
+				}
+			}
+			if !batch && reqs[0].header.Get("Idempotency-Key") != sinktest.Messages(1, 1)[0].Metadata.IdempotencyKey {
+				t.Fatalf("Idempotency-Key %q is not the message's key", reqs[0].header.Get("Idempotency-Key"))
+			}
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	rc := newReceiver(t, false, nil)
+	raw := "a raw secret"
+	for _, sec := range []string{secret, raw} {
+		s := newSink(t, webhook.Config{URL: rc.URL, Secret: sec})
+		if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := rc.requests()
+	signed, rawSigned := reqs[0], reqs[1]
+	if err := webhook.Verify(raw, rawSigned.header, rawSigned.body); err != nil {
+		t.Fatalf("raw secret: %v", err)
+	}
+	// A whsec_ secret and the raw bytes it encodes are the same key.
+	key := "whsec_" + base64Std([]byte(raw))
+	if err := webhook.Verify(key, rawSigned.header, rawSigned.body); err != nil {
+		t.Fatalf("raw secret given as whsec_: %v", err)
+	}
+	h := signed.header.Clone()
+	h.Set(webhook.HeaderSignature, "v1,bm9wZQ== "+h.Get(webhook.HeaderSignature))
+	if err := webhook.Verify(secret, h, signed.body); err != nil {
+		t.Fatalf("one of several signatures matching: %v", err)
+	}
+
+	tampered := append([]byte(nil), signed.body...)
+	tampered[len(tampered)-2] ^= 1
+	otherTS := signed.header.Clone()
+	otherTS.Set(webhook.HeaderTimestamp, "1")
+	noSig := signed.header.Clone()
+	noSig.Del(webhook.HeaderSignature)
+	badTS := signed.header.Clone()
+	badTS.Set(webhook.HeaderTimestamp, "yesterday")
+	for name, c := range map[string]struct {
+		secret string
+		header http.Header
+		body   []byte
+	}{
+		"wrong secret":      {raw, signed.header, signed.body},
+		"tampered body":     {secret, signed.header, tampered},
+		"other timestamp":   {secret, otherTS, signed.body},
+		"missing signature": {secret, noSig, signed.body},
+		"bad timestamp":     {secret, badTS, signed.body},
+	} {
+		if err := webhook.Verify(c.secret, c.header, c.body); !errors.Is(err, webhook.ErrSignature) {
+			t.Errorf("%s: Verify = %v, want ErrSignature", name, err)
+		}
+	}
+	if err := webhook.Verify("whsec_!!!", signed.header, signed.body); err == nil || strings.Contains(err.Error(), "!!!") {
+		t.Errorf("bad secret: Verify = %v, want an error that does not quote the secret", err)
+	}
+}
+
+func base64Std(b []byte) string {
+	out, _ := json.Marshal(b) // encoding/json writes []byte as standard base64
+	return strings.Trim(string(out), `"`)
+}
+
+func TestBatch(t *testing.T) {
+	rc := newReceiver(t, true, nil)
+	s := newSink(t, webhook.Config{URL: rc.URL, Batch: true, MaxBatchSize: 2})
+	msgs := sinktest.Messages(1, 5)
+	if err := s.Write(t.Context(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(t.Context(), msgs[:2]...); err != nil {
+		t.Fatal(err)
+	}
+	reqs := rc.requests()
+	var sizes []int
+	for _, r := range reqs {
+		got, err := decode(r.body, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(got))
+		if !strings.HasPrefix(r.header.Get("Idempotency-Key"), "batch_") {
+			t.Fatalf("batch Idempotency-Key %q", r.header.Get("Idempotency-Key"))
+		}
+	}
+	if fmt.Sprint(sizes) != "[2 2 1 2]" {
+		t.Fatalf("batch sizes %v, want [2 2 1 2]", sizes)
+	}
+	key := func(i int) string { return reqs[i].header.Get("Idempotency-Key") }
+	if key(0) != key(3) || key(0) == key(1) || key(1) == key(2) {
+		t.Fatalf("batch keys %q %q %q %q: want equal only for the same messages", key(0), key(1), key(2), key(3))
+	}
+	got, err := rc.received(t.Context())
+	if err != nil || len(got) != 7 {
+		t.Fatalf("received %d, %v", len(got), err)
+	}
+	for i := range msgs {
+		if err := sinktest.Same(msgs[i], got[i]); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+}
+
+func TestBatchNeedsJSON(t *testing.T) {
+	rc := newReceiver(t, true, nil)
+	notJSON := func(m message.Message) ([]byte, error) { return []byte("id=" + m.Metadata.IdempotencyKey), nil }
+	s := newSink(t, webhook.Config{URL: rc.URL, Batch: true, Encoder: notJSON})
+	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); !sink.IsPermanent(err) {
+		t.Fatalf("Write = %v, want a permanent error", err)
+	}
+	if len(rc.requests()) != 0 {
+		t.Fatal("a request was sent")
+	}
+}
+
+func TestEncoders(t *testing.T) {
+	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool { return true })
+	errEnc := errors.New("cannot encode")
+	s := newSink(t, webhook.Config{URL: rc.URL, Encoder: func(message.Message) ([]byte, error) { return nil, errEnc }})
+	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); !errors.Is(err, errEnc) || !sink.IsPermanent(err) {
+		t.Fatalf("Write = %v, want the encoder's error, permanent", err)
+	}
+	s = newSink(t, webhook.Config{URL: rc.URL, Encoder: sink.Event, ContentType: "application/vnd.legacy+json"})
+	m := sinktest.Messages(1, 1)[0]
+	if err := s.Write(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	reqs := rc.requests()
+	want, _ := m.EventJSON()
+	if len(reqs) != 1 || string(reqs[0].body) != string(want) || reqs[0].header.Get("Content-Type") != "application/vnd.legacy+json" {
+		t.Fatalf("requests %d; body %s; want %s", len(reqs), reqs[0].body, want)
+	}
+}
+
+func TestAttemptCap(t *testing.T) {
+	rc := newReceiver(t, false, nil)
+	rc.failing.Store(true)
+	s := newSink(t, webhook.Config{URL: rc.URL, MaxAttempts: 3})
+	err := s.Write(t.Context(), sinktest.Messages(1, 2)...)
+	if err == nil || sink.IsPermanent(err) || !strings.Contains(err.Error(), "3 attempts") || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Write = %v, want a retryable error after 3 attempts naming the status", err)
+	}
+	if got := len(rc.requests()); got != 3 {
+		t.Fatalf("%d requests, want 3 (and the second message never sent)", got)
+	}
+}
+
+func TestBackOffStop(t *testing.T) {
+	rc := newReceiver(t, false, nil)
+	rc.failing.Store(true)
+	stopAfterOne := func() backoff.BackOff { return backoff.WithMaxRetries(&backoff.ZeroBackOff{}, 1) }
+	s := newSink(t, webhook.Config{URL: rc.URL, NewBackOff: stopAfterOne})
+	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err == nil || sink.IsPermanent(err) {
+		t.Fatalf("Write = %v, want a retryable error", err)
+	}
+	if got := len(rc.requests()); got != 2 {
+		t.Fatalf("%d requests, want 2", got)
+	}
+}
+
+func TestCancelDuringBackoff(t *testing.T) {
+	first := make(chan struct{})
+	var once sync.Once
+	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		once.Do(func() { close(first) })
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	slow := func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }
+	s := newSink(t, webhook.Config{URL: rc.URL, NewBackOff: slow})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Write(ctx, sinktest.Messages(1, 1)...) }()
+	<-first
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write = %v, want context.Canceled", err)
+	}
+}
+
+func TestCancelDuringRequest(t *testing.T) {
+	started := make(chan struct{})
+	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+		close(started)
+		<-r.Context().Done()
+		return true
+	})
+	s := newSink(t, webhook.Config{URL: rc.URL})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Write(ctx, sinktest.Messages(1, 1)...) }()
+	<-started
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write = %v, want context.Canceled", err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  webhook.Config
+		want string
+	}{
+		{"empty URL", webhook.Config{}, "URL is empty"},
+		{"bad URL", webhook.Config{URL: "http://[::1"}, "URL"},
+		{"scheme", webhook.Config{URL: "ftp://example.com/x"}, `"ftp"`},
+		{"no host", webhook.Config{URL: "http:///path"}, "no host"},
+		{"relative", webhook.Config{URL: "/hooks"}, "scheme"},
+		{"negative batch", webhook.Config{URL: "http://x", MaxBatchSize: -1}, "MaxBatchSize"},
+		{"negative timeout", webhook.Config{URL: "http://x", Timeout: -time.Second}, "Timeout"},
+		{"negative attempts", webhook.Config{URL: "http://x", MaxAttempts: -1}, "MaxAttempts"},
+		{"negative elapsed", webhook.Config{URL: "http://x", MaxElapsed: -1}, "MaxElapsed"},
+		{"negative retry-after", webhook.Config{URL: "http://x", MaxRetryAfter: -1}, "MaxRetryAfter"},
+		{"header name", webhook.Config{URL: "http://x", Header: http.Header{"Bad Name": {"v"}}}, "header"},
+		{"secret", webhook.Config{URL: "http://x", Secret: "whsec_not*base64"}, "Secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := webhook.New(tt.cfg)
+			if err == nil {
+				t.Fatalf("New = %v, want an error", s)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not mention %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "not*base64") {
+				t.Fatalf("error %q quotes the secret", err)
+			}
+		})
+	}
+	if _, err := webhook.New(webhook.Config{URL: "https://user:pa55word@example.com/hook"}); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+}
+
+func TestURLPasswordNotInErrors(t *testing.T) {
+	rc := newReceiver(t, false, nil)
+	rc.Close() // nothing listens any more
+	u := strings.Replace(rc.URL, "http://", "http://user:pa55word@", 1)
+	s := newSink(t, webhook.Config{URL: u, MaxAttempts: 1})
+	err := s.Write(t.Context(), sinktest.Messages(1, 1)...)
+	if err == nil || strings.Contains(err.Error(), "pa55word") {
+		t.Fatalf("Write = %v, want an error without the password", err)
+	}
+}
