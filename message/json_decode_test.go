@@ -253,7 +253,9 @@ func TestUnmarshalLenient(t *testing.T) {
 					m.Metadata.CommitTimestamp.Location() == time.UTC
 			}},
 		{"timestamp without fraction", `{"metadata":{"commit_timestamp":"2024-10-28T21:37:53Z"}}`,
-			func(m Message) bool { return m.Metadata.CommitTimestamp.Equal(time.Date(2024, 10, 28, 21, 37, 53, 0, time.UTC)) }},
+			func(m Message) bool {
+				return m.Metadata.CommitTimestamp.Equal(time.Date(2024, 10, 28, 21, 37, 53, 0, time.UTC))
+			}},
 		{"empty object", `{}`,
 			func(m Message) bool { return reflect.DeepEqual(m, Message{}) }},
 		{"null metadata", `{"metadata":null,"record":null,"changes":null}`,
