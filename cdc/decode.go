@@ -352,4 +352,3 @@ func (s *Stream) logicalMessage(m *pglogrepl.LogicalDecodingMessage) {
 		s.tx.annotations = nil
 	}
 }
-

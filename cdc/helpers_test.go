@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
 )
@@ -22,6 +23,12 @@ type env struct {
 	slot string
 	pub  string
 	conn *pgx.Conn
+	p    *pgxpool.Pool
+}
+
+// pool returns a connection from a pool for goroutines other than the test's.
+func (e *env) pool(ctx context.Context) (*pgxpool.Conn, error) {
+	return e.p.Acquire(ctx)
 }
 
 func newEnv(t *testing.T, setup ...string) *env {
@@ -36,6 +43,12 @@ func newEnv(t *testing.T, setup ...string) *env {
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	e.conn = conn
+	p, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	e.p = p
 	return e
 }
 

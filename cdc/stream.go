@@ -231,7 +231,8 @@ func (s *Stream) stream() error {
 	s.lastStatus = time.Time{}
 	for {
 		if s.closed() {
-			s.sendStatus()
+			s.finishTx()
+			s.finish()
 			return ErrClosed
 		}
 		if time.Since(s.lastStatus) >= s.cfg.StatusInterval {
@@ -243,43 +244,81 @@ func (s *Stream) stream() error {
 		raw, err := s.conn.ReceiveMessage(rctx)
 		rcancel()
 		if err != nil {
-			if pgconn.Timeout(err) {
+			if pgconn.Timeout(err) || s.closed() {
 				continue
 			}
 			return fmt.Errorf("cdc: receive: %w", err)
 		}
-		switch msg := raw.(type) {
-		case *pgproto3.CopyData:
-			if len(msg.Data) == 0 {
-				continue
-			}
-			switch msg.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
-				if err != nil {
-					return &DecodeError{Err: err}
-				}
-				s.idleAdvance(message.LSN(pkm.ServerWALEnd))
-				if pkm.ReplyRequested {
-					if err := s.sendStatus(); err != nil {
-						return err
-					}
-				}
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
-				if err != nil {
-					return &DecodeError{Err: err}
-				}
-				if err := s.handle(message.LSN(xld.WALStart), xld.WALData); err != nil {
-					return err
-				}
-			}
-		case *pgproto3.ErrorResponse:
-			return s.diagnose(context.Background(), fmt.Errorf("cdc: replication: %w", pgconn.ErrorResponseToPgError(msg)))
-		case *pgproto3.CopyDone:
-			return errors.New("cdc: server ended the replication stream")
+		if err := s.receive(raw); err != nil {
+			return err
 		}
 	}
+}
+
+// receive processes one message from the server.
+func (s *Stream) receive(raw pgproto3.BackendMessage) error {
+	switch msg := raw.(type) {
+	case *pgproto3.CopyData:
+		if len(msg.Data) == 0 {
+			return nil
+		}
+		switch msg.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+			if err != nil {
+				return &DecodeError{Err: err}
+			}
+			s.idleAdvance(message.LSN(pkm.ServerWALEnd))
+			if pkm.ReplyRequested {
+				return s.sendStatus()
+			}
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+			if err != nil {
+				return &DecodeError{Err: err}
+			}
+			return s.handle(message.LSN(xld.WALStart), xld.WALData)
+		}
+	case *pgproto3.ErrorResponse:
+		return s.diagnose(context.Background(), fmt.Errorf("cdc: replication: %w", pgconn.ErrorResponseToPgError(msg)))
+	case *pgproto3.CopyDone:
+		return errors.New("cdc: server ended the replication stream")
+	}
+	return nil
+}
+
+// finishTx runs at Close: when every message of the transaction being
+// received has been acknowledged, it reads on (briefly) to that
+// transaction's commit, so the final status update covers it and a restart
+// does not deliver it again.
+func (s *Stream) finishTx() {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s.mu.Lock()
+		need := s.inTx && s.acked == s.emitted
+		s.mu.Unlock()
+		if !need {
+			return
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		raw, err := s.conn.ReceiveMessage(ctx)
+		cancel()
+		if err != nil || s.receive(raw) != nil {
+			return
+		}
+	}
+}
+
+// finish reports the acknowledged position one last time and ends the
+// replication stream in an orderly way, so that the server has applied the
+// position before the connection closes.
+func (s *Stream) finish() {
+	if err := s.sendStatus(); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	pglogrepl.SendStandbyCopyDone(ctx, s.conn)
 }
 
 // idleAdvance acknowledges the server's WAL end when nothing is in flight,
@@ -300,6 +339,7 @@ func (s *Stream) idleAdvance(walEnd message.LSN) {
 func (s *Stream) sendStatus() error {
 	s.mu.Lock()
 	pos := pglogrepl.LSN(s.flushed)
+	idle := !s.inTx && s.acked == s.emitted && len(s.pending) == 0
 	s.mu.Unlock()
 	s.lastStatus = time.Now()
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{
@@ -307,6 +347,8 @@ func (s *Stream) sendStatus() error {
 		WALFlushPosition: pos,
 		WALApplyPosition: pos,
 		ClientTime:       s.lastStatus,
+		// When idle, ask for a keepalive: its WAL end is then acknowledged.
+		ReplyRequested: idle,
 	})
 	if err != nil {
 		return fmt.Errorf("cdc: send status update: %w", err)
