@@ -484,4 +484,3 @@ func TestClosedHandler(t *testing.T) {
 		t.Errorf("consume after Close: %d %s", status, body)
 	}
 }
-
