@@ -1,0 +1,126 @@
+// Package message defines the change messages walrelay delivers — [Message],
+// [Metadata], [Action], [LSN] — and their JSON encoding, byte for byte the
+// shape Sequin delivers, so that consumers written for Sequin work
+// unchanged.
+//
+// # The shape
+//
+// [Message.MarshalJSON] writes, with no whitespace and keys in exactly this
+// order:
+//
+//	{"record":{…},"changes":{…}|null,"action":"insert",
+//	 "metadata":{"table_schema":"public","table_name":"orders",
+//	  "idempotency_key":"MTIzNDU2Nzg5OjA=",
+//	  "commit_timestamp":"2024-10-28T21:37:01.127470Z",
+//	  "commit_lsn":123456789,"commit_idx":0,"database_name":"myapp-prod",
+//	  "consumer":{"id":"…","name":"…","annotations":{}},
+//	  "database":{"id":"…","name":"myapp-prod","annotations":{},
+//	   "database":"myapp","hostname":"db.example.com"},
+//	  "transaction_annotations":null}}
+//
+//   - action is one of the [Action] values: insert, update, delete, read
+//     (backfill rows), and truncate when a stream is configured to emit it.
+//   - commit_timestamp is RFC 3339 in UTC with exactly six fractional digits
+//     (microseconds, truncated) and Z.
+//   - commit_lsn is the transaction's commit LSN as a JSON integer (not the
+//     "16/B374D848" text of [LSN.String]); commit_idx counts the
+//     transaction's changes from 0. Together they identify a change.
+//   - database_name is deprecated; it repeats database.name unless
+//     [Metadata.DatabaseName] is set.
+//   - Metadata.PrimaryKey, Metadata.Columns and Metadata.Position are not
+//     part of the JSON.
+//
+// # null or {}
+//
+//   - record: an object; null only when [Message.Record] is nil (a truncate).
+//   - changes: null when [Message.Changes] is nil (insert, delete, read); {}
+//     when it is empty but not nil — an update whose old row Postgres did not
+//     send (the table lacks REPLICA IDENTITY FULL).
+//   - consumer.annotations and database.annotations: always an object, {}
+//     when nil. Sequin stores these annotations with an empty map as the
+//     default, and its published examples always show an object, so
+//     consumers may index into them without a null check.
+//   - transaction_annotations: null when none were set in the transaction,
+//     as in Sequin; an object otherwise.
+//
+// # Key order
+//
+// Record and Changes keys follow [Metadata.Columns] (table column order)
+// when every key of the map is listed there; Changes, a subset of the
+// columns, is written in the same relative order. Otherwise, and in every
+// nested object and annotation map, keys are sorted. Encoding is therefore
+// deterministic: the same message always gives the same bytes.
+//
+// # Values
+//
+// Values in Record, Changes and the annotation maps are written as:
+//
+//   - nil: null; bool: true or false.
+//   - int, int8…int64, uint, uint8…uint64: JSON integers.
+//   - float32, float64: the shortest representation that reads back to the
+//     same float, as encoding/json writes it (1e-7, 1e+21 in exponent form);
+//     NaN, +Inf and -Inf as the strings "NaN", "Infinity" and "-Infinity".
+//   - json.Number (Postgres numeric): its digits as they are, never through
+//     float64, so a 1000-digit numeric survives; a json.Number that is not a
+//     JSON number (numeric's NaN, Infinity) is written as a string.
+//   - json.RawMessage (json, jsonb): embedded, compacted; it must be valid
+//     JSON or encoding fails with a [*RawJSONError]. A nil RawMessage is null.
+//   - string: escaped as encoding/json escapes, except that <, > and & are
+//     left alone (no HTML escaping); U+2028 and U+2029 are escaped; invalid
+//     UTF-8 becomes U+FFFD, written as the character itself.
+//   - []byte (bytea): a standard, padded base64 string; nil is null.
+//   - []any (arrays): a JSON array; map[string]any: an object, keys sorted.
+//   - time.Time: a string in UTC with six fractional digits and Z, like
+//     commit_timestamp; years outside 0–9999 are an error.
+//   - [UnchangedToast]: the string [UnchangedToastJSON].
+//   - anything else: encoding/json's encoding, without HTML escaping; its
+//     errors (and a panic in a MarshalJSON method) are returned as errors.
+//
+// Values nested more than 10000 levels deep (a map that contains itself,
+// say) are an error, never a crash.
+//
+// # Unchanged TOAST columns
+//
+// Postgres does not resend a large (TOASTed) column that an update left
+// unchanged. When no old row is available to fill it in, the Record carries
+// [UnchangedToast] for that column, written as the string
+// "__walrelay_unchanged_toast__": never null, never a stale value. Compare
+// with [UnchangedToastJSON] when consuming.
+//
+// # Idempotency keys
+//
+// metadata.idempotency_key is the standard padded base64 of
+// "<commit_lsn>:<commit_idx>" in decimal for changes, and of
+// "<backfill_id>:<pk1>[:<pk2>…]" for backfill reads (see the idempotency
+// package). A redelivered message carries the same key, so consumers can
+// drop duplicates with it.
+//
+// # Speed
+//
+// [Message.AppendJSON] appends the same bytes to a caller's buffer; with the
+// buffer reused across messages it allocates nothing, and it avoids
+// reflection and fmt for the value types listed above:
+//
+//	var buf []byte
+//	for _, m := range msgs {
+//		buf, err = m.AppendJSON(buf[:0])
+//		…
+//	}
+//
+// [Message.MarshalJSON] allocates only the slice it returns. Note that
+// json.Marshal(m) re-compacts that output and HTML-escapes <, > and & as
+// \u003c, \u003e and \u0026; call MarshalJSON or AppendJSON directly, or use
+// a json.Encoder with SetEscapeHTML(false), to keep the exact bytes.
+//
+// # Decoding
+//
+// [Message.UnmarshalJSON] reads the shape back: integers that fit an int64
+// become int64, every other number a json.Number (exact), strings stay
+// strings (timestamps included), objects become map[string]any and arrays
+// []any. It records the record's key order in Metadata.Columns. For
+// messages whose values are in these decoded forms, encoding, decoding and
+// encoding again gives identical bytes; for any other message the result is
+// equal as JSON (a jsonb object's keys come back sorted). Unknown fields,
+// such as Sequin's "enrichment", are ignored; commit_lsn may also be given
+// as Postgres LSN text.
+package message

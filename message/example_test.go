@@ -1,0 +1,107 @@
+package message_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/walrelay/walrelay/message"
+)
+
+func ExampleMessage_MarshalJSON() {
+	m := message.Message{
+		Record: map[string]any{
+			"id":      int64(1),
+			"price":   json.Number("19.990"), // numeric: exact digits
+			"ratio":   math.NaN(),
+			"tags":    json.RawMessage(`["a", "b"]`), // jsonb
+			"avatar":  []byte{0xde, 0xad},            // bytea
+			"notes":   message.UnchangedToast,
+			"deleted": nil,
+		},
+		Changes: map[string]any{}, // an update whose old row is unknown
+		Action:  message.ActionUpdate,
+		Metadata: message.Metadata{
+			TableSchema:     "public",
+			TableName:       "items",
+			IdempotencyKey:  "MTIzOjA=",
+			CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 127470000, time.UTC),
+			CommitLSN:       123,
+			Database:        message.Database{Name: "shop"},
+			Columns:         []string{"id", "price", "ratio", "tags", "avatar", "notes", "deleted"},
+		},
+	}
+	b, err := m.MarshalJSON()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(b))
+	// Output:
+	// {"record":{"id":1,"price":19.990,"ratio":"NaN","tags":["a","b"],"avatar":"3q0=","notes":"__walrelay_unchanged_toast__","deleted":null},"changes":{},"action":"update","metadata":{"table_schema":"public","table_name":"items","idempotency_key":"MTIzOjA=","commit_timestamp":"2024-10-28T21:37:01.127470Z","commit_lsn":123,"commit_idx":0,"database_name":"shop","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"shop","annotations":{},"database":"","hostname":""},"transaction_annotations":null}}
+}
+
+func ExampleMessage_AppendJSON() {
+	msgs := []message.Message{
+		{Record: map[string]any{"id": int64(1)}, Action: message.ActionInsert},
+		{Record: map[string]any{"id": int64(2)}, Action: message.ActionDelete},
+	}
+	// One buffer for every message: no allocation once it is large enough.
+	var buf []byte
+	for _, m := range msgs {
+		var err error
+		buf, err = m.AppendJSON(buf[:0])
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(string(buf[:40]))
+	}
+	// Output:
+	// {"record":{"id":1},"changes":null,"actio
+	// {"record":{"id":2},"changes":null,"actio
+}
+
+func ExampleMessage_UnmarshalJSON() {
+	in := `{"record":{"id":7,"big":18446744073709551616,"price":9.50,"name":"x"},
+		"changes":null,"action":"insert",
+		"metadata":{"commit_lsn":97500744,"commit_timestamp":"2024-10-28T21:37:01.127470Z"}}`
+	var m message.Message
+	if err := json.Unmarshal([]byte(in), &m); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, col := range m.Metadata.Columns {
+		fmt.Printf("%s: %T %v\n", col, m.Record[col], m.Record[col])
+	}
+	fmt.Println(m.Action, m.Metadata.CommitLSN, m.Metadata.CommitTimestamp)
+	// Output:
+	// id: int64 7
+	// big: json.Number 18446744073709551616
+	// price: json.Number 9.50
+	// name: string x
+	// insert 0/5CFBE48 2024-10-28 21:37:01.12747 +0000 UTC
+}
+
+func ExampleLSN_String() {
+	fmt.Println(message.LSN(0x16B374D848))
+	fmt.Println(message.LSN(0))
+	// Output:
+	// 16/B374D848
+	// 0/0
+}
+
+func ExampleParseLSN() {
+	lsn, err := message.ParseLSN("16/B374D848")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(uint64(lsn), lsn)
+	_, err = message.ParseLSN("16B374D848")
+	fmt.Println(err)
+	// Output:
+	// 97500059720 16/B374D848
+	// message: parse LSN "16B374D848": want XXX/XXX
+}
