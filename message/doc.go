@@ -18,6 +18,8 @@
 //	   "database":"myapp","hostname":"db.example.com"},
 //	  "transaction_annotations":null}}
 //
+// In it:
+//
 //   - action is one of the [Action] values: insert, update, delete, read
 //     (backfill rows), and truncate when a stream is configured to emit it.
 //   - commit_timestamp is RFC 3339 in UTC with exactly six fractional digits
