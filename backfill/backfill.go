@@ -1,0 +1,530 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/walrelay/walrelay/idempotency"
+	"github.com/walrelay/walrelay/internal/pgvalue"
+	"github.com/walrelay/walrelay/message"
+)
+
+// DefaultChunkSize is the number of rows per query when Config.ChunkSize is 0.
+const DefaultChunkSize = 1000
+
+// Errors New returns for tables it cannot read. They are wrapped with the
+// table's (or column's) name; test for them with errors.Is.
+var (
+	// ErrTableNotFound: no table, view or materialized view has the name.
+	ErrTableNotFound = errors.New("table not found")
+	// ErrNoPrimaryKey: the table has no primary key and Config.OrderBy is
+	// empty, so there is no key to page by.
+	ErrNoPrimaryKey = errors.New("table has no primary key (set Config.OrderBy)")
+	// ErrUnknownColumn: a name in Config.Columns or Config.OrderBy is not a
+	// column of the table.
+	ErrUnknownColumn = errors.New("no such column")
+)
+
+// Querier runs a query. *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Cursor is a position in a backfill: the text form of the ordering key of
+// the last row read, one string per key column in key order. It is plain
+// data — store it as JSON and pass it back in Config.Cursor to resume. A nil
+// Cursor is the start of the table.
+type Cursor []string
+
+// Config says what a backfill reads. Table and ID are required; every
+// other zero value is a working default.
+type Config struct {
+	// Table is "schema.table", or "table" for the public schema. Names are
+	// matched exactly as they appear in the catalog (no case folding); wrap a
+	// name that contains a dot in double quotes: `"my.schema".orders`.
+	Table string
+	// ID identifies the backfill. It is part of every read's idempotency key,
+	// so a backfill that is resumed or run again with the same ID yields the
+	// same keys.
+	ID string
+	// ChunkSize is the number of rows per query (one keyset page). 0 means
+	// DefaultChunkSize; negative is an error.
+	ChunkSize int
+	// Columns limits the columns read; the key columns are always read. Empty
+	// means every column. Records hold columns in table order either way.
+	Columns []string
+	// Where is an SQL boolean expression that filters rows, added to every
+	// query as "and (Where)". It is trusted SQL and must not use $n
+	// parameters.
+	Where string
+	// OrderBy names the columns to page by, in order, for a table without a
+	// primary key, a view, or to page a table by another key. The columns
+	// must be NOT NULL (New checks this for tables) and unique together
+	// (nobody checks): rows with equal values straddling a page boundary
+	// would be skipped. On a table without a primary key they also identify
+	// rows in messages (Metadata.PrimaryKey, idempotency keys). Empty means
+	// the primary key.
+	OrderBy []string
+	// Cursor resumes reading strictly after this position (from
+	// Iterator.Cursor). Its length must match the ordering key.
+	Cursor Cursor
+
+	// Consumer and Database fill every message's metadata. An empty
+	// Database.Database and Database.Name default to the connected
+	// database's name; Metadata.DatabaseName mirrors Database.Name.
+	Consumer message.Consumer
+	Database message.Database
+
+	// Now returns the read time stamped on messages as CommitTimestamp.
+	// nil means time.Now. Times are converted to UTC.
+	Now func() time.Time
+}
+
+// Iterator reads a table in key order, a page at a time, as read messages.
+// It is not safe for concurrent use.
+type Iterator struct {
+	q      Querier
+	mapper *pgvalue.Mapper
+	id     string
+	now    func() time.Time
+	limit  int
+
+	schema, table string
+	columns       []string // read, in table order
+	key           []string // Metadata.PrimaryKey: the primary key, else the ordering key
+	keyIdx        []int    // positions of key in columns
+	orderIdx      []int    // positions of the ordering key in columns
+	sqlFirst      string   // first page: no cursor
+	sqlAfter      string   // later pages: strictly after the cursor ($1…$n)
+	consumer      message.Consumer
+	database      message.Database
+
+	cursor  Cursor
+	buf     []message.Message
+	bufKeys []Cursor // cursor after each buffered message
+	done    bool     // the last page was short: nothing more to read
+}
+
+// catalogColumn is one column of the table from pg_attribute.
+type catalogColumn struct {
+	name    string
+	typ     string // format_type, for casting cursor values
+	oid     uint32
+	notNull bool
+}
+
+// New looks the table up, checks cfg and prepares the queries. It reads no
+// rows.
+func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
+	if conn == nil {
+		return nil, errors.New("backfill: nil Querier")
+	}
+	if cfg.ID == "" {
+		return nil, errors.New("backfill: config: ID is required")
+	}
+	if cfg.ChunkSize < 0 {
+		return nil, fmt.Errorf("backfill: config: ChunkSize %d is negative", cfg.ChunkSize)
+	}
+	schema, table, err := splitTable(cfg.Table)
+	if err != nil {
+		return nil, err
+	}
+	it := &Iterator{
+		q:        conn,
+		mapper:   pgvalue.NewMapper(),
+		id:       cfg.ID,
+		now:      cfg.Now,
+		limit:    cfg.ChunkSize,
+		schema:   schema,
+		table:    table,
+		consumer: cfg.Consumer,
+		database: cfg.Database,
+	}
+	if it.limit == 0 {
+		it.limit = DefaultChunkSize
+	}
+	if it.now == nil {
+		it.now = time.Now
+	}
+	qname := pgx.Identifier{schema, table}.Sanitize()
+
+	rel, err := describe(ctx, conn, schema, table)
+	if err != nil {
+		return nil, err
+	}
+	cols, pk, dbname := rel.cols, rel.pk, rel.dbname
+	if it.database.Database == "" {
+		it.database.Database = dbname
+	}
+	if it.database.Name == "" {
+		it.database.Name = dbname
+	}
+	byName := make(map[string]catalogColumn, len(cols))
+	for _, c := range cols {
+		byName[c.name] = c
+	}
+	order := pk
+	if len(cfg.OrderBy) > 0 {
+		order = cfg.OrderBy
+		for _, name := range order {
+			c, ok := byName[name]
+			if !ok {
+				return nil, fmt.Errorf("backfill: %s: OrderBy column %q: %w", qname, name, ErrUnknownColumn)
+			}
+			if !c.notNull && !rel.view {
+				return nil, fmt.Errorf("backfill: %s: OrderBy column %q is nullable; the ordering key must be NOT NULL", qname, name)
+			}
+		}
+	}
+	if len(order) == 0 {
+		return nil, fmt.Errorf("backfill: %s: %w", qname, ErrNoPrimaryKey)
+	}
+	it.key = pk
+	if len(pk) == 0 {
+		it.key = order
+	}
+	if cfg.Cursor != nil && len(cfg.Cursor) != len(order) {
+		return nil, fmt.Errorf("backfill: config: Cursor has %d values; the ordering key (%s) has %d",
+			len(cfg.Cursor), strings.Join(order, ", "), len(order))
+	}
+
+	want := make(map[string]bool)
+	for _, name := range cfg.Columns {
+		if _, ok := byName[name]; !ok {
+			return nil, fmt.Errorf("backfill: %s: column %q: %w", qname, name, ErrUnknownColumn)
+		}
+		want[name] = true
+	}
+	for _, name := range it.key {
+		want[name] = true
+	}
+	for _, name := range order {
+		want[name] = true
+	}
+	var oids []uint32
+	for _, c := range cols {
+		if len(cfg.Columns) == 0 || want[c.name] {
+			it.columns = append(it.columns, c.name)
+			oids = append(oids, c.oid)
+		}
+	}
+	pos := make(map[string]int, len(it.columns))
+	for i, name := range it.columns {
+		pos[name] = i
+	}
+	for _, name := range it.key {
+		it.keyIdx = append(it.keyIdx, pos[name])
+	}
+	for _, name := range order {
+		it.orderIdx = append(it.orderIdx, pos[name])
+	}
+	if err := it.mapper.Resolve(ctx, conn, oids...); err != nil {
+		return nil, fmt.Errorf("backfill: %s: %w", qname, err)
+	}
+	orderCols := make([]catalogColumn, len(order))
+	for i, name := range order {
+		orderCols[i] = byName[name]
+	}
+	it.sqlFirst, it.sqlAfter = buildQueries(qname, it.columns, orderCols, cfg.Where)
+	if cfg.Cursor != nil {
+		it.cursor = append(Cursor(nil), cfg.Cursor...)
+	}
+	return it, nil
+}
+
+// splitTable parses "schema.table" or "table"; a part in double quotes may
+// contain dots ("" inside quotes is a quote).
+func splitTable(s string) (schema, table string, err error) {
+	var parts []string
+	for rest := s; ; {
+		var part string
+		if strings.HasPrefix(rest, `"`) {
+			var b strings.Builder
+			i := 1
+			for ; i < len(rest); i++ {
+				if rest[i] == '"' {
+					if i+1 < len(rest) && rest[i+1] == '"' {
+						b.WriteByte('"')
+						i++
+						continue
+					}
+					break
+				}
+				b.WriteByte(rest[i])
+			}
+			if i >= len(rest) {
+				return "", "", fmt.Errorf("backfill: config: Table %q: unterminated quote", s)
+			}
+			part, rest = b.String(), rest[i+1:]
+		} else {
+			i := strings.IndexByte(rest, '.')
+			if i < 0 {
+				i = len(rest)
+			}
+			part, rest = rest[:i], rest[i:]
+		}
+		if part == "" {
+			return "", "", fmt.Errorf("backfill: config: Table %q: want \"schema.table\" or \"table\"", s)
+		}
+		parts = append(parts, part)
+		if rest == "" {
+			break
+		}
+		if rest[0] != '.' || len(parts) == 2 {
+			return "", "", fmt.Errorf("backfill: config: Table %q: want \"schema.table\" or \"table\"", s)
+		}
+		rest = rest[1:]
+	}
+	if len(parts) == 1 {
+		return "public", parts[0], nil
+	}
+	return parts[0], parts[1], nil
+}
+
+const describeSQL = `select a.attname::text, format_type(a.atttypid, null), a.atttypid, a.attnotnull,
+	coalesce((select k.ord from pg_catalog.pg_index i,
+			unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
+		where i.indrelid = c.oid and i.indisprimary and k.attnum = a.attnum), 0),
+	current_database()::text, c.relkind::text
+from pg_catalog.pg_class c
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p', 'v', 'm', 'f')
+order by a.attnum`
+
+// relation is what describe learns about the table.
+type relation struct {
+	cols   []catalogColumn // in table order
+	pk     []string        // in key order
+	dbname string          // the connected database
+	view   bool            // a view or materialized view: no NOT NULL to check
+}
+
+// describe reads the table's columns and primary key from the catalog.
+func describe(ctx context.Context, q Querier, schema, table string) (relation, error) {
+	name := pgx.Identifier{schema, table}.Sanitize()
+	rows, err := q.Query(ctx, describeSQL, schema, table)
+	if err != nil {
+		return relation{}, fmt.Errorf("backfill: describe %s: %w", name, err)
+	}
+	defer rows.Close()
+	var (
+		rel  relation
+		keys = map[int64]string{}
+	)
+	for rows.Next() {
+		var (
+			c       catalogColumn
+			pos     int64
+			relkind string
+		)
+		if err := rows.Scan(&c.name, &c.typ, &c.oid, &c.notNull, &pos, &rel.dbname, &relkind); err != nil {
+			return relation{}, fmt.Errorf("backfill: describe %s: %w", name, err)
+		}
+		rel.cols = append(rel.cols, c)
+		rel.view = relkind == "v" || relkind == "m"
+		if pos > 0 {
+			keys[pos] = c.name
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return relation{}, fmt.Errorf("backfill: describe %s: %w", name, err)
+	}
+	if len(rel.cols) == 0 {
+		return relation{}, fmt.Errorf("backfill: %s: %w", name, ErrTableNotFound)
+	}
+	for i := range int64(len(keys)) {
+		k, ok := keys[i+1]
+		if !ok {
+			return relation{}, fmt.Errorf("backfill: describe %s: primary key column %d not found", name, i+1)
+		}
+		rel.pk = append(rel.pk, k)
+	}
+	return rel, nil
+}
+
+// buildQueries returns the keyset queries: the first page, and the pages
+// strictly after a cursor, whose values arrive as text and are cast to the
+// key columns' types. The page size is the last parameter.
+func buildQueries(qname string, columns []string, order []catalogColumn, where string) (first, after string) {
+	var sel strings.Builder
+	sel.WriteString("select ")
+	for i, c := range columns {
+		if i > 0 {
+			sel.WriteString(", ")
+		}
+		sel.WriteString(pgx.Identifier{c}.Sanitize())
+	}
+	sel.WriteString(" from ")
+	sel.WriteString(qname)
+
+	var keyList, params strings.Builder
+	for i, c := range order {
+		if i > 0 {
+			keyList.WriteString(", ")
+			params.WriteString(", ")
+		}
+		keyList.WriteString(pgx.Identifier{c.name}.Sanitize())
+		params.WriteString("$" + strconv.Itoa(i+1) + "::text::" + c.typ)
+	}
+	tail := " order by " + keyList.String() + " limit "
+	filter := ""
+	if where != "" {
+		filter = "(" + where + ")"
+	}
+
+	first = sel.String()
+	if filter != "" {
+		first += " where " + filter
+	}
+	first += tail + "$1"
+
+	after = sel.String() + " where (" + keyList.String() + ") > (" + params.String() + ")"
+	if filter != "" {
+		after += " and " + filter
+	}
+	after += tail + "$" + strconv.Itoa(len(order)+1)
+	return first, after
+}
+
+// Columns returns the names of the columns read, in table order.
+func (it *Iterator) Columns() []string { return append([]string(nil), it.columns...) }
+
+// PrimaryKey returns the key columns that identify a row in messages: the
+// primary key, or the ordering key of a table without one.
+func (it *Iterator) PrimaryKey() []string { return append([]string(nil), it.key...) }
+
+// Cursor returns the position after the last row returned by Next or
+// NextChunk: pass it in Config.Cursor to resume there. It is nil before any
+// row was returned (and no Config.Cursor was given).
+func (it *Iterator) Cursor() Cursor {
+	if it.cursor == nil {
+		return nil
+	}
+	return append(Cursor(nil), it.cursor...)
+}
+
+// SetChunkSize changes the rows per query for the following pages; n <= 0
+// means DefaultChunkSize.
+func (it *Iterator) SetChunkSize(n int) {
+	if n <= 0 {
+		n = DefaultChunkSize
+	}
+	it.limit = n
+}
+
+// Next returns the next row as a read message, reading a page when the
+// previous one is used up. It returns io.EOF after the last row.
+func (it *Iterator) Next(ctx context.Context) (message.Message, error) {
+	if len(it.buf) == 0 {
+		if err := it.fill(ctx); err != nil {
+			return message.Message{}, err
+		}
+	}
+	m := it.buf[0]
+	it.cursor = it.bufKeys[0]
+	it.buf[0] = message.Message{}
+	it.buf, it.bufKeys = it.buf[1:], it.bufKeys[1:]
+	return m, nil
+}
+
+// NextChunk returns the next page of rows: one query's worth, at most the
+// chunk size. Rows a preceding Next left of the current page come first, as
+// a page of their own. It returns io.EOF, and no messages, when the table is
+// done.
+func (it *Iterator) NextChunk(ctx context.Context) ([]message.Message, error) {
+	if len(it.buf) == 0 {
+		if err := it.fill(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := it.buf
+	it.cursor = it.bufKeys[len(it.bufKeys)-1]
+	it.buf, it.bufKeys = nil, nil
+	return out, nil
+}
+
+// fill reads the page after the cursor into buf; io.EOF when there is none.
+func (it *Iterator) fill(ctx context.Context) error {
+	if it.done {
+		return io.EOF
+	}
+	sql, args := it.sqlFirst, []any{pgx.QueryResultFormats{pgx.TextFormatCode}}
+	if it.cursor != nil {
+		sql = it.sqlAfter
+		for _, v := range it.cursor {
+			args = append(args, v)
+		}
+	}
+	args = append(args, it.limit)
+	qname := pgx.Identifier{it.schema, it.table}.Sanitize()
+	rows, err := it.q.Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("backfill: read %s: %w", qname, err)
+	}
+	defer rows.Close()
+	fds := rows.FieldDescriptions()
+	if len(fds) != len(it.columns) {
+		return fmt.Errorf("backfill: read %s: got %d columns, want %d", qname, len(fds), len(it.columns))
+	}
+	read := it.now().UTC()
+	msgs := make([]message.Message, 0, it.limit)
+	keys := make([]Cursor, 0, it.limit)
+	for rows.Next() {
+		raw := rows.RawValues()
+		rec := make(map[string]any, len(it.columns))
+		for i, name := range it.columns {
+			if raw[i] == nil {
+				rec[name] = nil
+				continue
+			}
+			v, err := it.mapper.Decode(fds[i].DataTypeOID, raw[i])
+			if err != nil {
+				return fmt.Errorf("backfill: read %s: column %s: %w", qname, name, err)
+			}
+			rec[name] = v
+		}
+		cur := make(Cursor, len(it.orderIdx))
+		for i, idx := range it.orderIdx {
+			cur[i] = string(raw[idx])
+		}
+		pkv := make([]any, len(it.keyIdx))
+		for i, idx := range it.keyIdx {
+			pkv[i] = rec[it.columns[idx]]
+		}
+		msgs = append(msgs, message.Message{
+			Record: rec,
+			Action: message.ActionRead,
+			Metadata: message.Metadata{
+				TableSchema:     it.schema,
+				TableName:       it.table,
+				IdempotencyKey:  idempotency.ReadKey(it.id, pkv...),
+				CommitTimestamp: read,
+				DatabaseName:    it.database.Name,
+				Consumer:        it.consumer,
+				Database:        it.database,
+				PrimaryKey:      it.key,
+				Columns:         it.columns,
+			},
+		})
+		keys = append(keys, cur)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("backfill: read %s: %w", qname, err)
+	}
+	if len(msgs) < it.limit {
+		it.done = true
+	}
+	if len(msgs) == 0 {
+		return io.EOF
+	}
+	it.buf, it.bufKeys = msgs, keys
+	return nil
+}

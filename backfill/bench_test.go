@@ -1,0 +1,71 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/walrelay/walrelay/internal/pgtest"
+)
+
+// BenchmarkIterator reads a 100k-row table with the Iterator and, in the same
+// run, with COPY (select …) TO STDOUT, the fastest way Postgres hands out
+// rows, and reports both rates and their ratio.
+func BenchmarkIterator(b *testing.B) {
+	const rows = 100_000
+	url := pgtest.NewDatabase(b)
+	pgtest.Exec(b, url,
+		`create table bench (id int8 primary key, name text, price numeric(10,2), qty int4,
+			created_at timestamptz, tags text[], attrs jsonb)`,
+		fmt.Sprintf(`insert into bench select i, 'customer ' || i, i * 1.25, i %% 100,
+			'2024-01-01'::timestamptz + i * interval '1 second', array['a', 'b' || i],
+			jsonb_build_object('i', i, 'ok', true)
+			from generate_series(1, %d) i`, rows),
+		"vacuum analyze bench",
+	)
+	conn := connect(b, url)
+	ctx := context.Background()
+	var iterDur, copyDur time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		start := time.Now()
+		it, err := New(ctx, conn, Config{Table: "bench", ID: "bench", ChunkSize: 1000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			ms, err := it.NextChunk(ctx)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(ms)
+		}
+		if n != rows {
+			b.Fatalf("read %d rows", n)
+		}
+		iterDur += time.Since(start)
+
+		start = time.Now()
+		tag, err := conn.PgConn().CopyTo(ctx, io.Discard,
+			"copy (select id, name, price, qty, created_at, tags, attrs from bench order by id) to stdout")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if tag.RowsAffected() != rows {
+			b.Fatalf("copied %d rows", tag.RowsAffected())
+		}
+		copyDur += time.Since(start)
+	}
+	iterRate := float64(rows*b.N) / iterDur.Seconds()
+	copyRate := float64(rows*b.N) / copyDur.Seconds()
+	b.ReportMetric(iterRate, "iter-rows/s")
+	b.ReportMetric(copyRate, "copy-rows/s")
+	b.ReportMetric(iterRate/copyRate, "iter/copy")
+}

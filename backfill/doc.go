@@ -1,0 +1,75 @@
+// Package backfill reads the rows already in a table as read messages, so a
+// consumer can start from a full copy of the table and then follow its
+// changes.
+//
+// # Reads
+//
+// A read is a row as it is now, not a change: its message has Action
+// message.ActionRead, Record the row, and Changes nil. Values are decoded
+// exactly as the replication stream decodes them, so a read and a later
+// insert or update of the same row look alike. The metadata holds the
+// table's schema and name, Columns (the columns read, in table order),
+// PrimaryKey (the key column names), CommitTimestamp (the time the page was
+// read, UTC) and the Consumer and Database identity from [Config]. A read is
+// not part of a transaction: CommitLSN and CommitIdx are 0.
+//
+// # Reading a table
+//
+// Create an [Iterator] with [New] on a *pgx.Conn, a *pgxpool.Pool or a
+// pgx.Tx, then call [Iterator.Next] until it returns io.EOF, or
+// [Iterator.NextChunk] for a page of rows at a time:
+//
+//	it, err := backfill.New(ctx, conn, backfill.Config{Table: "public.orders", ID: "orders-2024-10"})
+//	if err != nil { … }
+//	for {
+//		m, err := it.Next(ctx)
+//		if errors.Is(err, io.EOF) { break }
+//		if err != nil { … }
+//		… deliver m …
+//	}
+//
+// # Keys and ordering
+//
+// The iterator pages by keyset: each query asks for the rows strictly after
+// the last row it returned, in key order, at most [Config.ChunkSize] rows.
+// Every page is one short index scan, however far into the table it is, and
+// nothing holds a snapshot or locks between pages. The key is the primary key
+// (any column types, composite keys included); a table without one needs
+// [Config.OrderBy], columns that are NOT NULL and unique together. A table
+// with neither is [ErrNoPrimaryKey]; an unknown table is [ErrTableNotFound];
+// an unknown column in Columns or OrderBy is [ErrUnknownColumn].
+//
+// Pages are read at different moments: rows inserted, updated or deleted
+// while a backfill runs may or may not be seen, and a row whose key changes
+// can be missed or read twice. Each page is consistent on its own. Run the
+// iterator inside a REPEATABLE READ transaction (pass the pgx.Tx) to read the
+// whole table as of one snapshot, at the cost of holding that snapshot. The
+// watermark-consistent variant, in which reads are interleaved with the live
+// change stream so that a read never overtakes a newer change of its row, is
+// cdc.Stream.Backfill; it is built on [Iterator.NextChunk].
+//
+// # Idempotency keys
+//
+// Each read's idempotency key is idempotency.ReadKey of [Config.ID] and the
+// row's key values (the decoded Record values of the PrimaryKey columns, in
+// key order; these are canonical — timestamps in UTC — so they do not depend
+// on session settings). Reading the table again with the same ID yields the
+// same keys for the same rows; use a new ID for a new backfill whose reads
+// must not be deduplicated against an earlier one.
+//
+// # Cursors and resuming
+//
+// [Iterator.Cursor] is the position after the last row returned: the text
+// form of that row's ordering-key values. It is a []string, so it can be
+// stored as JSON next to whatever the consumer has durably processed. After
+// a crash, pass the stored cursor in [Config.Cursor] to a new iterator: it
+// reads strictly after that row. Rows delivered after the cursor was saved
+// are read again — at-least-once — with the same idempotency keys.
+//
+// # Limits
+//
+// Each page is held in memory until it is returned: choose ChunkSize with the
+// row width in mind. [Config.Where] is SQL written by the caller and is
+// trusted. Timestamps require DateStyle ISO, the Postgres default. Array
+// lower bounds are not kept.
+package backfill
