@@ -474,6 +474,15 @@ func (it *Iterator) fill(ctx context.Context) error {
 	if len(fds) != len(it.columns) {
 		return fmt.Errorf("backfill: read %s: got %d columns, want %d", qname, len(fds), len(it.columns))
 	}
+	// A column's type can change while a backfill runs (ALTER TABLE … TYPE):
+	// learn any type not seen yet. Known types cost no query.
+	oids := make([]uint32, len(fds))
+	for i, fd := range fds {
+		oids[i] = fd.DataTypeOID
+	}
+	if err := it.mapper.Resolve(ctx, it.q, oids...); err != nil {
+		return fmt.Errorf("backfill: read %s: %w", qname, err)
+	}
 	read := it.now().UTC()
 	msgs := make([]message.Message, 0, it.limit)
 	keys := make([]Cursor, 0, it.limit)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,17 @@ func TestIntKey(t *testing.T) {
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Fatalf("message:\n got %#v\nwant %#v", m, want)
+	}
+	js, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON := `{"record":{"name":"item 3","id":3,"price":4.5,"tags":["t3",null],"at":"2024-01-01T00:00:03.000000Z"},` +
+		`"changes":null,"action":"read","metadata":{"table_schema":"public","table_name":"items",` +
+		`"idempotency_key":"` + idempotency.ReadKey("bf1", int64(3)) + `","commit_timestamp":"2024-10-28T20:37:01.127470Z",` +
+		`"commit_lsn":0,"commit_idx":0,"database_name":"` + it.database.Name + `"`
+	if !strings.HasPrefix(string(js), wantJSON) {
+		t.Fatalf("JSON:\n got %s\nwant prefix %s", js, wantJSON)
 	}
 	if !reflect.DeepEqual(ms[0].Record, map[string]any{"name": nil, "id": int64(0), "price": nil, "tags": nil, "at": nil}) {
 		t.Fatalf("NULL row: %#v", ms[0].Record)
