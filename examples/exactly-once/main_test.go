@@ -93,7 +93,8 @@ func (c *child) duplicates() int { return strings.Count(c.out.String(), "duplica
 // kills it with SIGKILL at random moments while a workload of inserts,
 // updates, primary-key changes and deletes runs on the source, restarts it
 // each time, and checks that the target ends equal to the source with each
-// change applied exactly once (one claimed key per committed change).
+// change applied exactly once: one claimed key per committed change, and
+// as many row writes on the target as the changes call for.
 func TestExactlyOnceAcrossKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a replicator process repeatedly")
@@ -106,7 +107,13 @@ func TestExactlyOnceAcrossKills(t *testing.T) {
 
 	sourceURL, targetURL := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
 	pgtest.Exec(t, sourceURL, itemsTable)
-	pgtest.Exec(t, targetURL, itemsTable)
+	pgtest.Exec(t, targetURL, itemsTable,
+		// Every row the replicator writes leaves one line in items_log, in
+		// the same transaction: the count shows each change applied once.
+		"create table items_log (n bigserial primary key)",
+		`create function log_item() returns trigger language plpgsql as
+			$$ begin insert into items_log default values; return null; end $$`,
+		"create trigger log_item after insert or update or delete on public.items for each row execute function log_item()")
 	env := []string{
 		"SOURCE_URL=" + sourceURL,
 		"TARGET_URL=" + targetURL,
@@ -178,6 +185,15 @@ func TestExactlyOnceAcrossKills(t *testing.T) {
 	}
 	if claimed != w.Changes {
 		t.Fatalf("%d keys claimed for %d committed changes", claimed, w.Changes)
+	}
+	// The replicator writes one row per change, two (a delete and an
+	// insert) for a primary-key change.
+	var applied int64
+	if err := queryRow(ctx, targetURL, "select count(*) from items_log", &applied); err != nil {
+		t.Fatal(err)
+	}
+	if want := w.Changes + w.Moves; applied != want {
+		t.Fatalf("%d row writes on the target for %d changes (%d of them key changes), want %d", applied, w.Changes, w.Moves, want)
 	}
 	t.Logf("kills %d, transactions %d, changes %d, rows %d, duplicates skipped %d",
 		kills, w.Transactions, w.Changes, rows, duplicates)

@@ -14,8 +14,9 @@ type workload struct {
 	conn *pgx.Conn
 	rng  *rand.Rand
 
-	// Transactions and Changes count what committed.
-	Transactions, Changes int64
+	// Transactions and Changes count what committed; Moves counts the
+	// changes that were primary-key changes.
+	Transactions, Changes, Moves int64
 }
 
 // idSpace bounds the ids, so that rows are updated and deleted often.
@@ -38,12 +39,13 @@ func (w *workload) Step(ctx context.Context) error {
 		return fmt.Errorf("workload: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	var changes int64
+	var changes, moves int64
 	for range 1 + w.rng.IntN(4) {
 		id, other := w.rng.Int64N(idSpace), w.rng.Int64N(idSpace)
 		var q string
 		var args []any
-		switch op := w.rng.IntN(10); {
+		op := w.rng.IntN(10)
+		switch {
 		case op < 4:
 			q = `insert into public.items (id, name, qty, price, tags, attrs)
 				values ($1, $2, $3, $4, $5, $6) on conflict (id) do nothing`
@@ -66,11 +68,15 @@ func (w *workload) Step(ctx context.Context) error {
 			return fmt.Errorf("workload: %w", err)
 		}
 		changes += tag.RowsAffected()
+		if op == 7 {
+			moves += tag.RowsAffected()
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("workload: %w", err)
 	}
 	w.Transactions++
 	w.Changes += changes
+	w.Moves += moves
 	return nil
 }
