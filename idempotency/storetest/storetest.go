@@ -1,12 +1,3 @@
-// Package storetest is the conformance suite for [idempotency.Store]
-// implementations. Every store in walrelay runs it, and a third-party store
-// can run it too:
-//
-//	func TestConformance(t *testing.T) {
-//		storetest.Run(t, storetest.Config{
-//			New: func(t *testing.T) idempotency.Store { return newMyStore(t) },
-//		})
-//	}
 package storetest
 
 import (
