@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -28,6 +29,11 @@ var (
 // TestMain as os.Exit(pgtest.Main(m)). The cluster starts before the tests,
 // unless WALRELAY_TEST_DATABASE_URL is set, and stops after them.
 func Main(m *testing.M) int {
+	flag.Parse()
+	if fuzzing() {
+		// Fuzz targets are pure; fuzz workers must not each start a server.
+		return m.Run()
+	}
 	if u := os.Getenv("WALRELAY_TEST_DATABASE_URL"); u != "" {
 		sharedURL = u
 		return m.Run()
@@ -50,6 +56,17 @@ func Main(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	return code
+}
+
+// fuzzing reports whether this binary runs fuzz targets (-test.fuzz), as
+// the coordinator or a worker.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // Required reports whether WALRELAY_REQUIRE_POSTGRES=1 is set.
