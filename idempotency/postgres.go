@@ -134,7 +134,12 @@ func execCreate(ctx context.Context, db Querier, q string) error {
 			return nil
 		}
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07") {
+		if !errors.As(err, &pgErr) {
+			return err
+		}
+		switch pgErr.Code {
+		case "23505", "42P07", "42710": // unique_violation (pg_type), duplicate_table, duplicate_object
+		default:
 			return err
 		}
 	}
