@@ -41,8 +41,8 @@ func (m Message) MarshalJSON() ([]byte, error) {
 	bp := bufPool.Get().(*[]byte)
 	b, err := m.AppendJSON((*bp)[:0])
 	if err == nil {
-		out := make([]byte, len(b))
-		copy(out, b)
+		// Appending to nil copies without first zeroing the new slice.
+		out := append([]byte(nil), b...)
 		if cap(b) <= maxPooledBuf {
 			*bp = b
 			bufPool.Put(bp)
@@ -455,6 +455,15 @@ func skipDigits(s string, i int) int {
 
 const hexDigits = "0123456789abcdef"
 
+// plainByte tells which bytes a JSON string holds as they are: ASCII other
+// than control characters, '"' and '\\'. It is read-only.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendString writes s as a JSON string the way encoding/json does, except
 // that <, > and & are not escaped. Invalid UTF-8 becomes the character U+FFFD
 // (unescaped, so that decoding and encoding again gives the same bytes).
@@ -462,19 +471,14 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		// Skip eight plain bytes at a time.
-		for i+8 <= len(s) && plain8(s[i:i+8]) {
-			i += 8
+		for i < len(s) && plainByte[s[i]] {
+			i++
 		}
 		if i >= len(s) {
 			break
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -514,20 +518,6 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// plain8 reports whether none of the 8 bytes of s needs attention inside a
-// JSON string: no control character, quote, backslash or non-ASCII byte.
-func plain8(s string) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-	quote := x ^ (ones * '"')
-	backslash := x ^ (ones * '\\')
-	// (v - ones) &^ v & highs is non-zero exactly when some byte of v is
-	// zero; (x - ones*0x20) &^ x when some byte is below 0x20.
-	special := (x-ones*0x20)&^x | (quote-ones)&^quote | (backslash-ones)&^backslash | x
-	return special&highs == 0
 }
 
 // errTimeRange reports a time whose UTC year has no RFC 3339 form.

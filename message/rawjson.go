@@ -190,6 +190,12 @@ func (p *rawParser) str(b []byte) ([]byte, error) {
 	b = append(b, '"')
 	start := p.i
 	for p.i < len(p.src) {
+		for p.i < len(p.src) && plainByte[p.src[p.i]] {
+			p.i++
+		}
+		if p.i >= len(p.src) {
+			break
+		}
 		c := p.src[p.i]
 		switch {
 		case c == '"':
