@@ -42,6 +42,11 @@ type Config struct {
 	Consumer message.Consumer
 	Database message.Database
 
+	// BackfillTable is the table ("schema.table") where Stream.Backfill
+	// saves its progress; created when missing. Its own changes are never
+	// delivered. "" = public.walrelay_backfills.
+	BackfillTable string
+
 	// Truncate says what a TRUNCATE of a published table becomes.
 	Truncate TruncateMode
 
@@ -104,6 +109,9 @@ func (c *Config) validate() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return &ConfigError{Err: err}
+	}
+	if c.BackfillTable == "" {
+		c.BackfillTable = "public.walrelay_backfills"
 	}
 	if c.BufferSize == 0 {
 		c.BufferSize = 1024

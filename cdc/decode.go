@@ -29,6 +29,7 @@ type relation struct {
 	oids         []uint32
 	key          []bool   // replica-identity key flags
 	primaryKey   []string // primary-key columns in key order; shared
+	internal     bool     // the stream's own backfill progress table
 }
 
 func (r *relation) qualified() string { return r.schema + "." + r.name }
@@ -68,7 +69,7 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 		if err != nil {
 			return &DecodeError{LSN: lsn, Relation: rel.qualified(), Err: err}
 		}
-		return s.emit(s.message(rel, message.ActionInsert, rec, nil))
+		return s.change(rel, message.ActionInsert, rec, nil)
 	case *pglogrepl.UpdateMessage:
 		rel, err := s.rel(lsn, m.RelationID)
 		if err != nil {
@@ -83,7 +84,7 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 		if err != nil {
 			return &DecodeError{LSN: lsn, Relation: rel.qualified(), Err: err}
 		}
-		return s.emit(s.message(rel, message.ActionUpdate, rec, changes))
+		return s.change(rel, message.ActionUpdate, rec, changes)
 	case *pglogrepl.DeleteMessage:
 		rel, err := s.rel(lsn, m.RelationID)
 		if err != nil {
@@ -94,10 +95,13 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 		if err != nil {
 			return &DecodeError{LSN: lsn, Relation: rel.qualified(), Err: err}
 		}
-		return s.emit(s.message(rel, message.ActionDelete, rec, nil))
+		return s.change(rel, message.ActionDelete, rec, nil)
 	case *pglogrepl.TruncateMessage:
 		return s.truncate(lsn, m)
 	case *pglogrepl.LogicalDecodingMessage:
+		if !m.Transactional && m.Prefix == prefixWatermark {
+			return s.watermark(message.LSN(m.LSN), string(m.Content))
+		}
 		s.logicalMessage(m)
 	}
 	// TYPE and ORIGIN messages need nothing: user-defined types are resolved
@@ -123,8 +127,21 @@ func (s *Stream) commit(end message.LSN) {
 	s.pending = append(s.pending, pendingTx{lastSeq: s.emitted, end: end})
 }
 
+// change delivers a row change, after the backfills in flight took note
+// of it. Changes to the stream's own progress table are not delivered.
+func (s *Stream) change(rel *relation, action message.Action, rec, changes map[string]any) error {
+	if rel.internal {
+		return nil
+	}
+	m := s.message(rel, action, rec, changes)
+	s.chunks.observe(&m)
+	return s.emit(m)
+}
+
 func (s *Stream) relation(lsn message.LSN, m *pglogrepl.RelationMessage) error {
 	rel := &relation{schema: m.Namespace, name: m.RelationName}
+	ps, pt := s.progressTable()
+	rel.internal = m.Namespace == ps && m.RelationName == pt
 	for _, c := range m.Columns {
 		rel.columns = append(rel.columns, c.Name)
 		rel.oids = append(rel.oids, c.DataType)
@@ -324,7 +341,7 @@ func (s *Stream) truncate(lsn message.LSN, m *pglogrepl.TruncateMessage) error {
 		return &TruncateError{Tables: names, CommitLSN: s.tx.commitLSN}
 	}
 	for _, rel := range rels {
-		if err := s.emit(s.message(rel, message.ActionTruncate, nil, nil)); err != nil {
+		if err := s.change(rel, message.ActionTruncate, nil, nil); err != nil {
 			return err
 		}
 	}

@@ -50,6 +50,8 @@ type Stream struct {
 	inTx     bool
 	received message.LSN // end of the last transaction received in full
 
+	chunks chunks // backfill chunks waiting for their watermark
+
 	// Reader-only state.
 	conn       *pgconn.PgConn
 	rels       map[uint32]*relation

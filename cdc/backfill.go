@@ -1,0 +1,395 @@
+package cdc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/walrelay/walrelay/backfill"
+	"github.com/walrelay/walrelay/idempotency"
+	"github.com/walrelay/walrelay/message"
+)
+
+const prefixWatermark = "walrelay:backfill.watermark"
+
+// Adaptive chunk sizing (Config.ChunkSize == 0): start small, then size
+// each page so that reading it takes about chunkTarget.
+const (
+	chunkStart  = 1000
+	chunkMin    = 100
+	chunkMax    = 50000
+	chunkTarget = 200 * time.Millisecond
+)
+
+// chunk is a page of a backfill waiting for its high watermark. The reader
+// goroutine records the keys of live changes to the table from the moment
+// the chunk is registered (before its rows are selected); at the watermark
+// it drops the rows whose key it saw — the live change is newer — and emits
+// the others as reads.
+type chunk struct {
+	id      string
+	schema  string
+	table   string
+	keyCols []string
+	dirty   map[string]struct{} // keys changed since registration
+	all     bool                // the table was truncated: every row is stale
+	rows    []message.Message   // set before the watermark is written
+	lastSeq uint64              // sequence number of the last read emitted
+	done    chan struct{}       // closed when the reads were emitted
+}
+
+// chunks is the stream's set of registered chunks, shared by Backfill
+// goroutines and the reader.
+type chunks struct {
+	active atomic.Int32 // fast path for the reader: no chunk registered
+	mu     sync.Mutex
+	byID   map[string]*chunk
+	seq    atomic.Uint64
+}
+
+func (c *chunks) register(ch *chunk) {
+	c.mu.Lock()
+	if c.byID == nil {
+		c.byID = make(map[string]*chunk)
+	}
+	c.byID[ch.id] = ch
+	c.active.Add(1)
+	c.mu.Unlock()
+}
+
+func (c *chunks) remove(id string) *chunk {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, ok := c.byID[id]
+	if !ok {
+		return nil
+	}
+	delete(c.byID, id)
+	c.active.Add(-1)
+	return ch
+}
+
+// observe records a live change (or truncate) against the registered chunks
+// of its table.
+func (c *chunks) observe(m *message.Message) {
+	if c.active.Load() == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range c.byID {
+		if ch.schema != m.Metadata.TableSchema || ch.table != m.Metadata.TableName {
+			continue
+		}
+		if m.Action == message.ActionTruncate {
+			ch.all = true
+			continue
+		}
+		ch.dirty[rowKey(ch.keyCols, m.Record)] = struct{}{}
+		// A primary-key update: the row's old key is stale too.
+		if old, ok := oldKey(ch.keyCols, m); ok {
+			ch.dirty[old] = struct{}{}
+		}
+	}
+}
+
+// rowKey is the canonical text of a row's key values (as in read keys).
+func rowKey(cols []string, rec map[string]any) string {
+	vals := make([]any, len(cols))
+	for i, c := range cols {
+		vals[i] = rec[c]
+	}
+	return idempotency.ReadKey("", vals...)
+}
+
+// oldKey is the key an update moved the row away from, when it is known.
+func oldKey(cols []string, m *message.Message) (string, bool) {
+	if m.Action != message.ActionUpdate || len(m.Changes) == 0 {
+		return "", false
+	}
+	changed := false
+	old := make(map[string]any, len(cols))
+	for _, c := range cols {
+		if v, ok := m.Changes[c]; ok {
+			old[c], changed = v, true
+		} else {
+			old[c] = m.Record[c]
+		}
+	}
+	if !changed {
+		return "", false
+	}
+	return rowKey(cols, old), true
+}
+
+// watermark emits the surviving reads of the chunk whose high watermark
+// arrived at lsn. Called by the reader goroutine.
+func (s *Stream) watermark(lsn message.LSN, id string) error {
+	ch := s.chunks.remove(id)
+	if ch == nil {
+		return nil // another stream's, or a chunk from before a restart
+	}
+	defer close(ch.done)
+	for _, m := range ch.rows {
+		if ch.all {
+			break
+		}
+		if _, stale := ch.dirty[rowKey(ch.keyCols, m.Record)]; stale {
+			continue
+		}
+		if err := s.emit(m); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	ch.lastSeq = s.emitted
+	s.mu.Unlock()
+	// The watermark is outside any transaction: once the reads before it
+	// are acknowledged, the slot may pass it.
+	s.commit(lsn)
+	return nil
+}
+
+// BackfillProgress is a backfill's saved state, in the progress table.
+type BackfillProgress struct {
+	ID     string
+	Table  string
+	Cursor backfill.Cursor
+	Done   bool
+}
+
+// Backfill reads the existing rows of cfg.Table and delivers them as
+// [message.ActionRead] messages through [Stream.Next], interleaved with the
+// live changes so that a read never overtakes a newer change of its row
+// (the watermark method): for each chunk the stream starts watching the
+// table's keys, selects the chunk in primary-key order, and writes a
+// high-watermark logical message; when the stream reaches the watermark it
+// drops the rows that changed meanwhile (their live changes are newer) and
+// emits the rest.
+//
+// Backfill blocks until every chunk has been handed to the stream and every
+// read acknowledged, so run it in its own goroutine while another consumes
+// the stream (with [Run], or Next and Ack). Progress is saved in the
+// progress table (Config.BackfillTable) once a chunk's reads are
+// acknowledged; calling Backfill again with the same cfg.ID resumes after the
+// last saved chunk, or returns at once if that backfill finished. Several
+// backfills may run at once, on different tables or IDs.
+//
+// The table needs a primary key. cfg.ChunkSize 0 sizes chunks adaptively
+// (from 1,000 rows, toward about 200ms of reading per chunk); cfg.OrderBy is
+// not supported here. A TRUNCATE of the table while a chunk is in flight
+// drops that chunk's rows (the truncate message follows the reads already
+// delivered); an update of a row's primary key makes both its old and new
+// key stale for the chunk in flight.
+func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
+	if len(cfg.OrderBy) > 0 {
+		return errors.New("cdc: backfill: OrderBy is not supported by Stream.Backfill; the table needs a primary key")
+	}
+	if cfg.Consumer.ID == "" && cfg.Consumer.Name == "" {
+		cfg.Consumer = s.consumer
+	}
+	if cfg.Database.ID == "" && cfg.Database.Name == "" {
+		cfg.Database = s.database
+	}
+	adaptive := cfg.ChunkSize == 0
+	if adaptive {
+		cfg.ChunkSize = chunkStart
+	}
+	if err := s.ensureProgressTable(ctx); err != nil {
+		return err
+	}
+	prog, err := s.loadProgress(ctx, cfg.ID)
+	if err != nil {
+		return err
+	}
+	if prog != nil {
+		if prog.Table != cfg.Table {
+			return fmt.Errorf("cdc: backfill %q: saved progress is for table %q, not %q", cfg.ID, prog.Table, cfg.Table)
+		}
+		if prog.Done {
+			return nil
+		}
+		if cfg.Cursor == nil {
+			cfg.Cursor = prog.Cursor
+		}
+	}
+	it, err := backfill.New(ctx, s.pool, cfg)
+	if err != nil {
+		return fmt.Errorf("cdc: %w", err)
+	}
+	schema, table := splitQualified(cfg.Table)
+	type inflight struct {
+		ch     *chunk
+		cursor backfill.Cursor
+	}
+	var queue []inflight // chunks emitted, waiting for acknowledgement
+	saveAcked := func() error {
+		var last *inflight
+		for len(queue) > 0 && s.ackedSeq() >= queue[0].ch.lastSeq {
+			last = &queue[0]
+			queue = queue[1:]
+		}
+		if last == nil {
+			return nil
+		}
+		return s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: last.cursor})
+	}
+	for {
+		ch := &chunk{
+			id:      fmt.Sprintf("%x-%d", s.id, s.chunks.seq.Add(1)),
+			keyCols: it.PrimaryKey(),
+			dirty:   make(map[string]struct{}),
+			done:    make(chan struct{}),
+		}
+		ch.schema, ch.table = schema, table
+		s.chunks.register(ch)
+		start := time.Now()
+		rows, err := it.NextChunk(ctx)
+		elapsed := time.Since(start)
+		if errors.Is(err, io.EOF) {
+			s.chunks.remove(ch.id)
+			break
+		}
+		if err != nil {
+			s.chunks.remove(ch.id)
+			return fmt.Errorf("cdc: %w", err)
+		}
+		s.chunks.mu.Lock()
+		ch.rows = rows
+		s.chunks.mu.Unlock()
+		if _, err := s.pool.Exec(ctx, "select pg_logical_emit_message(false, $1, $2)", prefixWatermark, ch.id); err != nil {
+			s.chunks.remove(ch.id)
+			return fmt.Errorf("cdc: backfill %q: write watermark: %w", cfg.ID, err)
+		}
+		select {
+		case <-ch.done:
+		case <-s.done:
+			return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, s.stopErr())
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		queue = append(queue, inflight{ch, it.Cursor()})
+		if err := saveAcked(); err != nil {
+			return err
+		}
+		if adaptive {
+			it.SetChunkSize(nextChunkSize(len(rows), elapsed))
+		}
+	}
+	// Wait for the last reads to be acknowledged, then mark it done.
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for len(queue) > 0 {
+		if err := saveAcked(); err != nil {
+			return err
+		}
+		if len(queue) == 0 {
+			break
+		}
+		select {
+		case <-t.C:
+		case <-s.done:
+			return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, s.stopErr())
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: it.Cursor(), Done: true})
+}
+
+func nextChunkSize(n int, elapsed time.Duration) int {
+	if n <= 0 {
+		return chunkStart
+	}
+	next := n * 2
+	if elapsed > 0 {
+		next = int(float64(n) * float64(chunkTarget) / float64(elapsed))
+	}
+	next = min(next, n*2, chunkMax)
+	return max(next, chunkMin)
+}
+
+func splitQualified(t string) (schema, table string) {
+	if s, tb, ok := strings.Cut(t, "."); ok {
+		return strings.Trim(s, `"`), strings.Trim(tb, `"`)
+	}
+	return "public", strings.Trim(t, `"`)
+}
+
+func (s *Stream) ackedSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
+}
+
+// progressTable returns the schema and name of the progress table.
+func (s *Stream) progressTable() (string, string) {
+	return splitQualified(s.cfg.BackfillTable)
+}
+
+func (s *Stream) progressIdent() string {
+	schema, table := s.progressTable()
+	return pgx.Identifier{schema, table}.Sanitize()
+}
+
+func (s *Stream) ensureProgressTable(ctx context.Context) error {
+	_, err := s.pool.Exec(ctx, `create table if not exists `+s.progressIdent()+` (
+		id text primary key,
+		table_name text not null,
+		cursor jsonb,
+		done boolean not null default false,
+		updated_at timestamptz not null default now())`)
+	if err != nil && pgCode(err) != "23505" && pgCode(err) != "42P07" { // created concurrently
+		return fmt.Errorf("cdc: backfill progress table %s: %w", s.progressIdent(), err)
+	}
+	return nil
+}
+
+func (s *Stream) loadProgress(ctx context.Context, id string) (*BackfillProgress, error) {
+	var p BackfillProgress
+	var cursor []byte
+	err := s.pool.QueryRow(ctx, `select id, table_name, cursor, done from `+s.progressIdent()+` where id = $1`, id).
+		Scan(&p.ID, &p.Table, &cursor, &p.Done)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cdc: backfill %q: load progress: %w", id, err)
+	}
+	if len(cursor) > 0 && string(cursor) != "null" {
+		if err := json.Unmarshal(cursor, &p.Cursor); err != nil {
+			return nil, fmt.Errorf("cdc: backfill %q: saved cursor: %w", id, err)
+		}
+	}
+	return &p, nil
+}
+
+func (s *Stream) saveProgress(ctx context.Context, p BackfillProgress) error {
+	cursor, err := json.Marshal(p.Cursor)
+	if err != nil {
+		return fmt.Errorf("cdc: backfill %q: %w", p.ID, err)
+	}
+	_, err = s.pool.Exec(ctx, `insert into `+s.progressIdent()+` (id, table_name, cursor, done) values ($1, $2, $3, $4)
+		on conflict (id) do update set cursor = excluded.cursor, done = excluded.done, updated_at = now()`,
+		p.ID, p.Table, string(cursor), p.Done)
+	if err != nil {
+		return fmt.Errorf("cdc: backfill %q: save progress: %w", p.ID, err)
+	}
+	return nil
+}
+
+// BackfillStatus returns the saved progress of backfill id, or nil when it
+// never saved any.
+func (s *Stream) BackfillStatus(ctx context.Context, id string) (*BackfillProgress, error) {
+	if err := s.ensureProgressTable(ctx); err != nil {
+		return nil, err
+	}
+	return s.loadProgress(ctx, id)
+}

@@ -1,0 +1,319 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walrelay/walrelay/backfill"
+	"github.com/walrelay/walrelay/message"
+)
+
+// replica applies messages in delivery order, as a consumer would.
+type replica struct {
+	mu    sync.Mutex
+	rows  map[int64]map[string]any
+	reads int
+	last  map[int64]string // last action per row, for order checks
+}
+
+func newReplica() *replica { return &replica{rows: map[int64]map[string]any{}, last: map[int64]string{}} }
+
+func (r *replica) apply(m message.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m.Metadata.TableName != "items" {
+		return
+	}
+	switch m.Action {
+	case message.ActionTruncate:
+		clear(r.rows)
+		return
+	case message.ActionDelete:
+		delete(r.rows, m.Record["id"].(int64))
+	default:
+		if m.Action == message.ActionRead {
+			r.reads++
+		}
+		if old, ok := m.Changes["id"]; ok { // the primary key changed
+			delete(r.rows, old.(int64))
+		}
+		r.rows[m.Record["id"].(int64)] = m.Record
+	}
+}
+
+// consume applies and acknowledges messages until ctx is done.
+func consume(ctx context.Context, s *Stream, r *replica, markers chan<- int64) error {
+	for {
+		m, err := s.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if m.Metadata.TableName == "marker" {
+			markers <- m.Record["id"].(int64)
+		}
+		r.apply(m)
+		s.Ack(m)
+	}
+}
+
+// table reads the source table as the replica stores it.
+func (e *env) table(t *testing.T) map[int64]map[string]any {
+	t.Helper()
+	rows, err := e.conn.Query(context.Background(), "select id, v, n from items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]map[string]any{}
+	for rows.Next() {
+		var id, n int64
+		var v string
+		if err := rows.Scan(&id, &v, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = map[string]any{"id": id, "v": v, "n": n}
+	}
+	return out
+}
+
+// writer changes random rows until stop is closed.
+func writer(ctx context.Context, t *testing.T, e *env, stop <-chan struct{}, maxID int) (int, error) {
+	n := 0
+	next := int64(maxID + 1)
+	for {
+		select {
+		case <-stop:
+			return n, nil
+		default:
+		}
+		id := rand.IntN(maxID) + 1
+		var sql string
+		switch rand.IntN(4) {
+		case 0:
+			sql = fmt.Sprintf("insert into items values (%d, 'new', 0)", next)
+			next++
+		case 1:
+			sql = fmt.Sprintf("delete from items where id = %d", id)
+		case 2: // a primary-key change
+			sql = fmt.Sprintf("update items set id = %d, n = n + 1 where id = %d", next, id)
+			next++
+		default:
+			sql = fmt.Sprintf("update items set n = n + 1, v = 'upd' where id = %d", id)
+		}
+		if _, err := e.p.Exec(ctx, sql); err != nil {
+			if ctx.Err() != nil {
+				return n, nil
+			}
+			return n, err
+		}
+		n++
+	}
+}
+
+// catchUp writes a marker row and waits until the consumer saw it.
+func catchUp(t *testing.T, e *env, markers <-chan int64, id int64) {
+	t.Helper()
+	e.exec(fmt.Sprintf("insert into marker values (%d)", id))
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case got := <-markers:
+			if got == id {
+				return
+			}
+		case <-timeout:
+			t.Fatal("consumer did not catch up")
+		}
+	}
+}
+
+func diff(t *testing.T, want, got map[int64]map[string]any) {
+	t.Helper()
+	var missing, stale, extra int
+	for id, w := range want {
+		g, ok := got[id]
+		switch {
+		case !ok:
+			missing++
+		case !reflect.DeepEqual(w, g):
+			stale++
+			if stale <= 3 {
+				t.Logf("row %d: replica %v, table %v", id, g, w)
+			}
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			extra++
+		}
+	}
+	t.Logf("table %d rows, replica %d: missing %d, stale %d, extra %d", len(want), len(got), missing, stale, extra)
+	if missing+stale+extra > 0 {
+		t.Fatalf("replica differs from the table")
+	}
+}
+
+const backfillSetup = "create table items (id bigint primary key, v text not null, n bigint not null)"
+
+func TestBackfillConvergesUnderWrites(t *testing.T) {
+	e := newEnv(t, backfillSetup, "create table marker (id bigint primary key)",
+		"insert into items select g, 'seed', 0 from generate_series(1, 5000) g")
+	s := e.open(e.config())
+	r := newReplica()
+	markers := make(chan int64, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go consume(ctx, s, r, markers)
+
+	stop := make(chan struct{})
+	wrote := make(chan int, 1)
+	go func() {
+		n, err := writer(ctx, t, e, stop, 5000)
+		if err != nil {
+			t.Error(err)
+		}
+		wrote <- n
+	}()
+	if err := s.Backfill(ctx, backfill.Config{Table: "public.items", ID: "bf1", ChunkSize: 250}); err != nil {
+		t.Fatalf("Backfill: %v", err)
+	}
+	close(stop)
+	writes := <-wrote
+	catchUp(t, e, markers, 1)
+	t.Logf("concurrent writes: %d, reads delivered: %d", writes, r.reads)
+	if writes == 0 {
+		t.Fatal("the writer made no changes during the backfill")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	diff(t, e.table(t), r.rows)
+
+	p, err := s.BackfillStatus(ctx, "bf1")
+	if err != nil || p == nil || !p.Done {
+		t.Fatalf("progress = %+v, %v; want done", p, err)
+	}
+	// Done backfills are not run again.
+	before := r.reads
+	if err := s.Backfill(ctx, backfill.Config{Table: "public.items", ID: "bf1"}); err != nil {
+		t.Fatal(err)
+	}
+	if r.reads != before {
+		t.Fatal("a finished backfill ran again")
+	}
+}
+
+func TestBackfillResumesAfterRestart(t *testing.T) {
+	e := newEnv(t, backfillSetup, "create table marker (id bigint primary key)",
+		"insert into items select g, 'seed', 0 from generate_series(1, 3000) g")
+	cfg := e.config()
+	r := newReplica()
+	markers := make(chan int64, 16)
+	cfgB := backfill.Config{Table: "public.items", ID: "bf-resume", ChunkSize: 100}
+
+	// First process: reads about a third, then dies (its context ends).
+	s := e.open(cfg)
+	ctx1, cancel1 := context.WithCancel(t.Context())
+	go consume(ctx1, s, r, markers)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Backfill(ctx1, cfgB) }()
+	waitFor(t, "a third of the table", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.reads >= 1000
+	})
+	cancel1()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted Backfill = %v", err)
+	}
+	s.Close()
+	firstReads := r.reads
+
+	// Changes while no process runs.
+	e.exec("update items set n = 7 where id % 10 = 0", "delete from items where id % 33 = 0")
+
+	// Second process resumes from the saved cursor.
+	s2 := e.open(cfg)
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	go consume(ctx2, s2, r, markers)
+	p, err := s2.BackfillStatus(ctx2, "bf-resume")
+	if err != nil || p == nil || p.Done || len(p.Cursor) != 1 {
+		t.Fatalf("saved progress = %+v, %v", p, err)
+	}
+	if err := s2.Backfill(ctx2, cfgB); err != nil {
+		t.Fatal(err)
+	}
+	catchUp(t, e, markers, 1)
+	t.Logf("reads before the restart %d, after %d (cursor was %v)", firstReads, r.reads-firstReads, p.Cursor)
+	if r.reads-firstReads >= 3000 {
+		t.Errorf("the second run read the whole table again")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	diff(t, e.table(t), r.rows)
+}
+
+func TestBackfillTruncateDropsChunk(t *testing.T) {
+	e := newEnv(t, backfillSetup, "create table marker (id bigint primary key)",
+		"insert into items select g, 'seed', 0 from generate_series(1, 2000) g")
+	s := e.open(e.config())
+	r := newReplica()
+	markers := make(chan int64, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go consume(ctx, s, r, markers)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Backfill(ctx, backfill.Config{Table: "items", ID: "bf-trunc", ChunkSize: 50}) }()
+	waitFor(t, "some reads", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.reads > 100
+	})
+	e.exec("truncate items", "insert into items values (1, 'after', 1)")
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	catchUp(t, e, markers, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	diff(t, e.table(t), r.rows)
+}
+
+func TestBackfillProgressTableNotDelivered(t *testing.T) {
+	e := newEnv(t, backfillSetup, "insert into items select g, 'seed', 0 from generate_series(1, 10) g")
+	s := e.open(e.config())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var mu sync.Mutex
+	var tables []string
+	go func() {
+		for {
+			m, err := s.Next(ctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			tables = append(tables, m.Metadata.TableName)
+			mu.Unlock()
+			s.Ack(m)
+		}
+	}()
+	if err := s.Backfill(ctx, backfill.Config{Table: "items", ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	e.exec("insert into items values (11, 'x', 0)")
+	waitFor(t, "11 messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(tables) >= 11 })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tb := range tables {
+		if tb != "items" {
+			t.Fatalf("delivered a change of %q", tb)
+		}
+	}
+}
