@@ -22,7 +22,9 @@ type replica struct {
 	last  map[int64]string // last action per row, for order checks
 }
 
-func newReplica() *replica { return &replica{rows: map[int64]map[string]any{}, last: map[int64]string{}} }
+func newReplica() *replica {
+	return &replica{rows: map[int64]map[string]any{}, last: map[int64]string{}}
+}
 
 func (r *replica) apply(m message.Message) {
 	r.mu.Lock()
