@@ -464,6 +464,17 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
+// plainWord reports whether all eight bytes packed in x are plain (see
+// plainByte). (v-ones)&^v&highs is non-zero exactly when some byte of v is
+// zero, and (x-ones*n)&^x&highs when some byte of x is below n (n <= 0x80);
+// x&highs catches non-ASCII bytes.
+func plainWord(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (ones * '"')
+	backslash := x ^ (ones * '\\')
+	return ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash|x)&highs == 0
+}
+
 // appendString writes s as a JSON string the way encoding/json does, except
 // that <, > and & are not escaped. Invalid UTF-8 becomes the character U+FFFD
 // (unescaped, so that decoding and encoding again gives the same bytes).
@@ -471,6 +482,16 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip plain bytes eight at a time, then one at a time.
+		for i+8 <= len(s) {
+			w := s[i : i+8]
+			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+			if !plainWord(x) {
+				break
+			}
+			i += 8
+		}
 		for i < len(s) && plainByte[s[i]] {
 			i++
 		}

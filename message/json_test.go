@@ -671,3 +671,26 @@ func TestAppendJSONAllocations(t *testing.T) {
 		t.Errorf("MarshalJSON allocates %v times per message, want at most 2", allocs)
 	}
 }
+
+// TestPlainWord checks the eight-byte test against the byte table: every
+// byte value at every position, among plain and among extreme neighbours.
+func TestPlainWord(t *testing.T) {
+	for _, fill := range []byte{'a', 0x20, 0x7f, '#', '[', ']', '!'} {
+		for pos := 0; pos < 8; pos++ {
+			for c := 0; c < 256; c++ {
+				var w [8]byte
+				for i := range w {
+					w[i] = fill
+				}
+				w[pos] = byte(c)
+				var x uint64
+				for i := 7; i >= 0; i-- {
+					x = x<<8 | uint64(w[i])
+				}
+				if got, want := plainWord(x), plainByte[c]; got != want {
+					t.Fatalf("plainWord(% x) = %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
+}
