@@ -1,0 +1,197 @@
+// Command backfill delivers the rows already in a table as read messages,
+// through the same stream as the live changes a concurrent writer makes,
+// and prints its progress. At the end it checks that replaying what it
+// received reproduces the table.
+//
+//	go run ./examples/backfill
+//
+// Without DATABASE_URL it starts a throwaway Postgres. With DATABASE_URL it
+// uses that database (wal_level=logical), creating and finally dropping the
+// table walrelay_backfill_demo and a slot and publication of that name.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/backfill"
+	"github.com/walrelay/walrelay/cdc"
+	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/message"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "backfill:", err)
+		os.Exit(1)
+	}
+}
+
+const (
+	name = "walrelay_backfill_demo"
+	rows = 20000
+)
+
+func run(ctx context.Context, out io.Writer) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		fmt.Fprintln(os.Stderr, "DATABASE_URL is not set: starting a throwaway Postgres…")
+		cluster, err := pgtest.Start(ctx, pgtest.Options{})
+		if err != nil {
+			return err
+		}
+		defer cluster.Stop()
+		url = cluster.URL
+	}
+	db, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Exec(ctx, `create table `+name+` (id bigint primary key, balance bigint not null);
+		insert into `+name+` select g, 100 from generate_series(1, `+fmt.Sprint(rows)+`) g`); err != nil {
+		return err
+	}
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		_, derr := db.Exec(cctx, `select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = '`+name+`';
+			drop publication if exists `+name+`; drop table if exists `+name+`; drop table if exists walrelay_backfills`)
+		err = errors.Join(err, derr)
+	}()
+
+	s, err := cdc.Open(ctx, cdc.Config{
+		ConnString: url, Slot: name, Publication: name,
+		CreateSlot: true, CreatePublication: true, PublicationTables: []string{name},
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	// The consumer: replays every message into a map, as a downstream copy.
+	var mu sync.Mutex
+	replica := map[int64]int64{}
+	var reads, changes int
+	cctx, stopConsumer := context.WithCancel(ctx)
+	defer stopConsumer()
+	go func() {
+		for {
+			m, err := s.Next(cctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			id := m.Record["id"].(int64)
+			switch m.Action {
+			case message.ActionDelete:
+				delete(replica, id)
+				changes++
+			case message.ActionRead:
+				replica[id] = m.Record["balance"].(int64)
+				reads++
+			default:
+				replica[id] = m.Record["balance"].(int64)
+				changes++
+			}
+			mu.Unlock()
+			s.Ack(m)
+		}
+	}()
+
+	// A writer moving money around and closing accounts while the backfill runs.
+	writerCtx, stopWriter := context.WithCancel(ctx)
+	var writes int
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for writerCtx.Err() == nil {
+			a, b := rand.Int64N(rows)+1, rand.Int64N(rows)+1
+			if _, err := db.Exec(writerCtx, `update `+name+` set balance = balance - 1 where id = $1;`, a); err == nil {
+				writes++
+			}
+			if _, err := db.Exec(writerCtx, `update `+name+` set balance = balance + 1 where id = $1;`, b); err == nil {
+				writes++
+			}
+			if writes%50 == 0 {
+				db.Exec(writerCtx, `delete from `+name+` where id = $1`, a)
+			}
+		}
+	}()
+
+	// Progress, every 50ms.
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		start := time.Now()
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-t.C:
+				mu.Lock()
+				fmt.Fprintf(out, "%5.1fs  reads %6d  live changes %6d\n", time.Since(start).Seconds(), reads, changes)
+				mu.Unlock()
+			}
+		}
+	}()
+
+	start := time.Now()
+	err = s.Backfill(ctx, backfill.Config{Table: name, ID: "demo"})
+	stopWriter()
+	<-writerDone
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "backfill done in %v: %d rows read while %d concurrent updates ran\n", time.Since(start).Round(time.Millisecond), reads, writes)
+
+	// Catch up with the writer's last changes, then compare.
+	want := map[int64]int64{}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		clear(want)
+		r, err := db.Query(ctx, `select id, balance from `+name)
+		if err != nil {
+			return err
+		}
+		for r.Next() {
+			var id, bal int64
+			if err := r.Scan(&id, &bal); err != nil {
+				return err
+			}
+			want[id] = bal
+		}
+		if err := r.Err(); err != nil {
+			return err
+		}
+		mu.Lock()
+		same := reflect.DeepEqual(want, replica)
+		mu.Unlock()
+		if same {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the replayed copy does not match the table")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopConsumer()
+	<-progressDone
+	fmt.Fprintf(out, "replayed copy matches the table: %d rows\n", len(want))
+	return nil
+}
