@@ -107,14 +107,17 @@ func TestF3RestartPostgres(t *testing.T) {
 		mode := pgtest.Fast
 		if i%2 == 1 {
 			mode = pgtest.Immediate
-			mon.allowRegression()
 		}
+		// Postgres before 17 saves a logical slot's confirmed_flush_lsn only
+		// when other slot state changes (PG 17 also saves it at the
+		// shutdown checkpoint), so after either kind of restart the slot can
+		// come back at an older position: the server, not the stream, moves
+		// it back, and the changes after it are delivered again.
+		mon.allowRegression()
 		if err := cl.Restart(ctx, mode); err != nil {
 			t.Fatal(err)
 		}
-		if mode == pgtest.Immediate {
-			mon.allowRegression()
-		}
+		mon.allowRegression()
 		if err := c.alive(); err != nil {
 			t.Fatal(err)
 		}

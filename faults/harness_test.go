@@ -134,7 +134,9 @@ type auditRow struct {
 	h, cols     *string
 }
 
-func (a auditRow) identity() string { return a.tbl + "|" + a.pk + "|" + a.op + "|" + strconv.FormatInt(a.n, 10) }
+func (a auditRow) identity() string {
+	return a.tbl + "|" + a.pk + "|" + a.op + "|" + strconv.FormatInt(a.n, 10)
+}
 
 func (e *env) audit(ctx context.Context) ([]auditRow, error) {
 	conn, err := connect(ctx, e.url)
@@ -410,8 +412,8 @@ func (m *monitor) halt() {
 	<-m.done
 }
 
-// allowRegression marks an immediate restart: Postgres restores the slot
-// position saved at its last checkpoint, which may be older.
+// allowRegression marks a server restart: Postgres restores the slot
+// position it last saved, which may be older than the one it had.
 func (m *monitor) allowRegression() {
 	m.mu.Lock()
 	m.epoch++
@@ -517,13 +519,20 @@ func (m *monitor) check(all []delivery) (n int, ahead, backwards int, firstProbl
 			}
 		}
 	}
+	regressed := 0
 	for i := 1; i < len(samples); i++ {
+		if samples[i].lsn < samples[i-1].lsn && samples[i].epoch != samples[i-1].epoch {
+			regressed++
+		}
 		if samples[i].lsn < samples[i-1].lsn && samples[i].epoch == samples[i-1].epoch {
 			backwards++
 			if firstProblem == "" {
 				firstProblem = fmt.Sprintf("slot moved back from %v to %v", samples[i-1].lsn, samples[i].lsn)
 			}
 		}
+	}
+	if regressed > 0 && firstProblem == "" {
+		firstProblem = fmt.Sprintf("the server restored an older slot position after %d of its restarts", regressed)
 	}
 	return len(samples), ahead, backwards, firstProblem
 }
