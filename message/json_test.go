@@ -662,6 +662,17 @@ func TestAppendJSONAllocations(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("AppendJSON with a reused buffer allocates %v times per message, want 0", allocs)
 	}
+	sorted := m
+	sorted.Metadata.Columns = nil // keys sorted on a stack buffer instead
+	allocs = testing.AllocsPerRun(100, func() {
+		var err error
+		if buf, err = sorted.AppendJSON(buf[:0]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("AppendJSON with sorted keys allocates %v times per message, want 0", allocs)
+	}
 	allocs = testing.AllocsPerRun(100, func() {
 		if _, err := m.MarshalJSON(); err != nil {
 			t.Fatal(err)
@@ -691,6 +702,43 @@ func TestPlainWord(t *testing.T) {
 					t.Fatalf("plainWord(% x) = %v, want %v", w, got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestMarshalJSONConcurrent encodes from many goroutines at once; the
+// scratch buffers are shared through a pool and must never mix.
+func TestMarshalJSONConcurrent(t *testing.T) {
+	msgs := goldenMessages()
+	want := map[string]string{}
+	for name, m := range msgs {
+		b, err := m.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = string(b)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 50 {
+				for name, m := range msgs {
+					b, err := m.MarshalJSON()
+					if err == nil && string(b) != want[name] {
+						err = errors.New("concurrent MarshalJSON of " + name + " gave other bytes: " + string(b))
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
 }
