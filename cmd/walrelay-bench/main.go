@@ -1,0 +1,79 @@
+// Command walrelay-bench measures walrelay against Postgres's own logical
+// replication client on the same WAL, in one run, on a throwaway Postgres it
+// starts itself:
+//
+//   - throughput (rows/s, MB/s of WAL) of walrelay decoding, encoding every
+//     message to the seed JSON and acknowledging into a null sink, next to
+//     pg_recvlogical writing pgoutput to /dev/null, for 100-byte and 2 KB rows
+//     in many small transactions and in a few large ones;
+//   - the same through cdc.Run into the Kafka sink (in-process kfake) and the
+//     webhook sink (a local receiver), as ratios to the null sink;
+//   - latency from commit to Stream.Next and to a completed sink write at a
+//     steady commit rate with synchronous_commit on;
+//   - peak RSS of a process streaming one 1M-row transaction and one 10k-row
+//     transaction (each measured in a child process of its own);
+//   - backfill rows/s next to COPY … TO STDOUT of the same rows.
+//
+// Usage:
+//
+//	go run ./cmd/walrelay-bench            # the full run (several minutes)
+//	go run ./cmd/walrelay-bench -quick     # every figure, small sizes (< 60 s)
+//	go run ./cmd/walrelay-bench -json      # the report as JSON
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(childMain(os.Stdout))
+	}
+	var opts options
+	flag.BoolVar(&opts.Quick, "quick", false, "small sizes and one round: every figure in under a minute")
+	flag.IntVar(&opts.Rounds, "rounds", 0, "rounds of each throughput measurement, median reported (0 = 3, or 1 with -quick)")
+	asJSON := flag.Bool("json", false, "print the report as JSON")
+	verbose := flag.Bool("v", false, "print progress to stderr")
+	flag.Parse()
+	if *verbose {
+		opts.Progress = os.Stderr
+	}
+	opts.Command = "walrelay-bench " + strings.Join(os.Args[1:], " ")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "walrelay-bench:", err)
+		os.Exit(1)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		return
+	}
+	rep.print(os.Stdout)
+}
+
+// options say what to measure and how long to take.
+type options struct {
+	Quick    bool
+	Rounds   int
+	Command  string
+	Progress io.Writer // nil = silent
+}
+
+func (o options) logf(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}

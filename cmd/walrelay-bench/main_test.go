@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/walrelay/walrelay/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	// The peak-RSS measurement re-executes this binary as its child.
+	if os.Getenv(childEnv) != "" {
+		os.Exit(childMain(os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+// TestQuick runs the quick mode end to end and checks that it produces every
+// figure. It asserts no speed: speed targets live in the benchmark's output.
+func TestQuick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Postgres cluster and runs the quick benchmark")
+	}
+	if _, err := findRecvlogical(); err != nil {
+		if pgtest.Required() {
+			t.Fatal(err)
+		}
+		t.Skipf("SKIPPING: %v", err)
+	}
+	rep, err := run(t.Context(), options{Quick: true, Command: "walrelay-bench -quick"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Throughput) != 4 {
+		t.Fatalf("%d throughput scenarios, want 4", len(rep.Throughput))
+	}
+	for _, th := range rep.Throughput {
+		for name, v := range map[string]float64{
+			"pg_recvlogical rows/s": th.Recv.RowsPerSec, "pg_recvlogical MB/s": th.Recv.MBPerSec,
+			"null rows/s": th.Null.RowsPerSec, "null MB/s": th.Null.MBPerSec,
+			"kafka rows/s": th.Kafka.RowsPerSec, "webhook rows/s": th.Webhook.RowsPerSec,
+			"null/recvlogical": th.NullRatio, "kafka/null": th.KafkaRatio, "webhook/null": th.HookRatio,
+			"JSON bytes": float64(th.JSONBytes),
+		} {
+			if !(v > 0) {
+				t.Errorf("%s: %s = %v", th.Scenario, name, v)
+			}
+		}
+		// Every row was encoded: at least 100 bytes of JSON each.
+		if th.JSONBytes < int64(th.Rows)*100 {
+			t.Errorf("%s: %d JSON bytes for %d rows", th.Scenario, th.JSONBytes, th.Rows)
+		}
+	}
+	if len(rep.Latency) != 3 {
+		t.Fatalf("%d latency paths, want 3", len(rep.Latency))
+	}
+	for _, l := range rep.Latency {
+		if l.Commits <= 0 || !(l.P50 > 0) || l.P99 < l.P50 || l.P999 < l.P99 || l.Max < l.P999 {
+			t.Errorf("latency %s: %+v", l.Path, l)
+		}
+	}
+	if !(rep.RSS.BigMB > 0) || !(rep.RSS.SmallMB > 0) || !(rep.RSS.Ratio > 0) || rep.RSS.BigRows <= rep.RSS.SmallRows {
+		t.Errorf("RSS: %+v", rep.RSS)
+	}
+	if !(rep.Backfill.IterRowsPerSec > 0) || !(rep.Backfill.CopyRowsPerSec > 0) || !(rep.Backfill.Ratio > 0) {
+		t.Errorf("backfill: %+v", rep.Backfill)
+	}
+
+	var out bytes.Buffer
+	rep.print(&out)
+	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "webhook/null", "p99.9 ms",
+		"100000-row transaction", "iterator/COPY", "machine:", rep.Throughput[3].Scenario} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

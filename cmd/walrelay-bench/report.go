@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// print writes the report as Markdown tables.
+func (r *Report) print(w io.Writer) {
+	fmt.Fprintf(w, "command:  %s\nmachine:  %s\npostgres: %s\nrounds:   %d (medians)\n\n", r.Command, r.Machine, r.Postgres, r.Rounds)
+
+	fmt.Fprintln(w, "## Throughput: walrelay (cdc.Run, seed JSON, ack, null sink) vs pg_recvlogical (pgoutput to /dev/null)")
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "| scenario\t rows\t rows/tx\t WAL MB\t pg_recvlogical rows/s\t MB/s\t walrelay rows/s\t MB/s\t walrelay/recvlogical\t")
+	for _, t := range r.Throughput {
+		fmt.Fprintf(tw, "| %s\t %d\t %d\t %.1f\t %.0f\t %.1f\t %.0f\t %.1f\t %.2f\t\n", t.Scenario, t.Rows, t.PerTx,
+			float64(t.WALBytes)/1e6, t.Recv.RowsPerSec, t.Recv.MBPerSec, t.Null.RowsPerSec, t.Null.MBPerSec, t.NullRatio)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Sinks through cdc.Run, as ratios to the null sink")
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "| scenario\t null rows/s\t Kafka (kfake) rows/s\t Kafka/null\t webhook (batch 500) rows/s\t webhook/null\t")
+	for _, t := range r.Throughput {
+		fmt.Fprintf(tw, "| %s\t %.0f\t %.0f\t %.2f\t %.0f\t %.2f\t\n", t.Scenario, t.Null.RowsPerSec,
+			t.Kafka.RowsPerSec, t.KafkaRatio, t.Webhook.RowsPerSec, t.HookRatio)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Latency from commit, steady single-row commits, synchronous_commit = on")
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "| path\t commits\t commits/s\t p50 ms\t p99 ms\t p99.9 ms\t max ms\t")
+	for _, l := range r.Latency {
+		fmt.Fprintf(tw, "| %s\t %d\t %.0f\t %.2f\t %.2f\t %.2f\t %.2f\t\n", l.Path, l.Commits, l.CommitsPerSec, l.P50, l.P99, l.P999, l.Max)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Peak RSS (VmHWM of a child process streaming one transaction into the null sink)")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| %d-row transaction | %.1f MB |\n| %d-row transaction | %.1f MB |\n| ratio | %.2f |\n\n",
+		r.RSS.BigRows, r.RSS.BigMB, r.RSS.SmallRows, r.RSS.SmallMB, r.RSS.Ratio)
+	fmt.Fprintln(w, "## Backfill (backfill.Iterator, chunks of 1000) vs COPY (select … order by id) TO STDOUT")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| rows | %d |\n| iterator rows/s | %.0f |\n| COPY rows/s | %.0f |\n| iterator/COPY | %.2f |\n\n",
+		r.Backfill.Rows, r.Backfill.IterRowsPerSec, r.Backfill.CopyRowsPerSec, r.Backfill.Ratio)
+}
