@@ -114,6 +114,13 @@
 // \u003c, \u003e and \u0026; call MarshalJSON or AppendJSON directly, or use
 // a json.Encoder with SetEscapeHTML(false), to keep the exact bytes.
 //
+// # Other shapes
+//
+// [Message.RecordJSON] writes the record alone, exactly as in the seed
+// shape. [Message.EventJSON] (and [Message.AppendEventJSON]) write the
+// legacy "event" format of the older Sequin product, with the same value
+// encodings.
+//
 // # Decoding
 //
 // [Message.UnmarshalJSON] reads the shape back: integers that fit an int64
