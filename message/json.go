@@ -410,7 +410,7 @@ func appendFloat(b []byte, f float64, bits int) []byte {
 }
 
 // isNumber reports whether s is a number in JSON's grammar.
-func isNumber(s string) bool {
+func isNumber[T string | []byte](s T) bool {
 	i := 0
 	if i < len(s) && s[i] == '-' {
 		i++
@@ -446,7 +446,7 @@ func isNumber(s string) bool {
 	return i == len(s)
 }
 
-func skipDigits(s string, i int) int {
+func skipDigits[T string | []byte](s T, i int) int {
 	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
 		i++
 	}

@@ -742,3 +742,20 @@ func TestMarshalJSONConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestRawJSONLongNumberNoAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	raw := json.RawMessage(`{"n": ` + strings.Repeat("9", 1000) + `}`)
+	buf := make([]byte, 0, 2048)
+	allocs := testing.AllocsPerRun(50, func() {
+		var err error
+		if buf, err = appendRawJSON(buf[:0], raw, 1); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("appendRawJSON with a 1000-digit number allocates %v times, want 0", allocs)
+	}
+}

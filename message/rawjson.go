@@ -177,7 +177,7 @@ func (p *rawParser) number(b []byte) ([]byte, error) {
 		}
 		break
 	}
-	if !isNumber(string(p.src[start:p.i])) {
+	if !isNumber(p.src[start:p.i]) {
 		p.i = start
 		return b, p.fail("invalid number")
 	}
