@@ -56,8 +56,9 @@ func (m Message) MarshalJSON() ([]byte, error) {
 // AppendJSON appends the JSON of the message (the same bytes as
 // [Message.MarshalJSON]) to dst and returns the extended slice. With a
 // buffer reused across calls it does not allocate for messages whose values
-// are of the types listed on [Message]. On error it returns dst with its
-// original length.
+// are of the types listed on [Message] (sorting the keys of a map of more
+// than 32 entries, where column order does not apply, allocates once). On
+// error it returns dst with its original length.
 func (m Message) AppendJSON(dst []byte) ([]byte, error) {
 	b, err := m.appendJSON(dst)
 	if err != nil {
