@@ -7,6 +7,7 @@
 package pgoutput
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -54,6 +55,20 @@ func Parse(data []byte) (msg pglogrepl.Message, err error) {
 	}
 	if len(data)-1 < n {
 		return nil, &Error{Type: typ, Err: fmt.Errorf("%d bytes, want at least %d", len(data)-1, n)}
+	}
+	switch typ {
+	case 'T':
+		// pglogrepl allocates the announced relation count before reading:
+		// a garbage count would allocate gigabytes.
+		if n := uint64(binary.BigEndian.Uint32(data[1:])); n > uint64(len(data)-6)/4 {
+			return nil, &Error{Type: typ, Err: fmt.Errorf("%d relations announced, room for %d", n, (len(data)-6)/4)}
+		}
+	case 'I', 'U', 'D':
+		msg, err := parseRow(typ, data[1:])
+		if err != nil {
+			return nil, &Error{Type: typ, Err: err}
+		}
+		return msg, nil
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -127,4 +142,113 @@ func checkTuple(t *pglogrepl.TupleData) error {
 		}
 	}
 	return nil
+}
+
+// parseRow decodes the body of an INSERT, UPDATE or DELETE message, the
+// per-row hot path, into pglogrepl's types. pglogrepl allocates twice per
+// column and copies values a byte at a time; this validates the tuples
+// first, then makes four allocations per tuple whatever its width, and
+// copies its bytes at once.
+func parseRow(typ byte, b []byte) (pglogrepl.Message, error) {
+	rel := binary.BigEndian.Uint32(b) // Parse checked the minimum length
+	b = b[4:]
+	switch typ {
+	case 'I':
+		if b[0] != 'N' {
+			return nil, fmt.Errorf("tuple type %q, want 'N'", b[0])
+		}
+		t, _, err := parseTuple(b[1:])
+		if err != nil {
+			return nil, err
+		}
+		m := &pglogrepl.InsertMessage{RelationID: rel, Tuple: t}
+		m.SetType(pglogrepl.MessageTypeInsert)
+		return m, nil
+	case 'U':
+		m := &pglogrepl.UpdateMessage{RelationID: rel}
+		m.SetType(pglogrepl.MessageTypeUpdate)
+		if k := b[0]; k == 'K' || k == 'O' {
+			t, n, err := parseTuple(b[1:])
+			if err != nil {
+				return nil, fmt.Errorf("old %w", err)
+			}
+			m.OldTupleType, m.OldTuple = k, t
+			b = b[1+n:]
+			if len(b) == 0 {
+				return nil, errors.New("update without a new tuple")
+			}
+		}
+		if b[0] != 'N' {
+			return nil, fmt.Errorf("tuple type %q, want 'K', 'O' or 'N'", b[0])
+		}
+		t, _, err := parseTuple(b[1:])
+		if err != nil {
+			return nil, fmt.Errorf("new %w", err)
+		}
+		m.NewTuple = t
+		return m, nil
+	default: // 'D'
+		k := b[0]
+		if k != 'K' && k != 'O' {
+			return nil, fmt.Errorf("old tuple type %q, want 'K' or 'O'", k)
+		}
+		t, _, err := parseTuple(b[1:])
+		if err != nil {
+			return nil, fmt.Errorf("old %w", err)
+		}
+		m := &pglogrepl.DeleteMessage{RelationID: rel, OldTupleType: k, OldTuple: t}
+		m.SetType(pglogrepl.MessageTypeDelete)
+		return m, nil
+	}
+}
+
+// parseTuple decodes a TupleData at the start of b and returns it with the
+// number of bytes it took. Column values are subslices of one copy of
+// those bytes, so the tuple does not alias b.
+func parseTuple(b []byte) (*pglogrepl.TupleData, int, error) {
+	if len(b) < 2 {
+		return nil, 0, errors.New("tuple: truncated column count")
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	off := 2
+	for i := range n {
+		if off >= len(b) {
+			return nil, 0, fmt.Errorf("tuple column %d: truncated", i)
+		}
+		switch b[off] {
+		case pglogrepl.TupleDataTypeNull, pglogrepl.TupleDataTypeToast:
+			off++
+		case pglogrepl.TupleDataTypeText, pglogrepl.TupleDataTypeBinary:
+			if len(b)-off < 5 {
+				return nil, 0, fmt.Errorf("tuple column %d: truncated length", i)
+			}
+			l := uint64(binary.BigEndian.Uint32(b[off+1:]))
+			off += 5
+			if l > uint64(len(b)-off) {
+				return nil, 0, fmt.Errorf("tuple column %d: length %d, %d bytes left", i, l, len(b)-off)
+			}
+			off += int(l)
+		default:
+			return nil, 0, fmt.Errorf("tuple column %d: unknown kind %q", i, b[off])
+		}
+	}
+	buf := make([]byte, off)
+	copy(buf, b)
+	cols := make([]pglogrepl.TupleDataColumn, n)
+	ptrs := make([]*pglogrepl.TupleDataColumn, n)
+	off = 2
+	for i := range cols {
+		c := &cols[i]
+		c.DataType = buf[off]
+		off++
+		if c.DataType == pglogrepl.TupleDataTypeText || c.DataType == pglogrepl.TupleDataTypeBinary {
+			c.Length = binary.BigEndian.Uint32(buf[off:])
+			off += 4
+			end := off + int(c.Length)
+			c.Data = buf[off:end:end]
+			off = end
+		}
+		ptrs[i] = c
+	}
+	return &pglogrepl.TupleData{ColumnNum: uint16(n), Columns: ptrs}, off, nil
 }

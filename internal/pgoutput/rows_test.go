@@ -1,0 +1,101 @@
+package pgoutput
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/jackc/pglogrepl"
+)
+
+// normalize makes tuples from both decoders comparable: pglogrepl leaves a
+// column without a value with nil Data and a tuple of no columns with nil
+// Columns.
+func normalize(t *pglogrepl.TupleData) {
+	if t == nil {
+		return
+	}
+	if len(t.Columns) == 0 {
+		t.Columns = nil
+	}
+	for _, c := range t.Columns {
+		if len(c.Data) == 0 {
+			c.Data = nil
+		}
+	}
+}
+
+func normalizeMsg(m pglogrepl.Message) pglogrepl.Message {
+	switch m := m.(type) {
+	case *pglogrepl.InsertMessage:
+		normalize(m.Tuple)
+	case *pglogrepl.UpdateMessage:
+		normalize(m.OldTuple)
+		normalize(m.NewTuple)
+	case *pglogrepl.DeleteMessage:
+		normalize(m.OldTuple)
+	}
+	return m
+}
+
+// TestParseRowMatchesPglogrepl checks the row decoder against pglogrepl's on
+// every captured insert, update and delete, and on those messages cut short.
+func TestParseRowMatchesPglogrepl(t *testing.T) {
+	for name, data := range capturedMessages(t) {
+		switch data[0] {
+		case 'I', 'U', 'D':
+		default:
+			continue
+		}
+		got, err := Parse(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, err := pglogrepl.Parse(data)
+		if err != nil {
+			t.Fatalf("%s: pglogrepl: %v", name, err)
+		}
+		if !reflect.DeepEqual(normalizeMsg(got), normalizeMsg(want)) {
+			t.Errorf("%s: decoded %#v, pglogrepl %#v", name, got, want)
+		}
+		if got.Type() != want.Type() {
+			t.Errorf("%s: type %v, want %v", name, got.Type(), want.Type())
+		}
+		for n := 1; n < len(data); n++ {
+			if _, err := Parse(data[:n]); err == nil {
+				t.Errorf("%s cut to %d bytes: no error", name, n)
+			}
+		}
+	}
+}
+
+// TestParseRowOwnsData checks that decoded values do not alias the
+// receive buffer, which the connection reuses.
+func TestParseRowOwnsData(t *testing.T) {
+	data := []byte{'I', 0, 0, 0, 1, 'N', 0, 2, 't', 0, 0, 0, 2, 'h', 'i', 'n'}
+	m, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[13], data[14] = 'x', 'x'
+	cols := m.(*pglogrepl.InsertMessage).Tuple.Columns
+	if string(cols[0].Data) != "hi" || cols[1].DataType != 'n' {
+		t.Fatalf("columns %q %q after the buffer changed", cols[0].Data, cols[1].DataType)
+	}
+}
+
+func TestParseRowRejects(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"insert without N":       {'I', 0, 0, 0, 1, 'X', 0, 0},
+		"update bad tuple type":  {'U', 0, 0, 0, 1, 'X', 0, 0},
+		"update old without new": {'U', 0, 0, 0, 1, 'O', 0, 1, 'n'},
+		"update old then not N":  {'U', 0, 0, 0, 1, 'O', 0, 1, 'n', 'Q', 0, 0},
+		"delete bad tuple type":  {'D', 0, 0, 0, 1, 'N', 0, 0},
+		"unknown column kind":    {'I', 0, 0, 0, 1, 'N', 0, 1, 'z'},
+		"length past the end":    {'I', 0, 0, 0, 1, 'N', 0, 1, 't', 0xff, 0xff, 0xff, 0xff},
+		"columns past the end":   {'I', 0, 0, 0, 1, 'N', 0, 3, 'n'},
+	} {
+		if _, err := Parse(data); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
