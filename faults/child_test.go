@@ -224,15 +224,16 @@ func (c *consumer) term(t *testing.T) {
 // roll a transaction back, which the audit reflects; the writer reconnects
 // and goes on.
 type workload struct {
-	url      string
-	tables   []string
-	nextID   atomic.Int64
-	changes  atomic.Int64 // rows touched by committed transactions
-	commits  atomic.Int64
-	failures atomic.Int64
-	maxRows  int  // most rows one statement touches
-	extras   bool // also roll back, use savepoints and emit logical messages
-	padSize  int  // md5 blocks in pad (32 chars each)
+	url       string
+	tables    []string
+	nextID    atomic.Int64
+	changes   atomic.Int64 // rows touched by committed transactions
+	commits   atomic.Int64
+	rollbacks atomic.Int64 // deliberate rollbacks
+	failures  atomic.Int64
+	maxRows   int  // most rows one statement touches
+	extras    bool // also roll back, use savepoints and emit logical messages
+	padSize   int  // md5 blocks in pad (32 chars each)
 }
 
 func newWorkload(e *env, tables ...string) *workload {
@@ -329,6 +330,7 @@ func (w *workload) tx(ctx context.Context, conn *pgx.Conn, rng *rand.Rand) (int6
 		n += tag.RowsAffected()
 	}
 	if rollback {
+		w.rollbacks.Add(1)
 		return 0, tx.Rollback(ctx)
 	}
 	return n, tx.Commit(ctx)
