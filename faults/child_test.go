@@ -21,6 +21,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
@@ -83,6 +84,17 @@ func consumerMain() int {
 		return 3
 	}
 	fmt.Fprintln(os.Stderr, "consumer: streaming")
+	if table := os.Getenv("FAULTS_BACKFILL_TABLE"); table != "" {
+		go func() {
+			err := s.Backfill(ctx, backfill.Config{Table: table, ID: os.Getenv("FAULTS_BACKFILL_ID"), ChunkSize: 500})
+			switch {
+			case err == nil:
+				fmt.Fprintln(os.Stderr, "consumer: backfill done")
+			case ctx.Err() == nil:
+				fmt.Fprintln(os.Stderr, "consumer: backfill:", err)
+			}
+		}()
+	}
 	var buf []byte
 	sk := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
 		buf = buf[:0]
