@@ -1,7 +1,6 @@
 package message
 
 import (
-	"encoding/json"
 	"fmt"
 )
 
@@ -113,31 +112,11 @@ func (m Message) appendEventID(b []byte) ([]byte, error) {
 		if !ok {
 			return b, fmt.Errorf("primary-key column %q is not in the record", col)
 		}
-		var err error
-		if id, err = appendKeyText(id, v); err != nil {
-			return b, fmt.Errorf("column %q: %w", col, err)
-		}
+		id = AppendKeyText(id, v)
 	}
 	return appendString(b, string(id)), nil
 }
 
-// appendKeyText writes a key value as text: a string as is, anything else
-// as its JSON form, without the quotes of a JSON string.
-func appendKeyText(b []byte, v any) ([]byte, error) {
-	if s, ok := v.(string); ok {
-		return append(b, s...), nil
-	}
-	start := len(b)
-	b, err := appendValue(b, v, 1)
-	if err != nil || len(b) == start || b[start] != '"' {
-		return b, err
-	}
-	var s string
-	if err := json.Unmarshal(b[start:], &s); err != nil {
-		return b[:start], err
-	}
-	return append(b[:start], s...), nil
-}
 
 // RecordJSON encodes the record alone, exactly as the seed's "record" field
 // (Sequin's record_only shape): an object, or null for a message without a

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -291,41 +290,13 @@ func (s *Sink) Close(ctx context.Context) error {
 
 // Key returns the record key of m: its primary-key values, in
 // Metadata.PrimaryKey order, in text form, joined with ":" — so every change
-// of one row lands on one partition. Strings are written as they are,
-// integers in decimal, []byte as standard base64, nil as nothing, and other
-// values with fmt's %v (the formatting of idempotency.ReadKey). A message
-// without primary-key columns has a nil key.
+// of one row lands on one partition. The text form is
+// [message.AppendKeyText]'s, as in idempotency keys. A message without
+// primary-key columns has a nil key.
 func Key(m message.Message) []byte {
 	if len(m.Metadata.PrimaryKey) == 0 {
 		return nil
 	}
-	b := make([]byte, 0, 32)
-	for i, col := range m.Metadata.PrimaryKey {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = appendKeyValue(b, m.Record[col])
-	}
-	return b
+	return m.AppendKey(make([]byte, 0, 32))
 }
 
-func appendKeyValue(b []byte, v any) []byte {
-	switch v := v.(type) {
-	case nil:
-		return b
-	case string:
-		return append(b, v...)
-	case int64:
-		return strconv.AppendInt(b, v, 10)
-	case int:
-		return strconv.AppendInt(b, int64(v), 10)
-	case int32:
-		return strconv.AppendInt(b, int64(v), 10)
-	case []byte:
-		return base64.StdEncoding.AppendEncode(b, v)
-	case fmt.Stringer:
-		return append(b, v.String()...)
-	default:
-		return fmt.Append(b, v)
-	}
-}

@@ -1,0 +1,53 @@
+package message
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// AppendKeyText appends the text form of a primary-key value: strings as
+// they are, integers in decimal, []byte as standard base64, time.Time as in
+// JSON (UTC, six fractional digits, Z) without quotes, nil as nothing, and
+// other values (json.Number, float64, …) with fmt's %v. It is the one
+// formatting of key values: idempotency keys of reads, Kafka message keys and
+// legacy event ids all use it, so the same row always gets the same key.
+func AppendKeyText(dst []byte, v any) []byte {
+	switch v := v.(type) {
+	case nil:
+		return dst
+	case string:
+		return append(dst, v...)
+	case int64:
+		return strconv.AppendInt(dst, v, 10)
+	case int:
+		return strconv.AppendInt(dst, int64(v), 10)
+	case int32:
+		return strconv.AppendInt(dst, int64(v), 10)
+	case []byte:
+		return base64.StdEncoding.AppendEncode(dst, v)
+	case time.Time:
+		if b, err := appendTime(dst, v); err == nil {
+			return b
+		}
+		return fmt.Append(dst, v)
+	case fmt.Stringer:
+		return append(dst, v.String()...)
+	default:
+		return fmt.Append(dst, v)
+	}
+}
+
+// AppendKey appends the record's primary-key values (Metadata.PrimaryKey
+// order) in text form, joined with ":". A key column missing from the record
+// is written as nothing.
+func (m Message) AppendKey(dst []byte) []byte {
+	for i, col := range m.Metadata.PrimaryKey {
+		if i > 0 {
+			dst = append(dst, ':')
+		}
+		dst = AppendKeyText(dst, m.Record[col])
+	}
+	return dst
+}
