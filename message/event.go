@@ -117,7 +117,6 @@ func (m Message) appendEventID(b []byte) ([]byte, error) {
 	return appendString(b, string(id)), nil
 }
 
-
 // RecordJSON encodes the record alone, exactly as the seed's "record" field
 // (Sequin's record_only shape): an object, or null for a message without a
 // record (a truncate).

@@ -299,4 +299,3 @@ func Key(m message.Message) []byte {
 	}
 	return m.AppendKey(make([]byte, 0, 32))
 }
-
