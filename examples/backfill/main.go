@@ -46,16 +46,11 @@ const (
 func run(ctx context.Context, out io.Writer) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		fmt.Fprintln(os.Stderr, "DATABASE_URL is not set: starting a throwaway Postgres…")
-		cluster, err := pgtest.Start(ctx, pgtest.Options{})
-		if err != nil {
-			return err
-		}
-		defer cluster.Stop()
-		url = cluster.URL
+	url, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)
+	if err != nil {
+		return err
 	}
+	defer stopPostgres()
 	db, err := pgxpool.New(ctx, url)
 	if err != nil {
 		return err

@@ -44,15 +44,11 @@ func runTo(ctx context.Context, out io.Writer) error {
 		defer os.RemoveAll(dir)
 		path = filepath.Join(dir, "changes.jsonl")
 	}
-	dbURL := os.Getenv("DATABASE_URL")
-	if dbURL == "" {
-		cluster, err := pgtest.Start(ctx, pgtest.Options{})
-		if err != nil {
-			return fmt.Errorf("start postgres: %w", err)
-		}
-		defer cluster.Stop()
-		dbURL = cluster.URL
+	dbURL, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)
+	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
 	}
+	defer stopPostgres()
 	if err := exec(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, note text)"); err != nil {
 		return err
 	}

@@ -25,13 +25,12 @@ const (
 
 func demo(ctx context.Context, dbURL string, brokers []string, out io.Writer) error {
 	if dbURL == "" {
-		cluster, err := pgtest.Start(ctx, pgtest.Options{})
+		url, stopPostgres, err := pgtest.FromEnv(ctx, out)
 		if err != nil {
 			return fmt.Errorf("start postgres: %w", err)
 		}
-		defer cluster.Stop()
-		dbURL = cluster.URL
-		fmt.Fprintln(out, "started a throwaway Postgres")
+		defer stopPostgres()
+		dbURL = url
 	}
 	if len(brokers) == 0 {
 		kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))

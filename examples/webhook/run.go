@@ -42,15 +42,11 @@ func runTo(ctx context.Context, out io.Writer) error {
 	if slot == "" {
 		slot = "walrelay_webhook_example"
 	}
-	dbURL := os.Getenv("DATABASE_URL")
-	if dbURL == "" {
-		cluster, err := pgtest.Start(ctx, pgtest.Options{})
-		if err != nil {
-			return fmt.Errorf("start postgres: %w", err)
-		}
-		defer cluster.Stop()
-		dbURL = cluster.URL
+	dbURL, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)
+	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
 	}
+	defer stopPostgres()
 	if err := exec(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, item text not null, qty int not null)"); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -296,4 +297,19 @@ func (c *Cluster) Stop() error {
 func (c *Cluster) Log() string {
 	b, _ := os.ReadFile(filepath.Join(c.dir, "postgres.log"))
 	return string(b)
+}
+
+// FromEnv is how examples find a database: DATABASE_URL when set, else a
+// throwaway cluster started here (with a note on w). Call stop when done; it
+// shuts the throwaway cluster down and does nothing for DATABASE_URL.
+func FromEnv(ctx context.Context, w io.Writer) (url string, stop func(), err error) {
+	if url := os.Getenv("DATABASE_URL"); url != "" {
+		return url, func() {}, nil
+	}
+	fmt.Fprintln(w, "DATABASE_URL is not set: starting a throwaway Postgres…")
+	c, err := Start(ctx, Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	return c.URL, func() { c.Stop() }, nil
 }
