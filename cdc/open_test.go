@@ -254,3 +254,29 @@ func TestOpenWALLevelNotLogical(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestOpenBadPasswordIsNotRetried(t *testing.T) {
+	if pgtest.Shared() == nil {
+		t.Skip("needs the test cluster's pg_hba.conf")
+	}
+	e := newEnv(t)
+	e.exec(fmt.Sprintf(`do $$ begin
+		if not exists (select from pg_roles where rolname = '%[1]s') then
+			create role %[1]s login replication password 'right';
+		end if; end $$`, pgtest.PasswordRole))
+	u, _ := url.Parse(e.url)
+	u.User = url.UserPassword(pgtest.PasswordRole, "wrong-secret")
+	cfg := e.config()
+	cfg.ConnString = u.String()
+	start := time.Now()
+	err := openErr(t, cfg)
+	if !IsAuthError(err) {
+		t.Fatalf("got %v, want an authentication error", err)
+	}
+	if strings.Contains(err.Error(), "wrong-secret") {
+		t.Errorf("error leaks the password: %v", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("took %v: authentication failures must not be retried", time.Since(start))
+	}
+}

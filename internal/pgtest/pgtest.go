@@ -40,6 +40,10 @@ type Options struct {
 	Port int
 }
 
+// PasswordRole is the one role a cluster authenticates by password over
+// TCP; tests create it (with a password) to check authentication failures.
+const PasswordRole = "walrelay_password_user"
+
 // Cluster is a running throwaway PostgreSQL server on 127.0.0.1.
 type Cluster struct {
 	// URL connects to the "postgres" database as the superuser "postgres".
@@ -144,7 +148,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
+	// Every role is trusted, except PasswordRole, which must give its
+	// password (for tests of authentication failures).
 	hba := "local all all trust\nlocal replication all trust\n" +
+		"host all " + PasswordRole + " 127.0.0.1/32 scram-sha-256\n" +
+		"host replication " + PasswordRole + " 127.0.0.1/32 scram-sha-256\n" +
 		"host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"
 	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
