@@ -29,6 +29,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -40,6 +41,10 @@ func main() {
 	var opts options
 	flag.BoolVar(&opts.Quick, "quick", false, "small sizes and one round: every figure in under a minute")
 	flag.IntVar(&opts.Rounds, "rounds", 0, "rounds of each throughput measurement, median reported (0 = 3, or 1 with -quick)")
+	flag.StringVar(&opts.Only, "only", "", "comma-separated sections to run: throughput, latency, rss, backfill (empty = all)")
+	flag.StringVar(&opts.Sinks, "sinks", "", "comma-separated throughput consumers: null, kafka, webhook (empty = all)")
+	flag.StringVar(&opts.Scenario, "scenario", "", "run only the throughput scenarios whose name contains this (e.g. \"2 KB\")")
+	flag.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	verbose := flag.Bool("v", false, "print progress to stderr")
 	flag.Parse()
@@ -48,11 +53,25 @@ func main() {
 	}
 	opts.Command = "walrelay-bench " + strings.Join(os.Args[1:], " ")
 
+	if opts.CPUProfile != "" {
+		f, err := os.Create(opts.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "walrelay-bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "walrelay-bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := run(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "walrelay-bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	if *asJSON {
@@ -70,6 +89,24 @@ type options struct {
 	Rounds   int
 	Command  string
 	Progress io.Writer // nil = silent
+
+	Only       string // sections to run, comma-separated; empty = all
+	Sinks      string // throughput consumers, comma-separated; empty = all
+	Scenario   string // throughput scenarios whose name contains this; empty = all
+	CPUProfile string // CPU profile file; empty = none
+}
+
+// want reports whether list (comma-separated, empty = everything) names item.
+func want(list, item string) bool {
+	if list == "" {
+		return true
+	}
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == item {
+			return true
+		}
+	}
+	return false
 }
 
 func (o options) logf(format string, args ...any) {

@@ -10,6 +10,27 @@ import (
 func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "command:  %s\nmachine:  %s\npostgres: %s\nrounds:   %d (medians)\n\n", r.Command, r.Machine, r.Postgres, r.Rounds)
 
+	if len(r.Throughput) > 0 {
+		r.printThroughput(w)
+	}
+	if len(r.Latency) > 0 {
+		r.printLatency(w)
+	}
+	if r.RSS.BigRows > 0 {
+		fmt.Fprintln(w, "## Peak RSS (VmHWM of a child process streaming one transaction into the null sink)")
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "| %d-row transaction | %.1f MB |\n| %d-row transaction | %.1f MB |\n| ratio | %.2f |\n\n",
+			r.RSS.BigRows, r.RSS.BigMB, r.RSS.SmallRows, r.RSS.SmallMB, r.RSS.Ratio)
+	}
+	if r.Backfill.Rows > 0 {
+		fmt.Fprintln(w, "## Backfill (backfill.Iterator, chunks of 1000) vs COPY (select … order by id) TO STDOUT")
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "| rows | %d |\n| iterator rows/s | %.0f |\n| COPY rows/s | %.0f |\n| iterator/COPY | %.2f |\n\n",
+			r.Backfill.Rows, r.Backfill.IterRowsPerSec, r.Backfill.CopyRowsPerSec, r.Backfill.Ratio)
+	}
+}
+
+func (r *Report) printThroughput(w io.Writer) {
 	fmt.Fprintln(w, "## Throughput: walrelay (cdc.Run, seed JSON, ack, null sink) vs pg_recvlogical (pgoutput to /dev/null)")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
@@ -30,21 +51,16 @@ func (r *Report) print(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+}
+
+func (r *Report) printLatency(w io.Writer) {
 	fmt.Fprintln(w, "## Latency from commit, steady single-row commits, synchronous_commit = on")
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
 	fmt.Fprintln(tw, "| path\t commits\t commits/s\t p50 ms\t p99 ms\t p99.9 ms\t max ms\t")
 	for _, l := range r.Latency {
 		fmt.Fprintf(tw, "| %s\t %d\t %.0f\t %.2f\t %.2f\t %.2f\t %.2f\t\n", l.Path, l.Commits, l.CommitsPerSec, l.P50, l.P99, l.P999, l.Max)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "## Peak RSS (VmHWM of a child process streaming one transaction into the null sink)")
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| %d-row transaction | %.1f MB |\n| %d-row transaction | %.1f MB |\n| ratio | %.2f |\n\n",
-		r.RSS.BigRows, r.RSS.BigMB, r.RSS.SmallRows, r.RSS.SmallMB, r.RSS.Ratio)
-	fmt.Fprintln(w, "## Backfill (backfill.Iterator, chunks of 1000) vs COPY (select … order by id) TO STDOUT")
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "| rows | %d |\n| iterator rows/s | %.0f |\n| COPY rows/s | %.0f |\n| iterator/COPY | %.2f |\n\n",
-		r.Backfill.Rows, r.Backfill.IterRowsPerSec, r.Backfill.CopyRowsPerSec, r.Backfill.Ratio)
 }

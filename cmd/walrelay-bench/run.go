@@ -100,17 +100,30 @@ func run(ctx context.Context, opts options) (*Report, error) {
 		return nil, fmt.Errorf("server version: %w", err)
 	}
 	for _, sc := range b.scenarios() {
+		if !want(opts.Only, "throughput") {
+			break
+		}
+		if opts.Scenario != "" && !strings.Contains(sc.Name, opts.Scenario) {
+			continue
+		}
 		t, err := b.throughput(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("throughput %s: %w", sc.Name, err)
 		}
 		rep.Throughput = append(rep.Throughput, t)
 	}
-	if rep.Latency, err = b.latency(ctx); err != nil {
-		return nil, fmt.Errorf("latency: %w", err)
+	if want(opts.Only, "latency") {
+		if rep.Latency, err = b.latency(ctx); err != nil {
+			return nil, fmt.Errorf("latency: %w", err)
+		}
 	}
-	if rep.RSS, err = b.rss(ctx); err != nil {
-		return nil, fmt.Errorf("peak RSS: %w", err)
+	if want(opts.Only, "rss") {
+		if rep.RSS, err = b.rss(ctx); err != nil {
+			return nil, fmt.Errorf("peak RSS: %w", err)
+		}
+	}
+	if !want(opts.Only, "backfill") {
+		return rep, nil
 	}
 	if rep.Backfill, err = b.backfill(ctx); err != nil {
 		return nil, fmt.Errorf("backfill: %w", err)
