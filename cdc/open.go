@@ -268,6 +268,7 @@ func (s *Stream) connectOnce(ctx context.Context) (*pgconn.PgConn, error) {
 	pc.RuntimeParams["IntervalStyle"] = "postgres"
 	pc.RuntimeParams["TimeZone"] = "UTC"
 	pc.RuntimeParams["extra_float_digits"] = "3"
+	pc.BuildFrontend = replicationFrontend
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("cdc: replication connect: %w", err)

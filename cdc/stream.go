@@ -1,9 +1,11 @@
 package cdc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -57,6 +59,13 @@ type Stream struct {
 	rels       map[uint32]*relation
 	tx         txState
 	lastStatus time.Time
+}
+
+// replicationFrontend reads the replication connection through a large
+// buffer: during a backlog WAL arrives as fast as the server decodes it, and
+// the protocol reader's own 8 KB reads cost one system call per few rows.
+func replicationFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
+	return pgproto3.NewFrontend(bufio.NewReaderSize(r, 256<<10), w)
 }
 
 // pendingTx is a committed transaction whose last message has sequence
@@ -229,10 +238,25 @@ func (s *Stream) stream() error {
 	s.inTx = false
 	s.mu.Unlock()
 
-	ctx := s.ctx
+	// Reads wait on the connection's read deadline, not on a context: a
+	// context per message costs a timer and a cancellation watch for every
+	// row. Close interrupts a waiting read by moving the deadline to the past;
+	// the reader checks closed() after each deadline it sets, so an interrupt
+	// that lands before a new deadline is never lost.
+	nc := s.conn.Conn()
+	interrupted := make(chan struct{})
+	stopInterrupt := context.AfterFunc(s.ctx, func() {
+		nc.SetReadDeadline(time.Unix(1, 0))
+		close(interrupted)
+	})
+	defer stopInterrupt()
+	var deadline time.Time
 	s.lastStatus = time.Time{}
 	for {
 		if s.closed() {
+			if !stopInterrupt() {
+				<-interrupted // the deadline is the reader's own again
+			}
 			s.finishTx()
 			s.finish()
 			return ErrClosed
@@ -242,9 +266,16 @@ func (s *Stream) stream() error {
 				return err
 			}
 		}
-		rctx, rcancel := context.WithDeadline(ctx, s.lastStatus.Add(s.cfg.StatusInterval))
-		raw, err := s.conn.ReceiveMessage(rctx)
-		rcancel()
+		if d := s.lastStatus.Add(s.cfg.StatusInterval); !d.Equal(deadline) {
+			deadline = d
+			if err := nc.SetReadDeadline(d); err != nil {
+				return fmt.Errorf("cdc: set read deadline: %w", err)
+			}
+			if s.closed() {
+				continue
+			}
+		}
+		raw, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if pgconn.Timeout(err) || s.closed() {
 				continue
@@ -294,7 +325,9 @@ func (s *Stream) receive(raw pgproto3.BackendMessage) error {
 // transaction's commit, so the final status update covers it and a restart
 // does not deliver it again.
 func (s *Stream) finishTx() {
-	deadline := time.Now().Add(2 * time.Second)
+	if err := s.conn.Conn().SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return
+	}
 	for {
 		s.mu.Lock()
 		need := s.inTx && s.acked == s.emitted
@@ -302,9 +335,7 @@ func (s *Stream) finishTx() {
 		if !need {
 			return
 		}
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		raw, err := s.conn.ReceiveMessage(ctx)
-		cancel()
+		raw, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil || s.receive(raw) != nil {
 			return
 		}
@@ -316,6 +347,9 @@ func (s *Stream) finishTx() {
 // position before the connection closes.
 func (s *Stream) finish() {
 	if err := s.sendStatus(); err != nil {
+		return
+	}
+	if err := s.conn.Conn().SetReadDeadline(time.Time{}); err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
