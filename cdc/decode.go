@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/walrelay/walrelay/idempotency"
-	"github.com/walrelay/walrelay/internal/pgoutput"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -45,7 +44,7 @@ type txState struct {
 
 // handle decodes one pgoutput message received at lsn.
 func (s *Stream) handle(lsn message.LSN, data []byte) error {
-	msg, err := pgoutput.Parse(data)
+	msg, err := s.parser.Parse(data)
 	if err != nil {
 		return &DecodeError{LSN: lsn, Err: err}
 	}
@@ -219,7 +218,8 @@ func (s *Stream) value(rel *relation, i int, c *pglogrepl.TupleDataColumn) (any,
 	case pglogrepl.TupleDataTypeNull:
 		return nil, nil
 	case pglogrepl.TupleDataTypeText:
-		v, err := s.mapper.Decode(rel.oids[i], c.Data)
+		// The parser copied the tuple for this row alone: values may share it.
+		v, err := s.mapper.DecodeOwned(rel.oids[i], c.Data)
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", rel.columns[i], err)
 		}

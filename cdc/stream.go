@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/internal/pgoutput"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
 )
@@ -56,6 +57,7 @@ type Stream struct {
 
 	// Reader-only state.
 	conn       *pgconn.PgConn
+	parser     pgoutput.Parser // row messages valid until the next parse
 	rels       map[uint32]*relation
 	tx         txState
 	lastStatus time.Time

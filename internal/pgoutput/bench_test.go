@@ -109,3 +109,15 @@ func BenchmarkParseInsert6(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkParserInsert6(b *testing.B) {
+	var p Parser
+	data := insertMessage()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

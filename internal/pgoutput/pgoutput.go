@@ -45,6 +45,35 @@ var minLen = map[byte]int{
 // The returned message may reference data (a logical message's content);
 // callers that keep it beyond the next receive must copy.
 func Parse(data []byte) (msg pglogrepl.Message, err error) {
+	return parse(nil, data)
+}
+
+// Parser decodes like [Parse], but reuses its INSERT, UPDATE and DELETE
+// messages and their column lists from one call to the next: such a message
+// is valid only until the next call. Column values are never reused: each
+// tuple's bytes are a fresh copy nothing else writes to, which the caller may
+// keep (and share, see pgvalue's DecodeOwned). The zero value is ready; a
+// Parser is for one goroutine.
+type Parser struct {
+	ins      pglogrepl.InsertMessage
+	upd      pglogrepl.UpdateMessage
+	del      pglogrepl.DeleteMessage
+	old, new tupleScratch
+}
+
+// tupleScratch is a reused tuple and its columns.
+type tupleScratch struct {
+	td   pglogrepl.TupleData
+	cols []pglogrepl.TupleDataColumn
+	ptrs []*pglogrepl.TupleDataColumn
+}
+
+// Parse decodes one pgoutput message; see [Parser].
+func (p *Parser) Parse(data []byte) (pglogrepl.Message, error) {
+	return parse(p, data)
+}
+
+func parse(p *Parser, data []byte) (msg pglogrepl.Message, err error) {
 	if len(data) == 0 {
 		return nil, &Error{Err: errors.New("empty message")}
 	}
@@ -64,7 +93,7 @@ func Parse(data []byte) (msg pglogrepl.Message, err error) {
 			return nil, &Error{Type: typ, Err: fmt.Errorf("%d relations announced, room for %d", n, (len(data)-6)/4)}
 		}
 	case 'I', 'U', 'D':
-		msg, err := parseRow(typ, data[1:])
+		msg, err := parseRow(p, typ, data[1:])
 		if err != nil {
 			return nil, &Error{Type: typ, Err: err}
 		}
@@ -147,28 +176,40 @@ func checkTuple(t *pglogrepl.TupleData) error {
 // parseRow decodes the body of an INSERT, UPDATE or DELETE message, the
 // per-row hot path, into pglogrepl's types. pglogrepl allocates twice per
 // column and copies values a byte at a time; this validates the tuples
-// first, then makes four allocations per tuple whatever its width, and
-// copies its bytes at once.
-func parseRow(typ byte, b []byte) (pglogrepl.Message, error) {
+// first, then copies each tuple's bytes at once. Without a Parser it makes
+// four allocations per tuple whatever its width; with one, one.
+func parseRow(p *Parser, typ byte, b []byte) (pglogrepl.Message, error) {
 	rel := binary.BigEndian.Uint32(b) // Parse checked the minimum length
 	b = b[4:]
+	var oldS, newS *tupleScratch
+	if p != nil {
+		oldS, newS = &p.old, &p.new
+	}
 	switch typ {
 	case 'I':
 		if b[0] != 'N' {
 			return nil, fmt.Errorf("tuple type %q, want 'N'", b[0])
 		}
-		t, _, err := parseTuple(b[1:])
+		t, _, err := parseTuple(newS, b[1:])
 		if err != nil {
 			return nil, err
 		}
-		m := &pglogrepl.InsertMessage{RelationID: rel, Tuple: t}
+		m := &pglogrepl.InsertMessage{}
+		if p != nil {
+			m = &p.ins
+		}
+		*m = pglogrepl.InsertMessage{RelationID: rel, Tuple: t}
 		m.SetType(pglogrepl.MessageTypeInsert)
 		return m, nil
 	case 'U':
-		m := &pglogrepl.UpdateMessage{RelationID: rel}
+		m := &pglogrepl.UpdateMessage{}
+		if p != nil {
+			m = &p.upd
+		}
+		*m = pglogrepl.UpdateMessage{RelationID: rel}
 		m.SetType(pglogrepl.MessageTypeUpdate)
 		if k := b[0]; k == 'K' || k == 'O' {
-			t, n, err := parseTuple(b[1:])
+			t, n, err := parseTuple(oldS, b[1:])
 			if err != nil {
 				return nil, fmt.Errorf("old %w", err)
 			}
@@ -181,7 +222,7 @@ func parseRow(typ byte, b []byte) (pglogrepl.Message, error) {
 		if b[0] != 'N' {
 			return nil, fmt.Errorf("tuple type %q, want 'K', 'O' or 'N'", b[0])
 		}
-		t, _, err := parseTuple(b[1:])
+		t, _, err := parseTuple(newS, b[1:])
 		if err != nil {
 			return nil, fmt.Errorf("new %w", err)
 		}
@@ -192,20 +233,25 @@ func parseRow(typ byte, b []byte) (pglogrepl.Message, error) {
 		if k != 'K' && k != 'O' {
 			return nil, fmt.Errorf("old tuple type %q, want 'K' or 'O'", k)
 		}
-		t, _, err := parseTuple(b[1:])
+		t, _, err := parseTuple(oldS, b[1:])
 		if err != nil {
 			return nil, fmt.Errorf("old %w", err)
 		}
-		m := &pglogrepl.DeleteMessage{RelationID: rel, OldTupleType: k, OldTuple: t}
+		m := &pglogrepl.DeleteMessage{}
+		if p != nil {
+			m = &p.del
+		}
+		*m = pglogrepl.DeleteMessage{RelationID: rel, OldTupleType: k, OldTuple: t}
 		m.SetType(pglogrepl.MessageTypeDelete)
 		return m, nil
 	}
 }
 
 // parseTuple decodes a TupleData at the start of b and returns it with the
-// number of bytes it took. Column values are subslices of one copy of
-// those bytes, so the tuple does not alias b.
-func parseTuple(b []byte) (*pglogrepl.TupleData, int, error) {
+// number of bytes it took. Column values are subslices of one fresh copy of
+// those bytes, so the tuple does not alias b. With scratch, the tuple and
+// its column lists are scratch's, reused.
+func parseTuple(scratch *tupleScratch, b []byte) (*pglogrepl.TupleData, int, error) {
 	if len(b) < 2 {
 		return nil, 0, errors.New("tuple: truncated column count")
 	}
@@ -234,12 +280,24 @@ func parseTuple(b []byte) (*pglogrepl.TupleData, int, error) {
 	}
 	buf := make([]byte, off)
 	copy(buf, b)
-	cols := make([]pglogrepl.TupleDataColumn, n)
-	ptrs := make([]*pglogrepl.TupleDataColumn, n)
+	var (
+		td   *pglogrepl.TupleData
+		cols []pglogrepl.TupleDataColumn
+		ptrs []*pglogrepl.TupleDataColumn
+	)
+	if scratch != nil {
+		if cap(scratch.cols) < n {
+			scratch.cols = make([]pglogrepl.TupleDataColumn, n)
+			scratch.ptrs = make([]*pglogrepl.TupleDataColumn, n)
+		}
+		td, cols, ptrs = &scratch.td, scratch.cols[:n], scratch.ptrs[:n]
+	} else {
+		td, cols, ptrs = new(pglogrepl.TupleData), make([]pglogrepl.TupleDataColumn, n), make([]*pglogrepl.TupleDataColumn, n)
+	}
 	off = 2
 	for i := range cols {
 		c := &cols[i]
-		c.DataType = buf[off]
+		*c = pglogrepl.TupleDataColumn{DataType: buf[off]}
 		off++
 		if c.DataType == pglogrepl.TupleDataTypeText || c.DataType == pglogrepl.TupleDataTypeBinary {
 			c.Length = binary.BigEndian.Uint32(buf[off:])
@@ -250,5 +308,6 @@ func parseTuple(b []byte) (*pglogrepl.TupleData, int, error) {
 		}
 		ptrs[i] = c
 	}
-	return &pglogrepl.TupleData{ColumnNum: uint16(n), Columns: ptrs}, off, nil
+	*td = pglogrepl.TupleData{ColumnNum: uint16(n), Columns: ptrs}
+	return td, off, nil
 }

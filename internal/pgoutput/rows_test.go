@@ -99,3 +99,36 @@ func TestParseRowRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestParserMatchesParse decodes every captured message twice in a row with
+// one Parser and checks each against Parse, and that a row's values survive
+// the next call (only the message and column lists are reused).
+func TestParserMatchesParse(t *testing.T) {
+	var p Parser
+	msgs := capturedMessages(t)
+	for name, data := range msgs {
+		want, werr := Parse(data)
+		for range 2 {
+			got, err := p.Parse(data)
+			if (err != nil) != (werr != nil) {
+				t.Fatalf("%s: error %v, Parse's %v", name, err, werr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: Parser decoded %#v, Parse %#v", name, got, want)
+			}
+		}
+	}
+	ins := insertMessage()
+	first, err := p.Parse(ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := first.(*pglogrepl.InsertMessage).Tuple.Columns[0].Data
+	kept := string(data)
+	for _, m := range msgs {
+		p.Parse(m)
+	}
+	if string(data) != kept {
+		t.Errorf("a later Parse changed an earlier tuple's value: %q, then %q", kept, data)
+	}
+}
