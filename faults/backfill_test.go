@@ -114,14 +114,14 @@ func waitStderr(t *testing.T, c *consumer, what string, timeout time.Duration) {
 // F11: a backfill under concurrent inserts, updates and deletes: replaying
 // the reads and changes in delivery order reproduces the table exactly.
 func TestF11BackfillUnderWrites(t *testing.T) {
-	rows := pick(20_000, 500_000)
+	rows := pick(10_000, 500_000)
 	e := newEnv(t, []string{"items"})
 	pgtest.Exec(t, e.url, fmt.Sprintf("insert into items (id, pad) select g, md5(g::text) from generate_series(1, %d) g", rows))
 	ds := &deliveries{}
 	mon := startMonitor(t, e, ds)
 	w := newWorkload(e)
 	w.nextID.Store(int64(rows))
-	wr := w.background(seed(t), 2, 0)
+	wr := w.background(seed(t), 2, int64(pick(10_000, 500_000)))
 	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11")
 	waitStderr(t, c, "consumer: backfill done", 3*time.Minute)
 	if err := wr.stop(); err != nil {

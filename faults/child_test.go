@@ -167,10 +167,9 @@ type consumer struct {
 // startConsumer starts a consumer process writing to a new file added to ds.
 func startConsumer(t *testing.T, e *env, ds *deliveries, extraEnv ...string) *consumer {
 	t.Helper()
-	i := ds.add(nil) // reserve the slot in delivery order
-	path := outPath(e, fmt.Sprintf("run-%03d.jsonl", i))
 	ds.mu.Lock()
-	ds.sources[i] = fileSource{path: path}
+	path := outPath(e, fmt.Sprintf("run-%03d.jsonl", len(ds.sources)))
+	ds.sources = append(ds.sources, fileSource{path: path})
 	ds.mu.Unlock()
 	c := &consumer{done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
@@ -243,9 +242,10 @@ type workload struct {
 	commits   atomic.Int64
 	rollbacks atomic.Int64 // deliberate rollbacks
 	failures  atomic.Int64
-	maxRows   int  // most rows one statement touches
-	extras    bool // also roll back, use savepoints and emit logical messages
-	padSize   int  // md5 blocks in pad (32 chars each)
+	maxRows   int           // most rows one statement touches
+	extras    bool          // also roll back, use savepoints and emit logical messages
+	padSize   int           // md5 blocks in pad (32 chars each)
+	pause     time.Duration // between transactions, to bound the volume of long faults
 }
 
 func newWorkload(e *env, tables ...string) *workload {
@@ -290,6 +290,9 @@ func (w *workload) run(ctx context.Context, seed uint64, target int64) error {
 		}
 		w.changes.Add(n)
 		w.commits.Add(1)
+		if w.pause > 0 {
+			time.Sleep(w.pause)
+		}
 	}
 	return nil
 }

@@ -586,13 +586,30 @@ func printSummary() {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nfault campaign (%s):\n", pick("short", "long"))
 	fmt.Fprintf(&b, "%-4s %-34s %5s %8s %9s %5s %10s %13s %16s %7s\n", "id", "scenario", "runs", "changes", "delivered", "lost", "duplicates", "key_mismatch", "order_violations", "slot_ok")
-	for _, r := range summary {
+	rows := slices.Clone(summary)
+	f4 := result{Fault: "F4", Name: "slot monitor, all faults above"}
+	for _, r := range rows {
+		if r.Samples > 0 {
+			f4.Runs++
+			f4.Samples += r.Samples
+			f4.Ahead += r.Ahead
+			f4.Backs += r.Backs
+		}
+	}
+	rows = append(rows, f4)
+	slices.SortStableFunc(rows, func(a, b result) int {
+		na, _ := strconv.Atoi(strings.TrimPrefix(a.Fault, "F"))
+		nb, _ := strconv.Atoi(strings.TrimPrefix(b.Fault, "F"))
+		return na - nb
+	})
+	for _, r := range rows {
 		ok := "yes"
 		if r.Ahead+r.Backs > 0 {
 			ok = "NO"
 		}
 		fmt.Fprintf(&b, "%-4s %-34s %5d %8d %9d %5d %10d %13d %16d %7s\n", r.Fault, r.Name, r.Runs, r.Changes, r.Delivered, r.Lost, r.Duplicates, r.KeyMismatches, r.OrderViolations, ok)
 	}
+	fmt.Fprintf(&b, "F4: %d samples of confirmed_flush_lsn over %d faults; ahead of the sink %d, backwards %d\n", f4.Samples, f4.Runs, f4.Ahead, f4.Backs)
 	os.Stdout.WriteString(b.String())
 }
 

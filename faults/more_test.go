@@ -18,7 +18,7 @@ import (
 // F6: one transaction of many rows is delivered in full while the
 // consumer's memory stays flat.
 func TestF6LargeTransaction(t *testing.T) {
-	rows := pick(100_000, 1_000_000)
+	rows := pick(50_000, 1_000_000)
 	e := newEnv(t, []string{"items"})
 	ds := &deliveries{}
 	mon := startMonitor(t, e, ds)
@@ -226,6 +226,7 @@ func TestF14DDL(t *testing.T) {
 	c := startConsumer(t, e, ds)
 	c.streaming(t)
 	w := newWorkload(e)
+	w.pause = 2 * time.Millisecond
 	wr := w.background(seed(t), 2, 0)
 	step := func(sql ...string) {
 		time.Sleep(300 * time.Millisecond)

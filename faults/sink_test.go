@@ -132,6 +132,7 @@ func TestF5WebhookOutage(t *testing.T) {
 	defer sk.Close(context.Background())
 	p := runInProcess(t, e, sk)
 	w := newWorkload(e)
+	w.maxRows, w.pause = 5, 5*time.Millisecond
 	wr := w.background(sd, 2, 0)
 	for range cycles {
 		for _, m := range []int32{1, 2, 3} {
@@ -201,6 +202,7 @@ func TestF5KafkaOutage(t *testing.T) {
 	mon := startMonitor(t, e, ds)
 	p := runInProcess(t, e, sk)
 	w := newWorkload(e)
+	w.maxRows, w.pause = 5, 5*time.Millisecond
 	wr := w.background(sd, 2, 0)
 	for range cycles {
 		time.Sleep(400 * time.Millisecond)
