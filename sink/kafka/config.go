@@ -23,7 +23,7 @@ import (
 const (
 	DefaultPrefix          = "sequin"
 	DefaultBatchSize       = 1000
-	DefaultBatchTimeout    = 5 * time.Millisecond
+	DefaultBatchTimeout    = time.Microsecond
 	DefaultMaxAttempts     = 3
 	DefaultMaxMessageBytes = 1 << 20
 	DefaultWriteTimeout    = 10 * time.Second
@@ -63,9 +63,12 @@ type Config struct {
 	// 0 means [DefaultBatchSize]. A Write larger than that is split into
 	// several requests, in order.
 	BatchSize int
-	// BatchTimeout is how long a partition's batch waits to fill before it
-	// is sent; 0 means [DefaultBatchTimeout]. Write is synchronous, so this
-	// is added latency, not a buffer.
+	// BatchTimeout is how long a partition's batch waits for records of
+	// other, concurrent Writes before it is sent; 0 means
+	// [DefaultBatchTimeout]. A Write's own records for a partition always
+	// join one batch (up to BatchSize), which the default sends as soon as
+	// they are all added. Write is synchronous, so a longer timeout is added
+	// latency on every Write, not a buffer.
 	BatchTimeout time.Duration
 	// MaxMessageBytes is the largest record (key, value and headers) and
 	// the largest produce request; 0 means [DefaultMaxMessageBytes]. Keep it
