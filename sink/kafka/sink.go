@@ -30,6 +30,7 @@ const (
 // order holds for the messages of one Write and across sequential Writes.
 type Sink struct {
 	cfg       Config
+	appendEnc bool // cfg.Encoder was nil: encode with message.AppendJSON into the Write's arena
 	w         *kafkago.Writer
 	transport *kafkago.Transport
 
@@ -43,6 +44,7 @@ var _ sink.Sink = (*Sink)(nil)
 // New validates cfg and returns a Sink. It does not contact the brokers;
 // the first Write does.
 func New(cfg Config) (*Sink, error) {
+	appendEnc := cfg.Encoder == nil
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("kafka: config: %w", err)
@@ -76,7 +78,7 @@ func New(cfg Config) (*Sink, error) {
 			log.Debug("kafka writer", slog.String("detail", fmt.Sprintf(format, args...)))
 		})
 	}
-	return &Sink{cfg: cfg, w: w, transport: transport, closeDone: make(chan struct{})}, nil
+	return &Sink{cfg: cfg, appendEnc: appendEnc, w: w, transport: transport, closeDone: make(chan struct{})}, nil
 }
 
 // Topic returns the topic m is routed to.
@@ -104,40 +106,75 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 		return nil
 	}
 	recs := make([]kafkago.Message, len(msgs))
+	hdrs := make([]kafkago.Header, 3*len(msgs))
+	// The keys, header values and (with the default encoder) values of this
+	// Write share one buffer. It is never reused: kafka-go may still be
+	// sending the records of a Write whose ctx ended.
+	var arena []byte
 	for i, m := range msgs {
-		r, err := s.record(m)
-		if err != nil {
+		var err error
+		if recs[i], arena, err = s.record(m, hdrs[3*i:3*i+3:3*i+3], arena); err != nil {
 			return err
 		}
-		recs[i] = r
+		if i == 0 { // room for the rest, judged by the first
+			arena = slices.Grow(arena, len(arena)*(len(msgs)-1)+len(arena)/2)
+		}
 	}
 	return s.classify(ctx, s.w.WriteMessages(ctx, recs...), recs)
 }
 
-// record builds the Kafka record of m.
-func (s *Sink) record(m message.Message) (kafkago.Message, error) {
+// record builds the Kafka record of m with the headers hdrs (three), its
+// bytes appended to arena, and returns it with the arena.
+func (s *Sink) record(m message.Message, hdrs []kafkago.Header, arena []byte) (kafkago.Message, []byte, error) {
 	topic := s.Topic(m)
 	if topic == "" {
-		return kafkago.Message{}, sink.Permanent(fmt.Errorf("kafka: no topic for a message of %s.%s", m.Metadata.TableSchema, m.Metadata.TableName))
+		return kafkago.Message{}, arena, sink.Permanent(fmt.Errorf("kafka: no topic for a message of %s.%s", m.Metadata.TableSchema, m.Metadata.TableName))
 	}
-	value, err := s.cfg.Encoder(m)
-	if err != nil {
-		return kafkago.Message{}, sink.Permanent(fmt.Errorf("kafka: encode message %s: %w", m.Metadata.IdempotencyKey, err))
+	var value []byte
+	if s.appendEnc {
+		start := len(arena)
+		b, err := m.AppendJSON(arena)
+		if err != nil {
+			return kafkago.Message{}, arena, sink.Permanent(fmt.Errorf("kafka: encode message %s: %w", m.Metadata.IdempotencyKey, err))
+		}
+		arena, value = b, b[start:len(b):len(b)]
+	} else {
+		v, err := s.cfg.Encoder(m)
+		if err != nil {
+			return kafkago.Message{}, arena, sink.Permanent(fmt.Errorf("kafka: encode message %s: %w", m.Metadata.IdempotencyKey, err))
+		}
+		value = v
 	}
-	r := kafkago.Message{
-		Topic: topic,
-		Key:   Key(m),
-		Value: value,
-		Headers: []kafkago.Header{
-			{Key: HeaderIdempotencyKey, Value: []byte(m.Metadata.IdempotencyKey)},
-			{Key: HeaderAction, Value: []byte(m.Action)},
-			{Key: HeaderTable, Value: []byte(m.Metadata.TableSchema + "." + m.Metadata.TableName)},
-		},
+	var key []byte
+	if len(m.Metadata.PrimaryKey) > 0 {
+		start := len(arena)
+		arena = m.AppendKey(arena)
+		key = arena[start:len(arena):len(arena)]
+		if key == nil {
+			key = []byte{} // an empty key value, not a null key
+		}
 	}
+	var idem, action, table []byte
+	arena, idem = appendField(arena, m.Metadata.IdempotencyKey)
+	arena, action = appendField(arena, string(m.Action))
+	start := len(arena)
+	arena = append(append(append(arena, m.Metadata.TableSchema...), '.'), m.Metadata.TableName...)
+	table = arena[start:len(arena):len(arena)]
+	hdrs[0] = kafkago.Header{Key: HeaderIdempotencyKey, Value: idem}
+	hdrs[1] = kafkago.Header{Key: HeaderAction, Value: action}
+	hdrs[2] = kafkago.Header{Key: HeaderTable, Value: table}
+	r := kafkago.Message{Topic: topic, Key: key, Value: value, Headers: hdrs}
 	if size := recordSize(r); size > s.cfg.MaxMessageBytes {
-		return kafkago.Message{}, sink.Permanent(tooLarge(topic, size, s.cfg.MaxMessageBytes))
+		return kafkago.Message{}, arena, sink.Permanent(tooLarge(topic, size, s.cfg.MaxMessageBytes))
 	}
-	return r, nil
+	return r, arena, nil
+}
+
+// appendField appends v to arena and returns the arena and v's bytes in it.
+func appendField(arena []byte, v string) ([]byte, []byte) {
+	start := len(arena)
+	arena = append(arena, v...)
+	return arena, arena[start:len(arena):len(arena)]
 }
 
 // recordSize approximates the bytes a record takes in a batch.
