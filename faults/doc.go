@@ -44,6 +44,14 @@
 // binaries (see internal/pgtest); without them they are skipped, unless
 // WALRELAY_REQUIRE_POSTGRES=1.
 //
+// Faults F1–F15 are TestF1KillConsumer … TestF15TruncateRollbackSavepointMessages.
+// F4, the slot monitor, runs inside every other fault and has its own
+// summary row. TestHarnessDetects and TestMonitorDetects show that the
+// comparison and the monitor catch each kind of problem. The bad-input
+// suite is in badinput_test.go, whose header lists every case of the
+// RELIABILITY document with the test that covers it here or in cdc, sink/*,
+// and internal/pgoutput.
+//
 // The consumer process is the test binary itself, re-executed with
 // WALRELAY_FAULTS_CHILD=1: it runs cdc.Open and cdc.Run into a sink that
 // appends JSON lines to a file and fsyncs before returning, so that
