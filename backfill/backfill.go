@@ -108,7 +108,7 @@ type Iterator struct {
 
 	cursor  Cursor
 	buf     []message.Message
-	bufKeys []Cursor // cursor after each buffered message
+	bufKeys []string // cursor after each buffered message: len(orderIdx) values each
 	done    bool     // the last page was short: nothing more to read
 }
 
@@ -429,9 +429,8 @@ func (it *Iterator) Next(ctx context.Context) (message.Message, error) {
 		}
 	}
 	m := it.buf[0]
-	it.cursor = it.bufKeys[0]
-	it.buf[0] = message.Message{}
-	it.buf, it.bufKeys = it.buf[1:], it.bufKeys[1:]
+	it.buf[0] = message.Message{} // the caller's now, not the page's
+	it.take(1)
 	return m, nil
 }
 
@@ -445,10 +444,7 @@ func (it *Iterator) NextChunk(ctx context.Context) ([]message.Message, error) {
 			return nil, err
 		}
 	}
-	out := it.buf
-	it.cursor = it.bufKeys[len(it.bufKeys)-1]
-	it.buf, it.bufKeys = nil, nil
-	return out, nil
+	return it.take(len(it.buf)), nil
 }
 
 // fill reads the page after the cursor into buf; io.EOF when there is none.
@@ -485,26 +481,39 @@ func (it *Iterator) fill(ctx context.Context) error {
 	}
 	read := it.now().UTC()
 	msgs := make([]message.Message, 0, it.limit)
-	keys := make([]Cursor, 0, it.limit)
+	nk := len(it.orderIdx)
+	keys := make([]string, 0, it.limit*nk) // each row's cursor, nk strings
+	// The page's values are copied into one buffer, which decoded text,
+	// numeric and json values then share. The buffer is never written
+	// again: when it is full a new one is started.
+	var arena []byte
+	pkv := make([]any, len(it.keyIdx))
 	for rows.Next() {
 		raw := rows.RawValues()
+		size := 0
+		for _, v := range raw {
+			size += len(v)
+		}
+		if cap(arena)-len(arena) < size {
+			arena = make([]byte, 0, max(size, 64<<10))
+		}
 		rec := make(map[string]any, len(it.columns))
 		for i, name := range it.columns {
 			if raw[i] == nil {
 				rec[name] = nil
 				continue
 			}
-			v, err := it.mapper.Decode(fds[i].DataTypeOID, raw[i])
+			start := len(arena)
+			arena = append(arena, raw[i]...)
+			v, err := it.mapper.DecodeOwned(fds[i].DataTypeOID, arena[start:len(arena):len(arena)])
 			if err != nil {
 				return fmt.Errorf("backfill: read %s: column %s: %w", qname, name, err)
 			}
 			rec[name] = v
 		}
-		cur := make(Cursor, len(it.orderIdx))
-		for i, idx := range it.orderIdx {
-			cur[i] = string(raw[idx])
+		for _, idx := range it.orderIdx {
+			keys = append(keys, string(raw[idx]))
 		}
-		pkv := make([]any, len(it.keyIdx))
 		for i, idx := range it.keyIdx {
 			pkv[i] = rec[it.columns[idx]]
 		}
@@ -523,7 +532,6 @@ func (it *Iterator) fill(ctx context.Context) error {
 				Columns:         it.columns,
 			},
 		})
-		keys = append(keys, cur)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("backfill: read %s: %w", qname, err)
@@ -536,4 +544,16 @@ func (it *Iterator) fill(ctx context.Context) error {
 	}
 	it.buf, it.bufKeys = msgs, keys
 	return nil
+}
+
+// take removes the first n buffered messages and moves the cursor past them.
+func (it *Iterator) take(n int) []message.Message {
+	nk := len(it.orderIdx)
+	it.cursor = Cursor(it.bufKeys[(n-1)*nk : n*nk : n*nk])
+	out := it.buf[:n:n]
+	it.buf, it.bufKeys = it.buf[n:], it.bufKeys[n*nk:]
+	if len(it.buf) == 0 {
+		it.buf, it.bufKeys = nil, nil
+	}
+	return out
 }

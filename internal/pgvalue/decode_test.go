@@ -275,7 +275,8 @@ func TestDecodeOwnedMatchesDecode(t *testing.T) {
 		{oidNumeric, "12.3400"}, {oidNumeric, "-0.5"}, {oidNumeric, "Infinity"}, {oidNumeric, "NaN"},
 		{oidNumeric, ""}, {oidNumeric, "01"}, {oidNumeric, "1."}, {oidNumeric, "nan"}, {oidNumeric, "+1"},
 		{oidInt8, "-42"}, {oidInt8, "x"}, {oidFloat8, "1e+300"}, {oidBool, "f"}, {oidBytea, `\x00FF`},
-		{oidJSONB, `{"a":1}`}, {oidTimestamptz, "2024-10-28 21:37:01.12747+00"}, {oidTextArr, `{a,"b c",NULL}`},
+		{oidJSONB, `{"a":1}`}, {oidJSON, ` [1, 2] `}, {oidJSON, `{"a":`}, {oidJSONB, ``},
+		{oidTimestamptz, "2024-10-28 21:37:01.12747+00"}, {oidTextArr, `{a,"b c",NULL}`},
 	} {
 		want, wantErr := m.Decode(tt.oid, []byte(tt.text))
 		got, err := m.DecodeOwned(tt.oid, []byte(tt.text))

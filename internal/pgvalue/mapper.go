@@ -255,8 +255,8 @@ func (m *Mapper) Decode(oid uint32, text []byte) (any, error) {
 }
 
 // DecodeOwned is [Mapper.Decode] for text the caller hands over: text must
-// never be modified afterwards, because text and numeric results share its
-// memory instead of copying it. A stream decoding a tuple it copied once
+// never be modified afterwards, because text, numeric and json results share
+// its memory instead of copying it. A stream decoding a tuple it copied once
 // saves a copy and an allocation per such column.
 func (m *Mapper) DecodeOwned(oid uint32, text []byte) (any, error) {
 	ti := m.info(oid)
@@ -266,6 +266,10 @@ func (m *Mapper) DecodeOwned(oid uint32, text []byte) (any, error) {
 	case kindNumeric:
 		if _, ok := special(text); !ok && isJSONNumber(text) {
 			return json.Number(unsafe.String(unsafe.SliceData(text), len(text))), nil
+		}
+	case kindJSON:
+		if json.Valid(text) {
+			return json.RawMessage(text[:len(text):len(text)]), nil
 		}
 	}
 	return m.decode(oid, ti, text, 0)
