@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,20 +30,77 @@ const (
 )
 
 // chunk is a page of a backfill waiting for its high watermark. The reader
-// goroutine records the keys of live changes to the table from the moment
-// the chunk is registered (before its rows are selected); at the watermark
-// it drops the rows whose key it saw — the live change is newer — and emits
-// the others as reads.
+// goroutine records the keys (and transaction ids) of live changes to the
+// table from the moment the chunk is registered, before its rows are
+// selected. The rows are selected together with the snapshot they were read
+// in; at the watermark a row is dropped when a change to its key came from a
+// transaction that snapshot does not see — that change is newer than the
+// read, and is delivered itself. Changes the snapshot saw (say, old ones the
+// stream was still catching up on) are older than the read and drop nothing.
 type chunk struct {
-	id      string
-	schema  string
-	table   string
-	keyCols []string
-	dirty   map[string]struct{} // keys changed since registration
-	all     bool                // the table was truncated: every row is stale
-	rows    []message.Message   // set before the watermark is written
-	lastSeq uint64              // sequence number of the last read emitted
-	done    chan struct{}       // closed when the reads were emitted
+	id       string
+	schema   string
+	table    string
+	keyCols  []string
+	dirty    map[string][]uint32 // key → ids of the transactions that changed it
+	truncate []uint32            // ids of transactions that truncated the table
+	snap     snapshot            // the snapshot the rows were read in
+	rows     []message.Message   // set, with snap, before the watermark is written
+	lastSeq  uint64              // sequence number of the last read emitted
+	done     chan struct{}       // closed when the reads were emitted
+}
+
+// snapshot is a transaction snapshot (pg_current_snapshot) in 32-bit
+// transaction ids, as pgoutput sends them.
+type snapshot struct {
+	xmin, xmax uint32
+	xip        map[uint32]bool
+}
+
+// parseSnapshot parses "xmin:xmax:xip,…" (pg_snapshot text).
+func parseSnapshot(s string) (snapshot, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return snapshot{}, fmt.Errorf("snapshot %q: want xmin:xmax:xip", s)
+	}
+	xmin, err1 := strconv.ParseUint(parts[0], 10, 64)
+	xmax, err2 := strconv.ParseUint(parts[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return snapshot{}, fmt.Errorf("snapshot %q: %w", s, err)
+	}
+	snap := snapshot{xmin: uint32(xmin), xmax: uint32(xmax), xip: map[uint32]bool{}}
+	if parts[2] != "" {
+		for _, x := range strings.Split(parts[2], ",") {
+			v, err := strconv.ParseUint(x, 10, 64)
+			if err != nil {
+				return snapshot{}, fmt.Errorf("snapshot %q: %w", s, err)
+			}
+			snap.xip[uint32(v)] = true
+		}
+	}
+	return snap, nil
+}
+
+// sees reports whether a committed transaction's changes are visible in the
+// snapshot (ids compare modulo 2^32, as Postgres compares them).
+func (sn snapshot) sees(xid uint32) bool {
+	if int32(xid-sn.xmin) < 0 {
+		return true
+	}
+	if int32(xid-sn.xmax) >= 0 {
+		return false
+	}
+	return !sn.xip[xid]
+}
+
+// newer reports whether any of xids is a transaction the snapshot does not see.
+func (sn snapshot) newer(xids []uint32) bool {
+	for _, x := range xids {
+		if !sn.sees(x) {
+			return true
+		}
+	}
+	return false
 }
 
 // chunks is the stream's set of registered chunks, shared by Backfill
@@ -76,9 +134,9 @@ func (c *chunks) remove(id string) *chunk {
 	return ch
 }
 
-// observe records a live change (or truncate) against the registered chunks
-// of its table.
-func (c *chunks) observe(m *message.Message) {
+// observe records a live change (or truncate) of transaction xid against
+// the registered chunks of its table.
+func (c *chunks) observe(m *message.Message, xid uint32) {
 	if c.active.Load() == 0 {
 		return
 	}
@@ -89,13 +147,14 @@ func (c *chunks) observe(m *message.Message) {
 			continue
 		}
 		if m.Action == message.ActionTruncate {
-			ch.all = true
+			ch.truncate = append(ch.truncate, xid)
 			continue
 		}
-		ch.dirty[rowKey(ch.keyCols, m.Record)] = struct{}{}
+		k := rowKey(ch.keyCols, m.Record)
+		ch.dirty[k] = append(ch.dirty[k], xid)
 		// A primary-key update: the row's old key is stale too.
 		if old, ok := oldKey(ch.keyCols, m); ok {
-			ch.dirty[old] = struct{}{}
+			ch.dirty[old] = append(ch.dirty[old], xid)
 		}
 	}
 }
@@ -138,10 +197,10 @@ func (s *Stream) watermark(lsn message.LSN, id string) error {
 	}
 	defer close(ch.done)
 	for _, m := range ch.rows {
-		if ch.all {
-			break
+		if ch.snap.newer(ch.truncate) {
+			break // truncated after the read: every row is stale
 		}
-		if _, stale := ch.dirty[rowKey(ch.keyCols, m.Record)]; stale {
+		if ch.snap.newer(ch.dirty[rowKey(ch.keyCols, m.Record)]) {
 			continue
 		}
 		if err := s.emit(m); err != nil {
@@ -169,10 +228,12 @@ type BackfillProgress struct {
 // [message.ActionRead] messages through [Stream.Next], interleaved with the
 // live changes so that a read never overtakes a newer change of its row
 // (the watermark method): for each chunk the stream starts watching the
-// table's keys, selects the chunk in primary-key order, and writes a
-// high-watermark logical message; when the stream reaches the watermark it
-// drops the rows that changed meanwhile (their live changes are newer) and
-// emits the rest.
+// table's keys, selects the chunk in primary-key order (noting the
+// transaction snapshot it read in), and writes a high-watermark logical
+// message; when the stream reaches the watermark it drops the rows changed by
+// transactions that snapshot did not see (their live changes are newer) and
+// emits the rest. Older changes the stream was still catching up on drop
+// nothing, so every row unchanged since is read.
 //
 // Backfill blocks until every chunk has been handed to the stream and every
 // read acknowledged, so run it in its own goroutine while another consumes
@@ -220,7 +281,8 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 			cfg.Cursor = prog.Cursor
 		}
 	}
-	it, err := backfill.New(ctx, s.pool, cfg)
+	q := &chunkQuerier{q: s.pool}
+	it, err := backfill.New(ctx, q, cfg)
 	if err != nil {
 		return fmt.Errorf("cdc: %w", err)
 	}
@@ -245,13 +307,13 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		ch := &chunk{
 			id:      fmt.Sprintf("%x-%d", s.id, s.chunks.seq.Add(1)),
 			keyCols: it.PrimaryKey(),
-			dirty:   make(map[string]struct{}),
+			dirty:   make(map[string][]uint32),
 			done:    make(chan struct{}),
 		}
 		ch.schema, ch.table = schema, table
 		s.chunks.register(ch)
 		start := time.Now()
-		rows, err := it.NextChunk(ctx)
+		rows, snap, err := readChunk(ctx, s, q, it)
 		elapsed := time.Since(start)
 		if errors.Is(err, io.EOF) {
 			s.chunks.remove(ch.id)
@@ -259,10 +321,10 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		}
 		if err != nil {
 			s.chunks.remove(ch.id)
-			return fmt.Errorf("cdc: %w", err)
+			return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, err)
 		}
 		s.chunks.mu.Lock()
-		ch.rows = rows
+		ch.rows, ch.snap = rows, snap
 		s.chunks.mu.Unlock()
 		if _, err := s.pool.Exec(ctx, "select pg_logical_emit_message(false, $1, $2)", prefixWatermark, ch.id); err != nil {
 			s.chunks.remove(ch.id)
@@ -302,6 +364,45 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		}
 	}
 	return s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: it.Cursor(), Done: true})
+}
+
+// chunkQuerier sends the iterator's queries to the chunk's transaction
+// while one is open, else to the pool.
+type chunkQuerier struct {
+	q  backfill.Querier
+	tx pgx.Tx
+}
+
+func (c *chunkQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if c.tx != nil {
+		return c.tx.Query(ctx, sql, args...)
+	}
+	return c.q.Query(ctx, sql, args...)
+}
+
+// readChunk reads the next page in a REPEATABLE READ transaction, together
+// with that transaction's snapshot.
+func readChunk(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Iterator) ([]message.Message, snapshot, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, snapshot{}, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var text string
+	if err := tx.QueryRow(ctx, "select pg_current_snapshot()::text").Scan(&text); err != nil {
+		return nil, snapshot{}, err
+	}
+	snap, err := parseSnapshot(text)
+	if err != nil {
+		return nil, snapshot{}, err
+	}
+	q.tx = tx
+	rows, err := it.NextChunk(ctx)
+	q.tx = nil
+	if err != nil {
+		return nil, snapshot{}, err
+	}
+	return rows, snap, tx.Commit(ctx)
 }
 
 func nextChunkSize(n int, elapsed time.Duration) int {

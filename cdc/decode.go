@@ -36,6 +36,7 @@ func (r *relation) qualified() string { return r.schema + "." + r.name }
 // txState is the transaction being received.
 type txState struct {
 	active      bool
+	xid         uint32
 	commitLSN   message.LSN
 	commitTime  time.Time
 	idx         int
@@ -50,7 +51,7 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
-		s.tx = txState{active: true, commitLSN: message.LSN(m.FinalLSN), commitTime: m.CommitTime.UTC()}
+		s.tx = txState{active: true, xid: m.Xid, commitLSN: message.LSN(m.FinalLSN), commitTime: m.CommitTime.UTC()}
 		s.mu.Lock()
 		s.inTx = true
 		s.mu.Unlock()
@@ -133,7 +134,7 @@ func (s *Stream) change(rel *relation, action message.Action, rec, changes map[s
 		return nil
 	}
 	m := s.message(rel, action, rec, changes)
-	s.chunks.observe(&m)
+	s.chunks.observe(&m, s.tx.xid)
 	return s.emit(m)
 }
 
