@@ -351,12 +351,12 @@ func (s *Stream) finish() {
 	if err := s.sendStatus(); err != nil {
 		return
 	}
-	if err := s.conn.Conn().SetReadDeadline(time.Time{}); err != nil {
+	// pglogrepl ignores the context here: bound the wait with the deadline,
+	// so an unresponsive server cannot hang Close.
+	if err := s.conn.Conn().SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	pglogrepl.SendStandbyCopyDone(ctx, s.conn)
+	pglogrepl.SendStandbyCopyDone(context.Background(), s.conn)
 }
 
 // idleAdvance acknowledges the server's WAL end when nothing is in flight,
