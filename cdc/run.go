@@ -22,7 +22,7 @@ type RunOptions struct {
 	BatchTimeout time.Duration
 	// Backoff makes the retry policy for a failed Write. nil = exponential
 	// from 100ms to 30s, retrying until ctx is done. When the policy gives
-	// up, Run returns the last error.
+	// up, Run returns the last error. See sink.Retry.
 	Backoff func() backoff.BackOff
 	// Logger receives a warning for each failed Write that is retried.
 	// nil = silent.
@@ -50,14 +50,6 @@ func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
 	}
 	if opts.BatchTimeout == 0 {
 		opts.BatchTimeout = 10 * time.Millisecond
-	}
-	if opts.Backoff == nil {
-		opts.Backoff = func() backoff.BackOff {
-			b := backoff.NewExponentialBackOff()
-			b.MaxInterval = 30 * time.Second
-			b.MaxElapsedTime = 0
-			return b
-		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -119,32 +111,18 @@ func fill(ctx context.Context, s *Stream, batch []message.Message, opts RunOptio
 
 // write calls sk.Write until it succeeds, retrying transient errors.
 func write(ctx context.Context, sk sink.Sink, batch []message.Message, opts RunOptions) error {
-	var b backoff.BackOff
-	for attempt := 1; ; attempt++ {
-		err := sk.Write(ctx, batch...)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if sink.IsPermanent(err) {
-			return fmt.Errorf("cdc: sink rejected a batch of %d: %w", len(batch), err)
-		}
-		if b == nil {
-			b = opts.Backoff()
-		}
-		d := b.NextBackOff()
-		if d == backoff.Stop {
-			return fmt.Errorf("cdc: sink write failed after %d attempts: %w", attempt, err)
-		}
-		opts.Logger.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", d, "batch", len(batch), "err", err)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
+	err := sink.Retry(sk, sink.RetryOptions{
+		Backoff: opts.Backoff,
+		OnRetry: func(attempt int, wait time.Duration, err error) {
+			opts.Logger.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", wait, "batch", len(batch), "err", err)
+		},
+	}).Write(ctx, batch...)
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return err
+	case sink.IsPermanent(err):
+		return fmt.Errorf("cdc: sink rejected a batch of %d: %w", len(batch), err)
+	default:
+		return fmt.Errorf("cdc: %w", err)
 	}
 }
