@@ -31,6 +31,9 @@
 // [RenameColumns] and [MaskColumns] are ready-made, and [Chain] runs several
 // in order. A failing transform is permanent unless marked [Retryable].
 // Transforms never change the caller's messages: Map hands them copies.
+// [Retry] retries a sink's transient errors with backoff (cdc.Run does this
+// for the sink it is given; use Retry inside a [Fanout] to retry one flaky
+// destination without rewriting the others).
 //
 //	s := sink.Filter(
 //		sink.Map(webhookSink, sink.MaskColumns("email")),
