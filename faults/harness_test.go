@@ -412,8 +412,9 @@ func (m *monitor) halt() {
 	<-m.done
 }
 
-// allowRegression marks a server restart: Postgres restores the slot
-// position it last saved, which may be older than the one it had.
+// allowRegression marks the start and, called again, the end of a server
+// restart: Postgres restores the slot position it last saved, which may be
+// older than the one it had.
 func (m *monitor) allowRegression() {
 	m.mu.Lock()
 	m.epoch++
@@ -520,11 +521,16 @@ func (m *monitor) check(all []delivery) (n int, ahead, backwards int, firstProbl
 		}
 	}
 	regressed := 0
+	// allowRegression is called in pairs around each restart, so an odd
+	// epoch is a restart window: a sample taken in it may come from before
+	// the shutdown or after the start, and a step back across the window is
+	// the server's.
+	acrossRestart := func(a, b sample) bool { return a.epoch != b.epoch || a.epoch%2 == 1 }
 	for i := 1; i < len(samples); i++ {
-		if samples[i].lsn < samples[i-1].lsn && samples[i].epoch != samples[i-1].epoch {
+		if samples[i].lsn < samples[i-1].lsn && acrossRestart(samples[i-1], samples[i]) {
 			regressed++
 		}
-		if samples[i].lsn < samples[i-1].lsn && samples[i].epoch == samples[i-1].epoch {
+		if samples[i].lsn < samples[i-1].lsn && !acrossRestart(samples[i-1], samples[i]) {
 			backwards++
 			if firstProblem == "" {
 				firstProblem = fmt.Sprintf("slot moved back from %v to %v", samples[i-1].lsn, samples[i].lsn)
