@@ -10,7 +10,7 @@ package faults
 //	slot in use                                cdc TestOpenSlotInUseAndStandbyTakeover; faults TestF10StandbyTakeover
 //	slot invalidated                           cdc TestOpenInvalidatedSlot; faults TestF9SlotInvalidated
 //	slot of another plugin or database         cdc TestOpenSlotOfAnotherPluginOrDatabase
-//	insufficient privileges, bad password      cdc TestOpenAuthAndPrivilegeErrors
+//	insufficient privileges, bad password      cdc TestOpenAuthAndPrivilegeErrors, TestOpenBadPasswordIsNotRetried
 //	invalid Config                             cdc TestConfigValidation, FuzzConfig; webhook and kafka TestConfig*
 //	tables without primary key / identity      faults TestBadInputNoPrimaryKey
 //	user-defined types, domains, enums,
