@@ -221,3 +221,28 @@ func TestTerminatedWalsenderLosesNothing(t *testing.T) {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	t.Logf("terminations %d, delivered %d (duplicates %d)", terminations, len(ids), len(ids)-rows)
 }
+
+// TestCloseWithFullBufferReportsAcks closes a stream whose reader is
+// blocked on a full buffer: the final status update must still carry what
+// was acknowledged.
+func TestCloseWithFullBufferReportsAcks(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	cfg := e.config()
+	cfg.BufferSize = 2
+	cfg.StatusInterval = time.Hour // only Close reports
+	s := e.open(cfg)
+	e.exec("insert into t values (1)", "insert into t values (2)", "insert into t select generate_series(3, 50)")
+	msgs := next(t, s, 2)
+	s.Ack(msgs[1])
+	waitFor(t, "the reader to block on the full buffer", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.emitted >= 4
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.confirmedFlush(); got <= msgs[1].Metadata.CommitLSN {
+		t.Fatalf("after Close confirmed_flush_lsn = %v, want past the acknowledged commit %v", got, msgs[1].Metadata.CommitLSN)
+	}
+}

@@ -285,6 +285,9 @@ func (s *Stream) stream() error {
 			return fmt.Errorf("cdc: receive: %w", err)
 		}
 		if err := s.receive(raw); err != nil {
+			if s.closed() {
+				continue // Close interrupted a full buffer: report what was acknowledged
+			}
 			return err
 		}
 	}
