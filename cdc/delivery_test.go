@@ -237,8 +237,9 @@ func TestCloseWithFullBufferReportsAcks(t *testing.T) {
 	waitFor(t, "the reader to block on the full buffer", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.emitted >= 4
+		return s.emitted >= 5 // two taken, two buffered, the fifth waiting for room
 	})
+	t.Logf("before Close: slot %v, acked %v", e.confirmedFlush(), s.Acked())
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
