@@ -579,3 +579,104 @@ func TestPoolAndTx(t *testing.T) {
 		t.Fatalf("snapshot read %v, want %v", got, want)
 	}
 }
+
+// TestCopyMatchesQuery reads a table of awkward values twice, with COPY (on
+// a *pgx.Conn) and with queries (on a Querier that cannot COPY), in several
+// session time zones, and wants the same messages and cursors.
+func TestCopyMatchesQuery(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	pgtest.Exec(t, url,
+		`create table awk (k text primary key, t text, b bytea, a text[], j jsonb, ts timestamptz,
+			tl timestamp, n numeric, i int8[], f float8, bo bool, c "char", u uuid)`,
+		`insert into awk values
+			(E'a\tb', E'tab\there', '\x00ff5c0a09'::bytea, array[E'x\ty', E'new\nline', 'back\slash', null, '"q"', '{}'],
+				'{"s": "tab\tnew\nline \\ back", "u": "\u00e9\u4e2d"}', '2024-03-10 01:59:59.123456+00', '1999-12-31 23:59:59',
+				'-0.000100', '{1,null,3}', 'NaN', true, 'x', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+			(E'back\\slash', E'\\\\ \\N \\t', '', '{}', 'null', '0001-01-01 00:00:00+00 BC', 'infinity',
+				'NaN', '{}', '-Infinity', false, E'\\', null),
+			(E'line\nbreak\r', E'\b\f\v\r\n\u0001', null, null, '[1, 2.50, "x"]', '2024-10-27 01:30:00+01', '-infinity',
+				'123456789012345678901234567890.5', null, 1e-300, null, null, null),
+			('N', '\N', '\x5c4e'::bytea, array['\N', 'NULL', ''], '"\\N"', 'infinity', null,
+				null, '{-9223372036854775808}', 0, null, 'N', null),
+			(E'\u00fcnic\u00f6de \u4e2d\u6587 \U0001F600', E'\u00e9\u00e8 \U0001F600 \u200b', null, array[E'\u00e9'], '{"\u00e9": 1}',
+				'2024-06-30 23:59:60+00', '2000-02-29 12:00:00.5', '1e10', null, 1.5, true, null, null)`,
+	)
+	for _, zone := range []string{"UTC", "Europe/Berlin", "America/St_Johns", "Asia/Kathmandu"} {
+		read := func(q Querier) ([]message.Message, []Cursor) {
+			it, err := New(t.Context(), q, Config{Table: "awk", ID: "awk", ChunkSize: 2, Now: func() time.Time { return time.Unix(0, 0) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, isCopy := q.(*pgx.Conn); isCopy != (it.copy != nil) {
+				t.Fatalf("%s: COPY path used: %v", zone, it.copy != nil)
+			}
+			var ms []message.Message
+			var cursors []Cursor
+			for {
+				chunk, err := it.NextChunk(t.Context())
+				if errors.Is(err, io.EOF) {
+					return ms, cursors
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				ms = append(ms, chunk...)
+				cursors = append(cursors, it.Cursor())
+			}
+		}
+		conn := connect(t, url)
+		if _, err := conn.Exec(t.Context(), "set timezone = '"+zone+"'"); err != nil {
+			t.Fatal(err)
+		}
+		viaCopy, copyCursors := read(conn)
+		viaQuery, queryCursors := read(queryOnly{conn})
+		if len(viaCopy) != 5 {
+			t.Fatalf("%s: %d rows", zone, len(viaCopy))
+		}
+		if !reflect.DeepEqual(copyCursors, queryCursors) {
+			t.Fatalf("%s: cursors\ncopy  %q\nquery %q", zone, copyCursors, queryCursors)
+		}
+		for i := range viaCopy {
+			a, err := json.Marshal(viaCopy[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(viaQuery[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(a) != string(b) || !reflect.DeepEqual(viaCopy[i], viaQuery[i]) {
+				t.Fatalf("%s: row %d\ncopy  %s\nquery %s", zone, i, a, b)
+			}
+		}
+	}
+}
+
+// TestCopyTypeChange changes a column's type between pages: the COPY path
+// notices and reads on with queries, which decode the new type.
+func TestCopyTypeChange(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	pgtest.Exec(t, url,
+		"create table tc (id int primary key, v int4)",
+		"insert into tc select i, i from generate_series(1, 4) i",
+	)
+	conn := connect(t, url)
+	it, err := New(t.Context(), conn, Config{Table: "tc", ID: "tc", ChunkSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := it.NextChunk(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, url, "alter table tc alter column v type text using 'v' || v")
+	_, rest := chunks(t, it)
+	got := ids(append(first, rest...), "v")
+	want := []any{int64(1), int64(2), "v3", "v4"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("values %v, want %v", got, want)
+	}
+	if it.copy != nil {
+		t.Fatal("still reading with COPY after the type changed")
+	}
+}
