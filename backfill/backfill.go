@@ -97,13 +97,12 @@ type Iterator struct {
 	limit  int
 
 	schema, table string
-	columns       []string  // read, in table order
-	key           []string  // Metadata.PrimaryKey: the primary key, else the ordering key
-	keyIdx        []int     // positions of key in columns
-	orderIdx      []int     // positions of the ordering key in columns
-	sqlFirst      string    // first page: no cursor
-	sqlAfter      string    // later pages: strictly after the cursor ($1…$n)
-	copy          *copyPlan // reading pages with COPY; nil: with the queries
+	columns       []string // read, in table order
+	key           []string // Metadata.PrimaryKey: the primary key, else the ordering key
+	keyIdx        []int    // positions of key in columns
+	orderIdx      []int    // positions of the ordering key in columns
+	sqlFirst      string   // first page: no cursor
+	sqlAfter      string   // later pages: strictly after the cursor ($1…$n)
 	consumer      message.Consumer
 	database      message.Database
 
@@ -234,9 +233,6 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 		orderCols[i] = byName[name]
 	}
 	it.sqlFirst, it.sqlAfter = buildQueries(qname, it.columns, orderCols, cfg.Where)
-	if err := it.prepareCopy(ctx, conn, qname, orderCols, cfg.Where); err != nil {
-		return nil, err
-	}
 	if cfg.Cursor != nil {
 		it.cursor = append(Cursor(nil), cfg.Cursor...)
 	}
@@ -456,13 +452,6 @@ func (it *Iterator) fill(ctx context.Context) error {
 	if it.done {
 		return io.EOF
 	}
-	if it.copy != nil {
-		err := it.fillCopy(ctx)
-		if !errors.Is(err, errTypesChanged) {
-			return err
-		}
-		it.copy = nil // from now on the queries learn each page's types
-	}
 	sql, args := it.sqlFirst, []any{pgx.QueryResultFormats{pgx.TextFormatCode}}
 	if it.cursor != nil {
 		sql = it.sqlAfter
@@ -525,7 +514,24 @@ func (it *Iterator) fill(ctx context.Context) error {
 		for _, idx := range it.orderIdx {
 			keys = append(keys, string(raw[idx]))
 		}
-		msgs = it.appendRead(msgs, rec, pkv, read)
+		for i, idx := range it.keyIdx {
+			pkv[i] = rec[it.columns[idx]]
+		}
+		msgs = append(msgs, message.Message{
+			Record: rec,
+			Action: message.ActionRead,
+			Metadata: message.Metadata{
+				TableSchema:     it.schema,
+				TableName:       it.table,
+				IdempotencyKey:  idempotency.ReadKey(it.id, pkv...),
+				CommitTimestamp: read,
+				DatabaseName:    it.database.Name,
+				Consumer:        it.consumer,
+				Database:        it.database,
+				PrimaryKey:      it.key,
+				Columns:         it.columns,
+			},
+		})
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("backfill: read %s: %w", qname, err)
@@ -550,27 +556,4 @@ func (it *Iterator) take(n int) []message.Message {
 		it.buf, it.bufKeys = nil, nil
 	}
 	return out
-}
-
-// appendRead appends the read message of rec, read at time read; pkv is
-// scratch space for the key values.
-func (it *Iterator) appendRead(msgs []message.Message, rec map[string]any, pkv []any, read time.Time) []message.Message {
-	for i, idx := range it.keyIdx {
-		pkv[i] = rec[it.columns[idx]]
-	}
-	return append(msgs, message.Message{
-		Record: rec,
-		Action: message.ActionRead,
-		Metadata: message.Metadata{
-			TableSchema:     it.schema,
-			TableName:       it.table,
-			IdempotencyKey:  idempotency.ReadKey(it.id, pkv...),
-			CommitTimestamp: read,
-			DatabaseName:    it.database.Name,
-			Consumer:        it.consumer,
-			Database:        it.database,
-			PrimaryKey:      it.key,
-			Columns:         it.columns,
-		},
-	})
 }

@@ -28,10 +28,6 @@
 //		… deliver m …
 //	}
 //
-// When the Querier can run COPY (a *pgx.Conn, a pgx.Tx, a *pgxpool.Pool, or
-// a [Copier]), each page is read with COPY … TO STDOUT instead of a query,
-// and decoded while it arrives; the messages and cursors are the same.
-//
 // # Keys and ordering
 //
 // The iterator pages by keyset: each query asks for the rows strictly after

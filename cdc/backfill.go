@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
@@ -368,26 +366,11 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	return s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: it.Cursor(), Done: true})
 }
 
-// chunkQuerier sends the iterator's queries, and its COPY of each page, to
-// the chunk's transaction while one is open, else to the pool.
+// chunkQuerier sends the iterator's queries to the chunk's transaction
+// while one is open, else to the pool.
 type chunkQuerier struct {
-	q  *pgxpool.Pool
+	q  backfill.Querier
 	tx pgx.Tx
-}
-
-// The iterator reads each page with COPY through it.
-var _ backfill.Copier = (*chunkQuerier)(nil)
-
-func (c *chunkQuerier) CopyTo(ctx context.Context, w io.Writer, sql string) (pgconn.CommandTag, error) {
-	if c.tx != nil {
-		return c.tx.Conn().PgConn().CopyTo(ctx, w, sql)
-	}
-	conn, err := c.q.Acquire(ctx)
-	if err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	defer conn.Release()
-	return conn.Conn().PgConn().CopyTo(ctx, w, sql)
 }
 
 func (c *chunkQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
