@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -165,13 +166,39 @@ func TestIdleStreamAdvancesSlot(t *testing.T) {
 
 func TestHeartbeat(t *testing.T) {
 	e := newEnv(t, "create table t (id int primary key)")
+	// A second slot (test_decoding) lets the test see the heartbeat messages.
+	peek := pgtest.Name(t, "peek")
+	e.exec("select pg_create_logical_replication_slot('" + peek + "', 'test_decoding')")
 	cfg := e.config()
 	cfg.HeartbeatInterval = 50 * time.Millisecond
 	cfg.StatusInterval = 50 * time.Millisecond
 	s := e.open(cfg)
-	before := e.confirmedFlush()
-	// Heartbeats write WAL in this database; the idle stream acknowledges it.
-	waitFor(t, "heartbeats to advance the slot", func() bool { return e.confirmedFlush() > before+1000 || e.confirmedFlush() > before })
+	heartbeats := func() (n int, last message.LSN) {
+		rows, err := e.conn.Query(context.Background(),
+			"select lsn::text from pg_logical_slot_peek_changes($1, null, null) where data like '%prefix: walrelay:heartbeat%'", peek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var l string
+			if err := rows.Scan(&l); err != nil {
+				t.Fatal(err)
+			}
+			last, _ = message.ParseLSN(l)
+			n++
+		}
+		return n, last
+	}
+	var last message.LSN
+	waitFor(t, "three heartbeat messages", func() bool {
+		var n int
+		n, last = heartbeats()
+		return n >= 3
+	})
+	// The idle stream acknowledges the WAL the heartbeats wrote, and
+	// delivers nothing for them.
+	waitFor(t, "the slot to pass the heartbeats", func() bool { return e.confirmedFlush() > last })
 	none(t, s, 200*time.Millisecond)
 }
 
