@@ -128,6 +128,8 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	}()
 
 	// Progress, every 50ms.
+	pctx, stopProgress := context.WithCancel(ctx)
+	defer stopProgress()
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
@@ -136,7 +138,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		start := time.Now()
 		for {
 			select {
-			case <-cctx.Done():
+			case <-pctx.Done():
 				return
 			case <-t.C:
 				mu.Lock()
@@ -153,7 +155,11 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	stopProgress()
+	<-progressDone // the progress lines end before the summary
+	mu.Lock()
 	fmt.Fprintf(out, "backfill done in %v: %d rows read while %d concurrent updates ran\n", time.Since(start).Round(time.Millisecond), reads, writes)
+	mu.Unlock()
 
 	// Catch up with the writer's last changes, then compare.
 	want := map[int64]int64{}
@@ -186,7 +192,6 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	stopConsumer()
-	<-progressDone
 	fmt.Fprintf(out, "replayed copy matches the table: %d rows\n", len(want))
 	return nil
 }
