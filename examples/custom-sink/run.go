@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
@@ -49,7 +47,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	defer stopPostgres()
-	if err := exec(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, note text)"); err != nil {
+	if err := pgtest.ExecURL(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, note text)"); err != nil {
 		return err
 	}
 
@@ -92,7 +90,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 	done := make(chan error, 1)
 	go func() { done <- cdc.Run(runCtx, stream, counted, cdc.RunOptions{}) }()
 
-	if err := exec(ctx, dbURL, changes...); err != nil {
+	if err := pgtest.ExecURL(ctx, dbURL, changes...); err != nil {
 		return err
 	}
 	timeout := time.NewTimer(time.Minute)
@@ -146,29 +144,12 @@ func envOr(name, def string) string {
 	return def
 }
 
-func exec(ctx context.Context, url string, sql ...string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.Background())
-	for _, q := range sql {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	return nil
-}
-
 // cleanup drops the example's slot and publication, so that the slot does
 // not keep WAL after the example ends.
 func cleanup(url, slot string, out io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := exec(ctx, url,
-		"select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = '"+slot+"' and not active",
-		"drop publication if exists "+pgx.Identifier{slot}.Sanitize())
-	if err != nil {
+	if err := pgtest.DropStream(ctx, url, slot, slot); err != nil {
 		fmt.Fprintln(out, "cleanup:", err)
 	}
 }

@@ -100,28 +100,14 @@ func demo(ctx context.Context, cfg config, out io.Writer) error {
 // setup creates the source and target databases and their items tables.
 func setup(ctx context.Context, adminURL, sourceURL, targetURL string) error {
 	for _, db := range []string{"source", "target"} {
-		if err := execAll(ctx, adminURL, "create database "+db); err != nil {
+		if err := pgtest.ExecURL(ctx, adminURL, "create database "+db); err != nil {
 			return err
 		}
 	}
-	if err := execAll(ctx, sourceURL, itemsTable); err != nil {
+	if err := pgtest.ExecURL(ctx, sourceURL, itemsTable); err != nil {
 		return err
 	}
-	return execAll(ctx, targetURL, itemsTable)
-}
-
-func execAll(ctx context.Context, url string, sql ...string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.Background())
-	for _, q := range sql {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	return nil
+	return pgtest.ExecURL(ctx, targetURL, itemsTable)
 }
 
 // waitForSlot waits until the replication slot exists, or the replicator

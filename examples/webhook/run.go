@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
@@ -47,7 +45,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	defer stopPostgres()
-	if err := exec(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, item text not null, qty int not null)"); err != nil {
+	if err := pgtest.ExecURL(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, item text not null, qty int not null)"); err != nil {
 		return err
 	}
 
@@ -91,7 +89,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 	done := make(chan error, 1)
 	go func() { done <- cdc.Run(runCtx, stream, sk, cdc.RunOptions{}) }()
 
-	if err := exec(ctx, dbURL, changes...); err != nil {
+	if err := pgtest.ExecURL(ctx, dbURL, changes...); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
@@ -163,29 +161,12 @@ func newSecret() (string, error) {
 	return "whsec_" + base64.StdEncoding.EncodeToString(key), nil
 }
 
-func exec(ctx context.Context, url string, sql ...string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.Background())
-	for _, q := range sql {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	return nil
-}
-
 // cleanup drops the example's slot and publication, so that the slot does
 // not keep WAL after the example ends.
 func cleanup(url, slot string, out io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := exec(ctx, url,
-		"select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = '"+slot+"' and not active",
-		"drop publication if exists "+pgx.Identifier{slot}.Sanitize())
-	if err != nil {
+	if err := pgtest.DropStream(ctx, url, slot, slot); err != nil {
 		fmt.Fprintln(out, "cleanup:", err)
 	}
 }

@@ -321,3 +321,28 @@ func FromEnv(ctx context.Context, w io.Writer) (url string, stop func(), err err
 	}
 	return c.URL, func() { c.Stop() }, nil
 }
+
+// ExecURL runs statements, in order, on a new connection to url.
+func ExecURL(ctx context.Context, url string, sql ...string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	for _, q := range sql {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// DropStream drops a replication slot (unless a process still streams
+// from it) and a publication, so that an example leaves no slot keeping WAL.
+func DropStream(ctx context.Context, url, slot, publication string) error {
+	return ExecURL(ctx, url,
+		"select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = "+quoteLiteral(slot)+" and not active",
+		"drop publication if exists "+pgx.Identifier{publication}.Sanitize())
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
