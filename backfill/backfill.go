@@ -11,13 +11,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
 )
 
-// DefaultChunkSize is the number of rows per query when Config.ChunkSize is 0.
-const DefaultChunkSize = 1000
+// Page sizes. With Config.ChunkSize 0 the first page has DefaultChunkSize
+// rows and each next one is sized from the last so that reading it takes
+// about ChunkTarget: at most twice the last page, at least MinChunkSize
+// rows, at most MaxChunkSize rows and, by the last page's row width, about
+// MaxChunkBytes of values. Large pages cost fewer queries and less work per
+// row; the bounds keep a page's memory and a slow page's latency in check.
+const (
+	DefaultChunkSize = 1000
+	MinChunkSize     = 100
+	MaxChunkSize     = 50_000
+	MaxChunkBytes    = 16 << 20
+	ChunkTarget      = 200 * time.Millisecond
+)
 
 // Errors New returns for tables it cannot read. They are wrapped with the
 // table's (or column's) name; test for them with errors.Is.
@@ -54,8 +64,8 @@ type Config struct {
 	// so a backfill that is resumed or run again with the same ID yields the
 	// same keys.
 	ID string
-	// ChunkSize is the number of rows per query (one keyset page). 0 means
-	// DefaultChunkSize; negative is an error.
+	// ChunkSize is the number of rows per query (one keyset page). 0 sizes
+	// pages adaptively (see DefaultChunkSize); negative is an error.
 	ChunkSize int
 	// Columns limits the columns read; the key columns are always read. Empty
 	// means every column. Records hold columns in table order either way.
@@ -95,6 +105,7 @@ type Iterator struct {
 	id     string
 	now    func() time.Time
 	limit  int
+	adapt  bool // size pages adaptively: Config.ChunkSize 0
 
 	schema, table string
 	columns       []string // read, in table order
@@ -110,6 +121,8 @@ type Iterator struct {
 	buf     []message.Message
 	bufKeys []string // cursor after each buffered message: len(orderIdx) values each
 	done    bool     // the last page was short: nothing more to read
+
+	dec pageDecoder
 }
 
 // catalogColumn is one column of the table from pg_attribute.
@@ -148,7 +161,7 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 		database: cfg.Database,
 	}
 	if it.limit == 0 {
-		it.limit = DefaultChunkSize
+		it.limit, it.adapt = DefaultChunkSize, true
 	}
 	if it.now == nil {
 		it.now = time.Now
@@ -412,12 +425,32 @@ func (it *Iterator) Cursor() Cursor {
 }
 
 // SetChunkSize changes the rows per query for the following pages; n <= 0
-// means DefaultChunkSize.
+// returns to adaptive sizing, from DefaultChunkSize.
 func (it *Iterator) SetChunkSize(n int) {
+	it.limit, it.adapt = n, false
 	if n <= 0 {
-		n = DefaultChunkSize
+		it.limit, it.adapt = DefaultChunkSize, true
 	}
-	it.limit = n
+}
+
+// ChunkSize returns the rows per query of the next page.
+func (it *Iterator) ChunkSize() int { return it.limit }
+
+// nextChunkSize sizes the page after one of n rows and size bytes of values
+// that took elapsed to read.
+func nextChunkSize(n, size int, elapsed time.Duration) int {
+	if n <= 0 {
+		return DefaultChunkSize
+	}
+	next := n * 2
+	if elapsed > 0 {
+		next = int(float64(n) * float64(ChunkTarget) / float64(elapsed))
+	}
+	if size > 0 {
+		next = min(next, int(float64(n)*MaxChunkBytes/float64(size)))
+	}
+	next = min(next, n*2, MaxChunkSize)
+	return max(next, MinChunkSize)
 }
 
 // Next returns the next row as a read message, reading a page when the
@@ -461,6 +494,7 @@ func (it *Iterator) fill(ctx context.Context) error {
 	}
 	args = append(args, it.limit)
 	qname := pgx.Identifier{it.schema, it.table}.Sanitize()
+	start := time.Now()
 	rows, err := it.q.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("backfill: read %s: %w", qname, err)
@@ -479,64 +513,15 @@ func (it *Iterator) fill(ctx context.Context) error {
 	if err := it.mapper.Resolve(ctx, it.q, oids...); err != nil {
 		return fmt.Errorf("backfill: read %s: %w", qname, err)
 	}
-	read := it.now().UTC()
-	msgs := make([]message.Message, 0, it.limit)
-	nk := len(it.orderIdx)
-	keys := make([]string, 0, it.limit*nk) // each row's cursor, nk strings
-	// The page's values are copied into one buffer, which decoded text,
-	// numeric and json values then share. The buffer is never written
-	// again: when it is full a new one is started.
-	var arena []byte
-	pkv := make([]any, len(it.keyIdx))
-	for rows.Next() {
-		raw := rows.RawValues()
-		size := 0
-		for _, v := range raw {
-			size += len(v)
-		}
-		if cap(arena)-len(arena) < size {
-			arena = make([]byte, 0, max(size, 64<<10))
-		}
-		rec := make(map[string]any, len(it.columns))
-		for i, name := range it.columns {
-			if raw[i] == nil {
-				rec[name] = nil
-				continue
-			}
-			start := len(arena)
-			arena = append(arena, raw[i]...)
-			v, err := it.mapper.DecodeOwned(fds[i].DataTypeOID, arena[start:len(arena):len(arena)])
-			if err != nil {
-				return fmt.Errorf("backfill: read %s: column %s: %w", qname, name, err)
-			}
-			rec[name] = v
-		}
-		for _, idx := range it.orderIdx {
-			keys = append(keys, string(raw[idx]))
-		}
-		for i, idx := range it.keyIdx {
-			pkv[i] = rec[it.columns[idx]]
-		}
-		msgs = append(msgs, message.Message{
-			Record: rec,
-			Action: message.ActionRead,
-			Metadata: message.Metadata{
-				TableSchema:     it.schema,
-				TableName:       it.table,
-				IdempotencyKey:  idempotency.ReadKey(it.id, pkv...),
-				CommitTimestamp: read,
-				DatabaseName:    it.database.Name,
-				Consumer:        it.consumer,
-				Database:        it.database,
-				PrimaryKey:      it.key,
-				Columns:         it.columns,
-			},
-		})
-	}
-	if err := rows.Err(); err != nil {
+	msgs, keys, size, err := it.readPage(rows, oids)
+	if err != nil {
 		return fmt.Errorf("backfill: read %s: %w", qname, err)
 	}
-	if len(msgs) < it.limit {
+	limit := it.limit
+	if it.adapt {
+		it.limit = nextChunkSize(len(msgs), size, time.Since(start))
+	}
+	if len(msgs) < limit {
 		it.done = true
 	}
 	if len(msgs) == 0 {

@@ -361,6 +361,81 @@ func TestChunkBoundaries(t *testing.T) {
 	}
 }
 
+func TestAdaptiveChunkSize(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	pgtest.Exec(t, url, "create table a (id int8 primary key, v text)",
+		"insert into a select i, md5(i::text) from generate_series(1, 9000) i")
+	conn := connect(t, url)
+	it, err := New(t.Context(), conn, Config{Table: "a", ID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.ChunkSize() != DefaultChunkSize {
+		t.Fatalf("first page of %d rows, want %d", it.ChunkSize(), DefaultChunkSize)
+	}
+	var sizes []int
+	next := int64(1)
+	for {
+		want := it.ChunkSize()
+		ms, err := it.NextChunk(t.Context())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) > want {
+			t.Fatalf("page of %d rows, asked for %d", len(ms), want)
+		}
+		for _, m := range ms {
+			if m.Record["id"] != next {
+				t.Fatalf("read id %v, want %d", m.Record["id"], next)
+			}
+			next++
+		}
+		sizes = append(sizes, len(ms))
+		if got := it.ChunkSize(); got < MinChunkSize || got > 2*len(ms) {
+			t.Fatalf("after a page of %d rows the next asks for %d", len(ms), got)
+		}
+	}
+	if next != 9001 {
+		t.Fatalf("read %d rows in pages %v", next-1, sizes)
+	}
+	if sizes[0] != DefaultChunkSize {
+		t.Fatalf("pages %v: the first is not %d rows", sizes, DefaultChunkSize)
+	}
+
+	it.SetChunkSize(5)
+	if it.ChunkSize() != 5 {
+		t.Fatalf("SetChunkSize(5): %d", it.ChunkSize())
+	}
+	it.SetChunkSize(0)
+	if it.ChunkSize() != DefaultChunkSize {
+		t.Fatalf("SetChunkSize(0): %d, want adaptive from %d", it.ChunkSize(), DefaultChunkSize)
+	}
+}
+
+func TestNextChunkSize(t *testing.T) {
+	for _, tc := range []struct {
+		n, size int
+		elapsed time.Duration
+		want    int
+	}{
+		{0, 0, 0, DefaultChunkSize},                              // nothing read: start over
+		{1000, 100_000, 10 * time.Millisecond, 2000},             // fast: at most double
+		{1000, 100_000, 0, 2000},                                 // too fast to time
+		{1000, 100_000, 100 * time.Millisecond, 2000},            // half the target: double
+		{1000, 100_000, 400 * time.Millisecond, 500},             // twice the target: halve
+		{1000, 100_000, 10 * time.Second, MinChunkSize},          // very slow: the floor
+		{40_000, 4_000_000, 10 * time.Millisecond, MaxChunkSize}, // the ceiling
+		{1000, 2 * MaxChunkBytes, 10 * time.Millisecond, 500},    // wide rows: about MaxChunkBytes
+	} {
+		if got := nextChunkSize(tc.n, tc.size, tc.elapsed); got != tc.want {
+			t.Errorf("nextChunkSize(%d, %d, %v) = %d, want %d", tc.n, tc.size, tc.elapsed, got, tc.want)
+		}
+	}
+}
+
 func TestEmptyTable(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	pgtest.Exec(t, url, "create table e (id int primary key)")

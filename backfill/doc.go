@@ -31,7 +31,8 @@
 // # Keys and ordering
 //
 // The iterator pages by keyset: each query asks for the rows strictly after
-// the last row it returned, in key order, at most [Config.ChunkSize] rows.
+// the last row it returned, in key order, at most [Config.ChunkSize] rows
+// (by default sized adaptively, see [DefaultChunkSize]).
 // Every page is one short index scan, however far into the table it is, and
 // nothing holds a snapshot or locks between pages. The key is the primary key
 // (any column types, composite keys included); a table without one needs
@@ -68,8 +69,11 @@
 //
 // # Limits
 //
-// Each page is held in memory until it is returned: choose ChunkSize with the
-// row width in mind. [Config.Where] is SQL written by the caller and is
+// Each page is held in memory until it is returned. Adaptive pages stay near
+// [MaxChunkBytes] of values (and at most [MaxChunkSize] rows); a fixed
+// ChunkSize should be chosen with the row width in mind. Decoded values of
+// many rows share blocks of memory, so a caller that keeps one message of a
+// page keeps up to a block (64 KiB of text) alive with it. [Config.Where] is SQL written by the caller and is
 // trusted. Timestamps require DateStyle ISO, the Postgres default. Array
 // lower bounds are not kept.
 package backfill

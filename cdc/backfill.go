@@ -20,15 +20,6 @@ import (
 
 const prefixWatermark = "walrelay:backfill.watermark"
 
-// Adaptive chunk sizing (Config.ChunkSize == 0): start small, then size
-// each page so that reading it takes about chunkTarget.
-const (
-	chunkStart  = 1000
-	chunkMin    = 100
-	chunkMax    = 50000
-	chunkTarget = 200 * time.Millisecond
-)
-
 // chunk is a page of a backfill waiting for its high watermark. The reader
 // goroutine records the keys (and transaction ids) of live changes to the
 // table from the moment the chunk is registered, before its rows are
@@ -244,7 +235,8 @@ type BackfillProgress struct {
 // backfills may run at once, on different tables or IDs.
 //
 // The table needs a primary key. cfg.ChunkSize 0 sizes chunks adaptively
-// (from 1,000 rows, toward about 200ms of reading per chunk); cfg.OrderBy is
+// (see backfill.DefaultChunkSize: from 1,000 rows toward about 200ms of
+// reading per chunk); cfg.OrderBy is
 // not supported here. A TRUNCATE of the table while a chunk is in flight
 // drops that chunk's rows (the truncate message follows the reads already
 // delivered); an update of a row's primary key makes both its old and new
@@ -258,10 +250,6 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	}
 	if cfg.Database.ID == "" && cfg.Database.Name == "" {
 		cfg.Database = s.database
-	}
-	adaptive := cfg.ChunkSize == 0
-	if adaptive {
-		cfg.ChunkSize = chunkStart
 	}
 	if err := s.ensureProgressTable(ctx); err != nil {
 		return err
@@ -312,9 +300,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		}
 		ch.schema, ch.table = schema, table
 		s.chunks.register(ch)
-		start := time.Now()
 		rows, snap, err := readChunk(ctx, s, q, it)
-		elapsed := time.Since(start)
 		if errors.Is(err, io.EOF) {
 			s.chunks.remove(ch.id)
 			break
@@ -340,9 +326,6 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		queue = append(queue, inflight{ch, it.Cursor()})
 		if err := saveAcked(); err != nil {
 			return err
-		}
-		if adaptive {
-			it.SetChunkSize(nextChunkSize(len(rows), elapsed))
 		}
 	}
 	// Wait for the last reads to be acknowledged, then mark it done.
@@ -403,18 +386,6 @@ func readChunk(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Ite
 		return nil, snapshot{}, err
 	}
 	return rows, snap, tx.Commit(ctx)
-}
-
-func nextChunkSize(n int, elapsed time.Duration) int {
-	if n <= 0 {
-		return chunkStart
-	}
-	next := n * 2
-	if elapsed > 0 {
-		next = int(float64(n) * float64(chunkTarget) / float64(elapsed))
-	}
-	next = min(next, n*2, chunkMax)
-	return max(next, chunkMin)
 }
 
 func splitQualified(t string) (schema, table string) {

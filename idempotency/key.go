@@ -21,11 +21,18 @@ func ChangeKey(commitLSN message.LSN, commitIdx int) string {
 // base64 of "<backfill_id>:<pk1>[:<pk2>…]", the values in the text form of
 // [message.AppendKeyText].
 func ReadKey(backfillID string, pk ...any) string {
-	b := make([]byte, 0, 64)
-	b = append(b, backfillID...)
+	var buf [128]byte
+	return string(AppendReadKey(buf[:0], backfillID, pk...))
+}
+
+// AppendReadKey appends [ReadKey](backfillID, pk…) to dst and returns the
+// extended buffer, for readers that store many keys in one block.
+func AppendReadKey(dst []byte, backfillID string, pk ...any) []byte {
+	var buf [96]byte
+	b := append(buf[:0], backfillID...)
 	for _, v := range pk {
 		b = append(b, ':')
 		b = message.AppendKeyText(b, v)
 	}
-	return base64.StdEncoding.EncodeToString(b)
+	return base64.StdEncoding.AppendEncode(dst, b)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/walrelay/walrelay/idempotency"
@@ -49,6 +50,12 @@ func TestReadKey(t *testing.T) {
 		got := idempotency.ReadKey(tc.id, tc.pk...)
 		if want := base64.StdEncoding.EncodeToString([]byte(tc.plain)); got != want {
 			t.Errorf("ReadKey(%q, %v) = %q, want base64 of %q", tc.id, tc.pk, got, tc.plain)
+		}
+		long := strings.Repeat("k", 200) // past AppendReadKey's stack buffer
+		prefix := []byte("prefix|")
+		app := idempotency.AppendReadKey(prefix, tc.id+long, tc.pk...)
+		if want := "prefix|" + idempotency.ReadKey(tc.id+long, tc.pk...); string(app) != want {
+			t.Errorf("AppendReadKey(%q…, %v) = %q, want %q", tc.id, tc.pk, app, want)
 		}
 	}
 }

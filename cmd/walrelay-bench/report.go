@@ -23,7 +23,7 @@ func (r *Report) print(w io.Writer) {
 			r.RSS.BigRows, r.RSS.BigMB, r.RSS.SmallRows, r.RSS.SmallMB, r.RSS.Ratio)
 	}
 	if r.Backfill.Rows > 0 {
-		fmt.Fprintln(w, "## Backfill (backfill.Iterator, chunks of 1000) vs COPY (select … order by id) TO STDOUT")
+		fmt.Fprintln(w, "## Backfill (backfill.Iterator, default adaptive pages) vs COPY (select … order by id) TO STDOUT")
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "| rows | %d |\n| iterator rows/s | %.0f |\n| COPY rows/s | %.0f |\n| iterator/COPY | %.2f |\n\n",
 			r.Backfill.Rows, r.Backfill.IterRowsPerSec, r.Backfill.CopyRowsPerSec, r.Backfill.Ratio)

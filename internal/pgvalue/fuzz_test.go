@@ -2,6 +2,7 @@ package pgvalue
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
@@ -33,8 +34,8 @@ func fuzzMapper() *Mapper {
 	return m
 }
 
-// FuzzDecode checks that Decode never panics and that whatever it accepts
-// is JSON-ready: encoding/json can encode it.
+// FuzzDecode checks that Decode never panics, that whatever it accepts is
+// JSON-ready (encoding/json can encode it), and that DecodeIn agrees with it.
 func FuzzDecode(f *testing.F) {
 	seeds := []struct {
 		sel  uint8
@@ -52,9 +53,14 @@ func FuzzDecode(f *testing.F) {
 		f.Add(s.sel, []byte(s.text))
 	}
 	m := fuzzMapper()
+	var a Arena
 	f.Fuzz(func(t *testing.T, sel uint8, text []byte) {
 		oid := fuzzOIDs[int(sel)%len(fuzzOIDs)]
 		v, err := m.Decode(oid, text)
+		in, inErr := m.DecodeIn(&a, oid, text)
+		if (err == nil) != (inErr == nil) || !reflect.DeepEqual(v, in) {
+			t.Fatalf("Decode(%d, %q) = %#v, %v; DecodeIn %#v, %v", oid, text, v, err, in, inErr)
+		}
 		if err != nil {
 			return
 		}

@@ -17,15 +17,37 @@ type civil struct {
 // "2024-10-28T16:07:01.127470Z": UTC (for timestamptz) with exactly six
 // fractional digits. infinity and -infinity stay as they are.
 func decodeTimestamp(b []byte, zoned bool) (any, error) {
-	switch string(b) {
-	case "infinity":
-		return "infinity", nil
-	case "-infinity":
-		return "-infinity", nil
+	if s, ok := infinity(b); ok {
+		return s, nil
 	}
-	c, offset, err := parseTimestamp(b, zoned)
+	c, err := civilTime(b, zoned)
 	if err != nil {
 		return nil, err
+	}
+	var buf [maxTimestampLen]byte
+	return string(appendTimestamp(buf[:0], c, zoned)), nil
+}
+
+// maxTimestampLen bounds what appendTimestamp writes: a sign, an
+// eight-digit year, the rest of the fields and "Z" take 32 bytes.
+const maxTimestampLen = 40
+
+// infinity reports whether b is infinity or -infinity, and which.
+func infinity(b []byte) (string, bool) {
+	switch string(b) {
+	case "infinity":
+		return "infinity", true
+	case "-infinity":
+		return "-infinity", true
+	}
+	return "", false
+}
+
+// civilTime parses b and, for an offset other than UTC, converts it to UTC.
+func civilTime(b []byte, zoned bool) (civil, error) {
+	c, offset, err := parseTimestamp(b, zoned)
+	if err != nil {
+		return civil{}, err
 	}
 	if offset != 0 {
 		t := time.Date(c.year, time.Month(c.month), c.day, c.hour, c.min, c.sec, c.usec*1000, time.UTC)
@@ -34,8 +56,7 @@ func decodeTimestamp(b []byte, zoned bool) (any, error) {
 		h, mi, s := t.Clock()
 		c = civil{year: y, month: int(mo), day: d, hour: h, min: mi, sec: s, usec: t.Nanosecond() / 1000}
 	}
-	var buf [40]byte
-	return string(appendTimestamp(buf[:0], c, zoned)), nil
+	return c, nil
 }
 
 // parseTimestamp parses ISO output: a year of four or more digits, then
