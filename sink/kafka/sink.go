@@ -399,7 +399,9 @@ func (s *Sink) partitionsOf(ctx context.Context, topics []string) ([][]int, erro
 }
 
 // learn asks the brokers for the partitions of topics — with
-// AllowAutoTopicCreation, creating missing ones — and caches them.
+// AllowAutoTopicCreation, creating missing ones — and caches them. kafka-go's
+// transport answers from its own metadata cache, which it refreshes
+// periodically, unless it must ask the brokers to create a topic.
 func (s *Sink) learn(ctx context.Context, topics []string) error {
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
