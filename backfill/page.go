@@ -48,14 +48,12 @@ func (it *Iterator) readPage(rows pgx.Rows, oids []uint32) (msgs []message.Messa
 	return msgs, keys, size, nil
 }
 
-// decodeRow decodes one row's raw values into m, which is zero, and appends
-// the row's cursor to keys.
+// decodeRow decodes one row's raw values (one per column: fill checked the
+// result's columns) into m, which is zero, and appends the row's cursor to
+// keys.
 func (it *Iterator) decodeRow(m *message.Message, keys []string, raw [][]byte, oids []uint32, read time.Time) ([]string, error) {
 	d := &it.dec
 	a := &d.arena
-	if len(raw) != len(it.columns) {
-		return keys, fmt.Errorf("got %d values in a row, want %d", len(raw), len(it.columns))
-	}
 	rec := make(map[string]any, len(it.columns))
 	for i, name := range it.columns {
 		if raw[i] == nil {

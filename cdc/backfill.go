@@ -94,6 +94,56 @@ func (sn snapshot) newer(xids []uint32) bool {
 	return false
 }
 
+// xidLog records the ids of the transactions the stream decoded, the last
+// xidLogSize of them, in order.
+//
+// A committing backend writes its commit record before it leaves the set of
+// running transactions, and may wait in between (for a synchronous standby,
+// or for the CPU). The stream can decode and deliver such a transaction
+// while a snapshot taken at that moment does not see it yet. A chunk
+// registered after the stream decoded it did not record its changes, so its
+// rows would read older than changes already delivered. Backfill checks its
+// snapshot against this log and reads in a newer one when that happens.
+type xidLog struct {
+	mu   sync.Mutex
+	n    uint64 // transactions recorded so far
+	xids [xidLogSize]uint32
+}
+
+// xidLogSize bounds the log: a transaction this many transactions older
+// than the snapshot is taken to be visible in it.
+const xidLogSize = 1 << 14
+
+func (l *xidLog) add(xid uint32) {
+	l.mu.Lock()
+	l.xids[l.n%xidLogSize] = xid
+	l.n++
+	l.mu.Unlock()
+}
+
+// count returns the number of transactions recorded so far.
+func (l *xidLog) count() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+// unseen returns a transaction among those recorded from the from-th to
+// before the to-th that snap does not see.
+func (l *xidLog) unseen(from, to uint64, snap snapshot) (uint32, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n > xidLogSize {
+		from = max(from, l.n-xidLogSize)
+	}
+	for i := from; i < to; i++ {
+		if x := l.xids[i%xidLogSize]; !snap.sees(x) {
+			return x, true
+		}
+	}
+	return 0, false
+}
+
 // chunks is the stream's set of registered chunks, shared by Backfill
 // goroutines and the reader.
 type chunks struct {
@@ -224,7 +274,12 @@ type BackfillProgress struct {
 // message; when the stream reaches the watermark it drops the rows changed by
 // transactions that snapshot did not see (their live changes are newer) and
 // emits the rest. Older changes the stream was still catching up on drop
-// nothing, so every row unchanged since is read.
+// nothing, so every row unchanged since is read. A transaction the stream
+// has already decoded can still be invisible to new snapshots for a moment
+// (its backend has written the commit but not yet finished it; with the
+// stream as a synchronous standby, until the stream confirms it): a chunk
+// waits until its snapshot sees every transaction decoded before the chunk
+// started.
 //
 // Backfill blocks until every chunk has been handed to the stream and every
 // read acknowledged, so run it in its own goroutine while another consumes
@@ -280,6 +335,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		cursor backfill.Cursor
 	}
 	var queue []inflight // chunks emitted, waiting for acknowledgement
+	var seen uint64      // the decoded transactions a chunk's snapshot saw
 	saveAcked := func() error {
 		var last *inflight
 		for len(queue) > 0 && s.ackedSeq() >= queue[0].ch.lastSeq {
@@ -300,7 +356,8 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		}
 		ch.schema, ch.table = schema, table
 		s.chunks.register(ch)
-		rows, snap, err := readChunk(ctx, s, q, it)
+		reg := s.decoded.count() // decoded from here on: recorded by ch
+		rows, snap, err := readChunk(ctx, s, q, it, &seen, reg)
 		if errors.Is(err, io.EOF) {
 			s.chunks.remove(ch.id)
 			break
@@ -364,28 +421,58 @@ func (c *chunkQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.
 }
 
 // readChunk reads the next page in a REPEATABLE READ transaction, together
-// with that transaction's snapshot.
-func readChunk(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Iterator) ([]message.Message, snapshot, error) {
+// with that transaction's snapshot. The snapshot must see the transactions
+// the stream decoded before the chunk was registered (the reg-th), whose
+// changes the chunk did not record: while one is still invisible, it waits
+// and takes a newer snapshot. *seen counts the decoded transactions an
+// earlier snapshot of this backfill saw, which later ones see too.
+func readChunk(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Iterator, seen *uint64, reg uint64) ([]message.Message, snapshot, error) {
+	wait := time.Millisecond
+	for {
+		rows, snap, retry, err := readChunkOnce(ctx, s, q, it, *seen, reg)
+		if err != nil || !retry {
+			if err == nil {
+				*seen = reg
+			}
+			return rows, snap, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-s.done:
+			return nil, snapshot{}, s.stopErr()
+		case <-ctx.Done():
+			return nil, snapshot{}, ctx.Err()
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// readChunkOnce is one attempt of readChunk: retry reports that the
+// snapshot does not see a transaction decoded before the chunk was
+// registered, and nothing was read.
+func readChunkOnce(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Iterator, seen, reg uint64) (rows []message.Message, snap snapshot, retry bool, err error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, snapshot{}, err
+		return nil, snapshot{}, false, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	var text string
 	if err := tx.QueryRow(ctx, "select pg_current_snapshot()::text").Scan(&text); err != nil {
-		return nil, snapshot{}, err
+		return nil, snapshot{}, false, err
 	}
-	snap, err := parseSnapshot(text)
-	if err != nil {
-		return nil, snapshot{}, err
+	if snap, err = parseSnapshot(text); err != nil {
+		return nil, snapshot{}, false, err
+	}
+	if _, unseen := s.decoded.unseen(seen, reg, snap); unseen {
+		return nil, snapshot{}, true, nil
 	}
 	q.tx = tx
-	rows, err := it.NextChunk(ctx)
+	rows, err = it.NextChunk(ctx)
 	q.tx = nil
 	if err != nil {
-		return nil, snapshot{}, err
+		return nil, snapshot{}, false, err
 	}
-	return rows, snap, tx.Commit(ctx)
+	return rows, snap, false, tx.Commit(ctx)
 }
 
 func splitQualified(t string) (schema, table string) {

@@ -7,10 +7,13 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/walrelay/walrelay/backfill"
+	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -210,6 +213,76 @@ func TestBackfillConvergesUnderWrites(t *testing.T) {
 	}
 }
 
+// A transaction can be decoded before new snapshots see it: its backend
+// writes the commit record first and leaves the set of running transactions
+// after. Here each writer's backend waits in between for the stream, a
+// synchronous standby, to confirm the commit, so the stream delivers changes
+// that a chunk read at the same moment does not see. The chunk must not
+// deliver those rows' older versions after the changes.
+func TestBackfillCommitDecodedBeforeVisible(t *testing.T) {
+	c := pgtest.NewCluster(t, pgtest.Options{Settings: []string{
+		"synchronous_standby_names = 'walrelay_sync'",
+		"synchronous_commit = local", // only the writers wait for the stream
+	}})
+	const rows = 3000
+	e := newEnvAt(t, c.URL, backfillSetup, "create table marker (id bigint primary key)",
+		fmt.Sprintf("insert into items select g, 'seed', 0 from generate_series(1, %d) g", rows))
+	cfg := e.config()
+	cfg.ConnString = c.URL + "&application_name=walrelay_sync"
+	cfg.StatusInterval = 5 * time.Millisecond
+	s := e.open(cfg)
+	r := newReplica()
+	markers := make(chan int64, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go consume(ctx, s, r, markers)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	for range 6 {
+		conn, err := pgx.Connect(ctx, e.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := conn.Exec(ctx, "set synchronous_commit = on"); err != nil {
+				t.Error(err)
+				return
+			}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := conn.Exec(ctx, "update items set n = n + 1, v = 'upd' where id = $1", rand.IntN(rows)+1); err != nil {
+					t.Error(err)
+					return
+				}
+				writes.Add(1)
+			}
+		}()
+	}
+	err := s.Backfill(ctx, backfill.Config{Table: "public.items", ID: "bf-sync", ChunkSize: 100})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Backfill: %v", err)
+	}
+	catchUp(t, e, markers, 1)
+	t.Logf("concurrent synchronous commits: %d, reads delivered: %d", writes.Load(), r.reads)
+	if writes.Load() == 0 {
+		t.Fatal("the writers made no changes during the backfill")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	diff(t, e.table(t), r.rows)
+}
+
 func TestBackfillResumesAfterRestart(t *testing.T) {
 	e := newEnv(t, backfillSetup, "create table marker (id bigint primary key)",
 		"insert into items select g, 'seed', 0 from generate_series(1, 3000) g")
@@ -375,5 +448,48 @@ func TestSnapshotSees(t *testing.T) {
 		if _, err := parseSnapshot(bad); err == nil {
 			t.Errorf("parseSnapshot(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestXidLogUnseen(t *testing.T) {
+	sn, err := parseSnapshot("1000:1010:1003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l xidLog
+	for x := range uint32(900) { // old, seen transactions
+		l.add(x)
+	}
+	l.add(1003) // the 900th: decoded, not yet visible
+	l.add(1001)
+	l.add(1012) // the 902nd: decoded after the snapshot was taken
+	for _, c := range []struct {
+		from, to uint64
+		want     uint32
+		unseen   bool
+	}{
+		{0, 900, 0, false},
+		{0, 901, 1003, true},
+		{900, 901, 1003, true},
+		{901, 902, 0, false},
+		{901, 903, 1012, true},
+		{902, 902, 0, false},
+	} {
+		x, ok := l.unseen(c.from, c.to, sn)
+		if x != c.want || ok != c.unseen {
+			t.Errorf("unseen(%d, %d) = %d, %v; want %d, %v", c.from, c.to, x, ok, c.want, c.unseen)
+		}
+	}
+	// Only the last xidLogSize transactions are kept: older ones count as
+	// seen, even when the range asks for them.
+	for range xidLogSize - 1 {
+		l.add(1)
+	}
+	if x, ok := l.unseen(0, l.count(), sn); !ok || x != 1012 {
+		t.Errorf("after %d more: unseen = %d, %v; want 1012 (1003 is out of the log)", xidLogSize-1, x, ok)
+	}
+	l.add(1)
+	if x, ok := l.unseen(0, l.count(), sn); ok {
+		t.Errorf("after the log wrapped: unseen = %d, want none", x)
 	}
 }

@@ -14,7 +14,9 @@ import (
 // Config configures a [Stream]. Zero values are safe defaults; Open validates it.
 type Config struct {
 	// ConnString is a postgres:// URL or a key=value DSN. The library adds
-	// replication=database for the replication connection. Required.
+	// replication=database for the replication connection. Connections are
+	// named application_name=walrelay unless ConnString names them (the
+	// name a synchronous_standby_names entry matches). Required.
 	ConnString string
 	// Slot is the logical replication slot (plugin pgoutput). Required.
 	Slot string

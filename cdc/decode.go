@@ -52,6 +52,7 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
 		s.tx = txState{active: true, xid: m.Xid, commitLSN: message.LSN(m.FinalLSN), commitTime: m.CommitTime.UTC()}
+		s.decoded.add(m.Xid)
 		s.mu.Lock()
 		s.inTx = true
 		s.mu.Unlock()

@@ -33,7 +33,12 @@ func (e *env) pool(ctx context.Context) (*pgxpool.Conn, error) {
 
 func newEnv(t *testing.T, setup ...string) *env {
 	t.Helper()
-	url := pgtest.NewDatabase(t)
+	return newEnvAt(t, pgtest.NewDatabase(t), setup...)
+}
+
+// newEnvAt is newEnv in the database at url.
+func newEnvAt(t *testing.T, url string, setup ...string) *env {
+	t.Helper()
 	e := &env{t: t, url: url, slot: pgtest.Name(t, "slot"), pub: "pub"}
 	pgtest.Exec(t, url, setup...)
 	pgtest.Exec(t, url, "create publication pub for all tables")

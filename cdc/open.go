@@ -30,7 +30,7 @@ func Open(ctx context.Context, cfg Config) (*Stream, error) {
 		return nil, &ConfigError{Err: errors.New("ConnString is not a valid postgres URL or DSN")}
 	}
 	poolCfg.MaxConns = 4
-	poolCfg.ConnConfig.RuntimeParams["application_name"] = "walrelay"
+	defaultAppName(poolCfg.ConnConfig.RuntimeParams)
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("cdc: connect: %w", err)
@@ -256,13 +256,21 @@ func (s *Stream) connect(ctx context.Context, wait bool) (*pgconn.PgConn, error)
 	}
 }
 
+// defaultAppName names walrelay's connections "walrelay" unless the
+// connection string names them.
+func defaultAppName(params map[string]string) {
+	if params["application_name"] == "" {
+		params["application_name"] = "walrelay"
+	}
+}
+
 func (s *Stream) connectOnce(ctx context.Context) (*pgconn.PgConn, error) {
 	pc, err := pgconn.ParseConfig(s.cfg.ConnString)
 	if err != nil {
 		return nil, &ConfigError{Err: errors.New("ConnString is not a valid postgres URL or DSN")}
 	}
 	pc.RuntimeParams["replication"] = "database"
-	pc.RuntimeParams["application_name"] = "walrelay"
+	defaultAppName(pc.RuntimeParams)
 	// Text output the value mapper expects, whatever the role's defaults.
 	pc.RuntimeParams["DateStyle"] = "ISO, MDY"
 	pc.RuntimeParams["IntervalStyle"] = "postgres"

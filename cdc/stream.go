@@ -53,7 +53,8 @@ type Stream struct {
 	inTx     bool
 	received message.LSN // end of the last transaction received in full
 
-	chunks chunks // backfill chunks waiting for their watermark
+	chunks  chunks // backfill chunks waiting for their watermark
+	decoded xidLog // the transactions decoded most recently, for Backfill
 
 	// Reader-only state.
 	conn       *pgconn.PgConn

@@ -94,6 +94,25 @@ func URL(t testing.TB) string {
 // restart the server skip without it.
 func Shared() *Cluster { return sharedCluster }
 
+// NewCluster starts a cluster of the test's own, for a test that needs
+// server settings the shared cluster must not have, and stops it at
+// cleanup. It skips the test, or fails it when Postgres is required, when no
+// cluster can start.
+func NewCluster(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := Start(ctx, opts)
+	if err != nil {
+		if Required() {
+			t.Fatalf("postgres required: %v", err)
+		}
+		t.Skipf("SKIP (no postgres): %v", err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	return c
+}
+
 // NewDatabase creates a fresh database on the shared server and returns its
 // URL. At cleanup it drops the database, first dropping its replication
 // slots and ending its connections.

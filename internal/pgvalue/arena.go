@@ -13,9 +13,9 @@ import (
 //
 // Values handed out are never written again: a new block is started when
 // one is full, and the old one lives as long as any value in it. A caller
-// that keeps one value keeps its block (at most [arenaTextBlock] bytes of
-// text, or [arenaSlab] values of one type) alive. The zero value is ready to
-// use. An Arena is not safe for concurrent use; give each goroutine its own.
+// that keeps one value keeps its block (64 KiB of text, or 512 values of
+// one type) alive. The zero value is ready to use. An Arena is not safe for
+// concurrent use; give each goroutine its own.
 type Arena struct {
 	text   []byte // copies of value text, formatted timestamps, keys
 	strs   []string

@@ -9,9 +9,10 @@ import (
 	"testing"
 )
 
-// arenaCases cover every kind DecodeIn stores itself, its fall-backs
-// (specials, syntax errors) and the kinds it hands to Decode.
-var arenaCases = []struct {
+// variantCases cover every kind DecodeOwned and DecodeIn handle themselves,
+// their fall-backs (specials, syntax errors) and the kinds they hand to
+// Decode.
+var variantCases = []struct {
 	oid  uint32
 	text string
 }{
@@ -29,18 +30,29 @@ var arenaCases = []struct {
 	{oidTimestamp, "2024-10-28 21:37:01"}, {oidTextArr, `{a,"b c",NULL}`}, {oidInt4Arr, "{1,2}"},
 }
 
-func TestDecodeInMatchesDecode(t *testing.T) {
+// TestDecodeVariantsMatchDecode checks that DecodeOwned and DecodeIn return
+// what Decode returns, values and errors alike.
+func TestDecodeVariantsMatchDecode(t *testing.T) {
 	m := NewMapper()
 	var a Arena
-	for _, tt := range arenaCases {
+	variants := []struct {
+		name   string
+		decode func(oid uint32, text []byte) (any, error)
+	}{
+		{"DecodeOwned", m.DecodeOwned},
+		{"DecodeIn", func(oid uint32, text []byte) (any, error) { return m.DecodeIn(&a, oid, text) }},
+	}
+	for _, tt := range variantCases {
 		want, wantErr := m.Decode(tt.oid, []byte(tt.text))
-		got, err := m.DecodeIn(&a, tt.oid, []byte(tt.text))
-		if (err != nil) != (wantErr != nil) || (err != nil && err.Error() != wantErr.Error()) {
-			t.Errorf("DecodeIn(%d, %q) error %v, Decode's %v", tt.oid, tt.text, err, wantErr)
-			continue
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("DecodeIn(%d, %q) = %#v, Decode's %#v", tt.oid, tt.text, got, want)
+		for _, v := range variants {
+			got, err := v.decode(tt.oid, []byte(tt.text))
+			if (err != nil) != (wantErr != nil) || (err != nil && err.Error() != wantErr.Error()) {
+				t.Errorf("%s(%d, %q) error %v, Decode's %v", v.name, tt.oid, tt.text, err, wantErr)
+				continue
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s(%d, %q) = %#v, Decode's %#v", v.name, tt.oid, tt.text, got, want)
+			}
 		}
 	}
 }

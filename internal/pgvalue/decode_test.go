@@ -265,31 +265,6 @@ func ExampleMapper_Decode() {
 	// json.RawMessage {"a":[1,2]}
 }
 
-func TestDecodeOwnedMatchesDecode(t *testing.T) {
-	m := NewMapper()
-	for _, tt := range []struct {
-		oid  uint32
-		text string
-	}{
-		{oidText, ""}, {oidText, "abc"}, {2950, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}, {99999, "(1,2)"},
-		{oidNumeric, "12.3400"}, {oidNumeric, "-0.5"}, {oidNumeric, "Infinity"}, {oidNumeric, "NaN"},
-		{oidNumeric, ""}, {oidNumeric, "01"}, {oidNumeric, "1."}, {oidNumeric, "nan"}, {oidNumeric, "+1"},
-		{oidInt8, "-42"}, {oidInt8, "x"}, {oidFloat8, "1e+300"}, {oidBool, "f"}, {oidBytea, `\x00FF`},
-		{oidJSONB, `{"a":1}`}, {oidJSON, ` [1, 2] `}, {oidJSON, `{"a":`}, {oidJSONB, ``},
-		{oidTimestamptz, "2024-10-28 21:37:01.12747+00"}, {oidTextArr, `{a,"b c",NULL}`},
-	} {
-		want, wantErr := m.Decode(tt.oid, []byte(tt.text))
-		got, err := m.DecodeOwned(tt.oid, []byte(tt.text))
-		if (err != nil) != (wantErr != nil) || (err != nil && err.Error() != wantErr.Error()) {
-			t.Errorf("DecodeOwned(%d, %q) error %v, Decode's %v", tt.oid, tt.text, err, wantErr)
-			continue
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("DecodeOwned(%d, %q) = %#v, Decode's %#v", tt.oid, tt.text, got, want)
-		}
-	}
-}
-
 func TestDecodeOwnedSharesText(t *testing.T) {
 	m := NewMapper()
 	buf := []byte("shared")
