@@ -277,7 +277,7 @@ func (s *Sink) produce(ctx context.Context, recs []kafkago.Message, b batch, idx
 			return err
 		}
 		if refreshesMetadata(err) {
-			s.forget(b.topic)
+			s.forgetLayout(b.topic)
 		}
 		if s.cfg.Logger != nil {
 			s.cfg.Logger.Debug("kafka: produce failed, retrying", slog.String("topic", b.topic),
@@ -400,8 +400,9 @@ func (s *Sink) partitionsOf(ctx context.Context, topics []string) ([][]int, erro
 
 // learn asks the brokers for the partitions of topics — with
 // AllowAutoTopicCreation, creating missing ones — and caches them. kafka-go's
-// transport answers from its own metadata cache, which it refreshes
-// periodically, unless it must ask the brokers to create a topic.
+// transport answers from its own metadata cache, which it refreshes every
+// few seconds (or when forgetLayout drops it), unless it must ask the
+// brokers to create a topic.
 func (s *Sink) learn(ctx context.Context, topics []string) error {
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
@@ -469,6 +470,16 @@ func (s *Sink) forget(topic string) {
 	s.mu.Lock()
 	delete(s.partitions, topic)
 	s.mu.Unlock()
+}
+
+// forgetLayout drops what the sink and kafka-go's transport know of the
+// cluster's layout after a produce to topic failed because a partition or
+// its leader moved. The transport routes produce requests by a metadata
+// cache it refreshes only every few seconds; closing its connections drops
+// that cache, so the next request asks the brokers where the leaders are.
+func (s *Sink) forgetLayout(topic string) {
+	s.forget(topic)
+	s.transport.CloseIdleConnections()
 }
 
 // record builds the Kafka record of m with the headers hdrs (three), its
