@@ -54,8 +54,10 @@
 // different partitions concurrently. Records are not held back to be
 // batched with those of later Writes, so [Config.BatchTimeout] has no
 // effect. A topic's partition count is asked of the brokers on its first
-// Write and cached, and asked again after a produce request fails because
-// a partition or its leader moved. Failures a retry may fix (a network
+// Write and cached for a minute (so partitions added to a topic are used
+// soon after, and keys then hash over the new count, as in the Java
+// client), and asked again at once after a produce request fails because a
+// partition or its leader moved. Failures a retry may fix (a network
 // error, a timeout, a leader election) are retried up to
 // [Config.MaxAttempts] tries per request.
 //

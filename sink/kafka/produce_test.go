@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -235,5 +236,58 @@ func TestNonRetriableErrorFailsAtOnce(t *testing.T) {
 				t.Errorf("%d produce requests answered with the error, want 1 to 3 (no retries)", n)
 			}
 		})
+	}
+}
+
+// Partitions added to a topic are used once the cached count expires.
+func TestPartitionsAddedAreUsed(t *testing.T) {
+	defer kafka.SetPartitionsTTL(50 * time.Millisecond)()
+	const topic = "sequin.public.grows"
+	c := newCluster(t, kfake.SeedTopics(1, topic))
+	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs()})
+	batch := func(from int64) []message.Message {
+		var msgs []message.Message
+		for id := from; id < from+50; id++ {
+			msgs = append(msgs, change("grows", id))
+		}
+		return msgs
+	}
+	if err := s.Write(t.Context(), batch(0)...); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic, rt.Count = topic, 4
+	req.Topics = append(req.Topics, rt)
+	res, err := req.RequestWith(t.Context(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := res.Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("create partitions: error code %d", code)
+	}
+	// kafka-go's transport learns of them within its metadata TTL (6s).
+	written := 50
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if err := s.Write(t.Context(), batch(int64(written))...); err != nil {
+			t.Fatal(err)
+		}
+		written += 50
+		used := map[int32]bool{}
+		for _, r := range consume(t, c.ListenAddrs(), written, topic) {
+			used[r.Partition] = true
+		}
+		if len(used) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d records, partitions used: %v; want all 4", written, used)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -46,7 +46,7 @@ type Sink struct {
 	balancer kafkago.Murmur2Balancer
 
 	mu         sync.RWMutex
-	partitions map[string][]int // topic → its partitions, 0..n-1
+	partitions map[string]topicParts
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -74,7 +74,7 @@ func New(cfg Config) (*Sink, error) {
 		transport:  transport,
 		codec:      codec,
 		balancer:   kafkago.Murmur2Balancer{Consistent: true},
-		partitions: make(map[string][]int),
+		partitions: make(map[string]topicParts),
 	}, nil
 }
 
@@ -370,23 +370,42 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// topicParts is a topic's partitions, 0..n-1, as learned at a time.
+type topicParts struct {
+	parts []int
+	at    time.Time
+}
+
+// partitionsTTL is how long a topic's partition count is used before it is
+// asked again (of kafka-go's transport, whose own cache follows the
+// brokers within seconds), so partitions added to a topic are used.
+var partitionsTTL = time.Minute
+
 // partitionsOf returns the partitions of each of topics, asking the brokers
 // about the topics not cached, with retries.
 func (s *Sink) partitionsOf(ctx context.Context, topics []string) ([][]int, error) {
 	parts := make([][]int, len(topics))
 	for attempt := 1; ; attempt++ {
 		var unknown []string
+		stale := true // every topic asked about has a count to fall back on
+		now := time.Now()
 		s.mu.RLock()
 		for i, t := range topics {
-			if parts[i] = s.partitions[t]; parts[i] == nil {
+			tp, ok := s.partitions[t]
+			if !ok || now.Sub(tp.at) >= partitionsTTL {
 				unknown = append(unknown, t)
+				stale = stale && ok
 			}
+			parts[i] = tp.parts
 		}
 		s.mu.RUnlock()
 		if len(unknown) == 0 {
 			return parts, nil
 		}
 		err := s.learn(ctx, unknown)
+		if err != nil && stale && ctx.Err() == nil {
+			return parts, nil // asked again at the next Write
+		}
 		if err != nil && (ctx.Err() != nil || !s.retriable(err) || attempt >= s.cfg.MaxAttempts) {
 			return nil, err
 		}
@@ -461,7 +480,7 @@ func (s *Sink) remember(topic string, n int) {
 		parts[i] = i
 	}
 	s.mu.Lock()
-	s.partitions[topic] = parts
+	s.partitions[topic] = topicParts{parts, time.Now()}
 	s.mu.Unlock()
 }
 
