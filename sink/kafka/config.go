@@ -63,22 +63,23 @@ type Config struct {
 	// 0 means [DefaultBatchSize]. A Write larger than that is split into
 	// several requests, in order.
 	BatchSize int
-	// BatchTimeout is how long a partition's batch waits for records of
-	// other, concurrent Writes before it is sent; 0 means
-	// [DefaultBatchTimeout]. A Write's own records for a partition always
-	// join one batch (up to BatchSize), which the default sends as soon as
-	// they are all added. Write is synchronous, so a longer timeout is added
-	// latency on every Write, not a buffer.
+	// BatchTimeout has no effect: a Write sends its records at once, in
+	// requests of its own. It is kept for compatibility and still
+	// validated (it must not be negative); 0 means [DefaultBatchTimeout].
 	BatchTimeout time.Duration
 	// MaxMessageBytes is the largest record (key, value and headers) and
 	// the largest produce request; 0 means [DefaultMaxMessageBytes]. Keep it
 	// at or below the topic's max.message.bytes.
 	MaxMessageBytes int
-	// MaxAttempts bounds the tries of one batch inside one Write before
-	// Write returns an error; 0 means [DefaultMaxAttempts]. The caller's
-	// retry loop (cdc.Run) retries beyond that.
+	// MaxAttempts bounds the tries of one produce request (and of the
+	// metadata request that learns a topic's partitions) inside one Write
+	// before Write returns an error; 0 means [DefaultMaxAttempts]. Only
+	// failures a retry may fix are retried — a network error, a timeout, a
+	// leader moving — after 10ms, doubling up to 1s. The caller's retry loop
+	// (cdc.Run) retries beyond that.
 	MaxAttempts int
-	// WriteTimeout bounds one produce request; 0 means [DefaultWriteTimeout].
+	// WriteTimeout bounds one produce (or metadata) request, each try
+	// apart; 0 means [DefaultWriteTimeout].
 	WriteTimeout time.Duration
 	// DialTimeout bounds connecting to a broker; 0 means [DefaultDialTimeout].
 	DialTimeout time.Duration

@@ -45,6 +45,22 @@
 //   - "action" ([HeaderAction]): insert, update, delete, read (or truncate).
 //   - "table" ([HeaderTable]): "<schema>.<table>".
 //
+// # Batching
+//
+// A [Sink.Write] groups its records by topic and partition, keeping their
+// order, and sends each partition's records at once in produce requests of
+// at most [Config.BatchSize] records and [Config.MaxMessageBytes] bytes —
+// a partition's next request only after the previous one was acknowledged,
+// different partitions concurrently. Records are not held back to be
+// batched with those of later Writes, so [Config.BatchTimeout] has no
+// effect. A topic's partition count is asked of the brokers on its first
+// Write and cached for a minute (so partitions added to a topic are used
+// soon after, and keys then hash over the new count, as in the Java
+// client), and asked again at once after a produce request fails because a
+// partition or its leader moved. Failures a retry may fix (a network
+// error, a timeout, a leader election) are retried up to
+// [Config.MaxAttempts] tries per request.
+//
 // Batches may be compressed with [Config.Compression] (gzip, snappy, lz4,
 // zstd). [Config.TLS] and [Config.SASL] (PLAIN, SCRAM-SHA-256,
 // SCRAM-SHA-512) secure the connection.

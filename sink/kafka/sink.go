@@ -1,18 +1,24 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
 	"github.com/walrelay/walrelay/message"
@@ -31,12 +37,19 @@ const (
 type Sink struct {
 	cfg       Config
 	appendEnc bool // cfg.Encoder was nil: encode with message.AppendJSON into the Write's arena
-	w         *kafkago.Writer
+	client    *kafkago.Client
 	transport *kafkago.Transport
+	codec     kafkago.Compression
+	// The Java client's default partitioner for keyed records; with
+	// Consistent, records without a key all go to one partition of their
+	// topic instead of a random one, so they keep their order too.
+	balancer kafkago.Murmur2Balancer
+
+	mu         sync.RWMutex
+	partitions map[string]topicParts
 
 	closed    atomic.Bool
 	closeOnce sync.Once
-	closeDone chan struct{}
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -54,31 +67,15 @@ func New(cfg Config) (*Sink, error) {
 		return nil, fmt.Errorf("kafka: config: %w", err)
 	}
 	codec, _ := cfg.Compression.codec() // validated above
-	w := &kafkago.Writer{
-		Addr:      kafkago.TCP(cfg.Brokers...),
-		Transport: transport,
-		// The Java client's default partitioner for keyed records; with
-		// Consistent, records without a key all go to one partition
-		// instead of a random one, so they keep their order too.
-		Balancer:               kafkago.Murmur2Balancer{Consistent: true},
-		RequiredAcks:           kafkago.RequireAll,
-		Async:                  false,
-		BatchSize:              cfg.BatchSize,
-		BatchBytes:             int64(cfg.MaxMessageBytes),
-		BatchTimeout:           cfg.BatchTimeout,
-		MaxAttempts:            cfg.MaxAttempts,
-		WriteTimeout:           cfg.WriteTimeout,
-		ReadTimeout:            cfg.WriteTimeout,
-		Compression:            codec,
-		AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
-	}
-	if cfg.Logger != nil {
-		log := cfg.Logger
-		w.ErrorLogger = kafkago.LoggerFunc(func(format string, args ...any) {
-			log.Debug("kafka writer", slog.String("detail", fmt.Sprintf(format, args...)))
-		})
-	}
-	return &Sink{cfg: cfg, appendEnc: appendEnc, w: w, transport: transport, closeDone: make(chan struct{})}, nil
+	return &Sink{
+		cfg:        cfg,
+		appendEnc:  appendEnc,
+		client:     &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Transport: transport},
+		transport:  transport,
+		codec:      codec,
+		balancer:   kafkago.Murmur2Balancer{Consistent: true},
+		partitions: make(map[string]topicParts),
+	}, nil
 }
 
 // Topic returns the topic m is routed to.
@@ -98,6 +95,11 @@ func (s *Sink) Topic(m message.Message) string {
 // Errors that a retry cannot fix — a record over MaxMessageBytes or the
 // broker's limit, a missing topic, an encoding failure — are marked with
 // [sink.Permanent].
+//
+// The records of one partition go out in order, in produce requests of at
+// most Config.BatchSize records and Config.MaxMessageBytes bytes, each sent
+// after the previous one was acknowledged; different partitions are written
+// concurrently.
 func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	if s.closed.Load() {
 		return sink.ErrClosed
@@ -108,8 +110,8 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	recs := make([]kafkago.Message, len(msgs))
 	hdrs := make([]kafkago.Header, 3*len(msgs))
 	// The keys, header values and (with the default encoder) values of this
-	// Write share one buffer. It is never reused: kafka-go may still be
-	// sending the records of a Write whose ctx ended.
+	// Write share one buffer. It is never reused: a produce request of a
+	// Write whose ctx ended may still be on its way to the broker.
 	var arena []byte
 	for i, m := range msgs {
 		var err error
@@ -120,7 +122,383 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 			arena = slices.Grow(arena, len(arena)*(len(msgs)-1)+len(arena)/2)
 		}
 	}
-	return s.classify(ctx, s.w.WriteMessages(ctx, recs...), recs)
+	topics := topicsOf(recs)
+	parts, err := s.partitionsOf(ctx, topics)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return fmt.Errorf("kafka: write: %w", ctxErr)
+		}
+		if errors.Is(err, io.ErrClosedPipe) {
+			return sink.ErrClosed
+		}
+		return err
+	}
+	batches, order := s.group(recs, topics, parts)
+	return s.classify(ctx, s.send(ctx, recs, batches, order), recs)
+}
+
+// batch is the records of one Write for one partition: recs[order[i]] for i
+// in [start, end), in Write order.
+type batch struct {
+	topic      string
+	partition  int
+	start, end int
+}
+
+// group assigns each record its partition and groups the records by topic
+// and partition, keeping their order. It returns the groups and the record
+// indexes they slice.
+func (s *Sink) group(recs []kafkago.Message, topics []string, parts [][]int) ([]batch, []int) {
+	type topicPartition struct {
+		topic     string
+		partition int
+	}
+	index := make(map[topicPartition]int, 4*len(topics))
+	var batches []batch
+	of := make([]int, len(recs)) // each record's batch
+	for i := range recs {
+		r := &recs[i]
+		p := parts[slices.Index(topics, r.Topic)]
+		r.Partition = p[s.balancer.Balance(*r, p...)]
+		tp := topicPartition{r.Topic, r.Partition}
+		b, ok := index[tp]
+		if !ok {
+			b = len(batches)
+			index[tp] = b
+			batches = append(batches, batch{topic: r.Topic, partition: r.Partition})
+		}
+		of[i] = b
+		batches[b].end++ // the count, for now
+	}
+	next := 0
+	for i := range batches {
+		n := batches[i].end
+		batches[i].start, batches[i].end = next, next
+		next += n
+	}
+	order := make([]int, len(recs))
+	for i, b := range of {
+		order[batches[b].end] = i
+		batches[b].end++
+	}
+	return batches, order
+}
+
+// failure is the error of one partition's batch.
+type failure struct {
+	topic string
+	err   error
+}
+
+// send produces the batches, each partition's in order and the partitions
+// concurrently, and returns their failures. After the first failure the
+// other batches are abandoned.
+func (s *Sink) send(ctx context.Context, recs []kafkago.Message, batches []batch, order []int) []failure {
+	now := time.Now()
+	if len(batches) == 1 {
+		if err := s.sendBatch(ctx, recs, batches[0], order, now); err != nil {
+			return []failure{{batches[0].topic, err}}
+		}
+		return nil
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(batches))
+	var wg sync.WaitGroup
+	for i, b := range batches {
+		wg.Go(func() {
+			if errs[i] = s.sendBatch(bctx, recs, b, order, now); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	var failures []failure
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			continue // abandoned after another batch failed
+		}
+		failures = append(failures, failure{batches[i].topic, err})
+	}
+	return failures
+}
+
+// sendBatch produces b in requests of at most BatchSize records and
+// MaxMessageBytes bytes, each after the previous one succeeded.
+func (s *Sink) sendBatch(ctx context.Context, recs []kafkago.Message, b batch, order []int, now time.Time) error {
+	idx := order[b.start:b.end]
+	for len(idx) > 0 {
+		n, size := 0, 0
+		for n < len(idx) && n < s.cfg.BatchSize {
+			rs := recordSize(recs[idx[n]])
+			if n > 0 && size+rs > s.cfg.MaxMessageBytes {
+				break
+			}
+			size += rs
+			n++
+		}
+		if err := s.produce(ctx, recs, b, idx[:n], now); err != nil {
+			return err
+		}
+		idx = idx[n:]
+	}
+	return nil
+}
+
+// produce sends the records recs[i] for i in idx to b's partition in one
+// produce request, retrying failures a retry may fix up to MaxAttempts
+// tries.
+func (s *Sink) produce(ctx context.Context, recs []kafkago.Message, b batch, idx []int, now time.Time) error {
+	for attempt := 1; ; attempt++ {
+		// Fresh each try: a request abandoned at its timeout may still be
+		// reading the previous ones.
+		records := make([]kafkago.Record, len(idx))
+		readers := make([]bytesReader, 2*len(idx))
+		for i, j := range idx {
+			r := &recs[j]
+			records[i] = kafkago.Record{Time: now, Key: readers[2*i].of(r.Key), Value: readers[2*i+1].of(r.Value), Headers: r.Headers}
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		res, err := s.client.Produce(rctx, &kafkago.ProduceRequest{
+			Topic:        b.topic,
+			Partition:    b.partition,
+			RequiredAcks: kafkago.RequireAll,
+			Records:      kafkago.NewRecordReader(records...),
+			Compression:  s.codec,
+		})
+		cancel()
+		if err = produceError(res, err); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !s.retriable(err) || attempt >= s.cfg.MaxAttempts {
+			return err
+		}
+		if refreshesMetadata(err) {
+			s.forgetLayout(b.topic)
+		}
+		if s.cfg.Logger != nil {
+			s.cfg.Logger.Debug("kafka: produce failed, retrying", slog.String("topic", b.topic),
+				slog.Int("partition", b.partition), slog.Int("attempt", attempt), slog.Any("error", err))
+		}
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// bytesReader is a record key or value; a produce request's readers share
+// one allocation.
+type bytesReader struct{ bytes.Reader }
+
+func (*bytesReader) Close() error { return nil }
+
+// of returns r reading b, or nil (a null key) when b is nil.
+func (r *bytesReader) of(b []byte) kafkago.Bytes {
+	if b == nil {
+		return nil
+	}
+	r.Reset(b)
+	return r
+}
+
+// produceError is the error of a produce request: the call's, the
+// partition's or the records'.
+func produceError(res *kafkago.ProduceResponse, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case res == nil:
+		return nil
+	case res.Error != nil:
+		return res.Error
+	case len(res.RecordErrors) > 0:
+		errs := make([]error, 0, len(res.RecordErrors))
+		for _, i := range slices.Sorted(maps.Keys(res.RecordErrors)) {
+			errs = append(errs, fmt.Errorf("record %d: %w", i, res.RecordErrors[i]))
+		}
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// retriable reports whether another try may fix err: a network failure, a
+// request timeout, a leader moving, a kafka error the protocol marks as
+// temporary.
+func (s *Sink) retriable(err error) bool {
+	if sink.IsPermanent(err) || errors.Is(err, io.ErrClosedPipe) {
+		return false
+	}
+	var kerr kafkago.Error
+	if errors.As(err, &kerr) {
+		if kerr == kafkago.UnknownTopicOrPartition && !s.cfg.AllowAutoTopicCreation {
+			return false // a deleted topic; reported as unknown
+		}
+		return kerr.Temporary()
+	}
+	var nerr net.Error
+	return errors.As(err, &nerr) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		refreshesMetadata(err)
+}
+
+// refreshesMetadata reports whether err says the partition layout changed.
+func refreshesMetadata(err error) bool {
+	return errors.Is(err, kafkago.NotLeaderForPartition) || errors.Is(err, kafkago.LeaderNotAvailable) ||
+		errors.Is(err, kafkago.UnknownTopicOrPartition) || errors.Is(err, kafkago.FencedLeaderEpoch) ||
+		errors.Is(err, kafkago.UnknownLeaderEpoch) ||
+		errors.Is(err, protocol.ErrNoTopic) || errors.Is(err, protocol.ErrNoPartition) || errors.Is(err, protocol.ErrNoLeader)
+}
+
+// backoff is the wait before try attempt+1: 10ms, doubling, at most 1s.
+func backoff(attempt int) time.Duration {
+	return min(10*time.Millisecond<<min(attempt-1, 10), time.Second)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// topicParts is a topic's partitions, 0..n-1, as learned at a time.
+type topicParts struct {
+	parts []int
+	at    time.Time
+}
+
+// partitionsTTL is how long a topic's partition count is used before it is
+// asked again (of kafka-go's transport, whose own cache follows the
+// brokers within seconds), so partitions added to a topic are used.
+var partitionsTTL = time.Minute
+
+// partitionsOf returns the partitions of each of topics, asking the brokers
+// about the topics not cached, with retries.
+func (s *Sink) partitionsOf(ctx context.Context, topics []string) ([][]int, error) {
+	parts := make([][]int, len(topics))
+	for attempt := 1; ; attempt++ {
+		var unknown []string
+		stale := true // every topic asked about has a count to fall back on
+		now := time.Now()
+		s.mu.RLock()
+		for i, t := range topics {
+			tp, ok := s.partitions[t]
+			if !ok || now.Sub(tp.at) >= partitionsTTL {
+				unknown = append(unknown, t)
+				stale = stale && ok
+			}
+			parts[i] = tp.parts
+		}
+		s.mu.RUnlock()
+		if len(unknown) == 0 {
+			return parts, nil
+		}
+		err := s.learn(ctx, unknown)
+		if err != nil && stale && ctx.Err() == nil {
+			return parts, nil // asked again at the next Write
+		}
+		if err != nil && (ctx.Err() != nil || !s.retriable(err) || attempt >= s.cfg.MaxAttempts) {
+			return nil, err
+		}
+		if err != nil {
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// learn asks the brokers for the partitions of topics — with
+// AllowAutoTopicCreation, creating missing ones — and caches them. kafka-go's
+// transport answers from its own metadata cache, which it refreshes every
+// few seconds (or when forgetLayout drops it), unless it must ask the
+// brokers to create a topic.
+func (s *Sink) learn(ctx context.Context, topics []string) error {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	res, err := s.transport.RoundTrip(rctx, s.client.Addr,
+		&metadataAPI.Request{TopicNames: topics, AllowAutoTopicCreation: s.cfg.AllowAutoTopicCreation})
+	if err != nil {
+		return fmt.Errorf("kafka: metadata for %s: %w", strings.Join(topics, ", "), err)
+	}
+	md, ok := res.(*metadataAPI.Response)
+	if !ok {
+		return fmt.Errorf("kafka: metadata for %s: unexpected response %T", strings.Join(topics, ", "), res)
+	}
+	var missing []string
+	var errs []error
+	for _, name := range topics {
+		i := slices.IndexFunc(md.Topics, func(t metadataAPI.ResponseTopic) bool { return t.Name == name })
+		code := int16(kafkago.UnknownTopicOrPartition)
+		if i >= 0 {
+			code = md.Topics[i].ErrorCode
+		}
+		switch {
+		case code == int16(kafkago.UnknownTopicOrPartition) && !s.cfg.AllowAutoTopicCreation:
+			missing = append(missing, name)
+		case code == int16(kafkago.InvalidTopic):
+			errs = append(errs, sink.Permanent(fmt.Errorf("kafka: topic %q: %w", name, kafkago.InvalidTopic)))
+		case code != 0:
+			errs = append(errs, fmt.Errorf("kafka: metadata for topic %q: %w", name, kafkago.Error(code)))
+		case len(md.Topics[i].Partitions) == 0:
+			errs = append(errs, fmt.Errorf("kafka: metadata for topic %q: no partitions: %w", name, kafkago.LeaderNotAvailable))
+		default:
+			s.remember(name, len(md.Topics[i].Partitions))
+		}
+	}
+	if len(missing) > 0 {
+		errs = append(errs, sink.Permanent(unknownTopics(missing)))
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	err = errors.Join(errs...)
+	for _, e := range errs {
+		if sink.IsPermanent(e) {
+			return sink.Permanent(err)
+		}
+	}
+	return err
+}
+
+// remember caches the partition count n of topic.
+func (s *Sink) remember(topic string, n int) {
+	parts := make([]int, n)
+	for i := range parts {
+		parts[i] = i
+	}
+	s.mu.Lock()
+	s.partitions[topic] = topicParts{parts, time.Now()}
+	s.mu.Unlock()
+}
+
+// forget drops the cached partitions of topic, so the next Write asks again.
+func (s *Sink) forget(topic string) {
+	s.mu.Lock()
+	delete(s.partitions, topic)
+	s.mu.Unlock()
+}
+
+// forgetLayout drops what the sink and kafka-go's transport know of the
+// cluster's layout after a produce to topic failed because a partition or
+// its leader moved. The transport routes produce requests by a metadata
+// cache it refreshes only every few seconds; closing its connections drops
+// that cache, so the next request asks the brokers where the leaders are.
+func (s *Sink) forgetLayout(topic string) {
+	s.forget(topic)
+	s.transport.CloseIdleConnections()
 }
 
 // record builds the Kafka record of m with the headers hdrs (three), its
@@ -190,74 +568,59 @@ func tooLarge(topic string, size, limit int) error {
 	return fmt.Errorf("kafka: message for topic %q is %d bytes, over the %d-byte limit (Config.MaxMessageBytes)", topic, size, limit)
 }
 
-// classify turns kafka-go's result into the sink's error.
-func (s *Sink) classify(ctx context.Context, err error, recs []kafkago.Message) error {
-	if err == nil {
+// classify turns the failures of a Write into the sink's error.
+func (s *Sink) classify(ctx context.Context, failures []failure, recs []kafkago.Message) error {
+	if len(failures) == 0 {
 		return nil
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("kafka: write: %w", ctxErr)
 	}
-	if errors.Is(err, io.ErrClosedPipe) {
-		return sink.ErrClosed
-	}
-	var large kafkago.MessageTooLargeError
-	if errors.As(err, &large) {
-		size := recordSize(large.Message)
-		return sink.Permanent(tooLarge(large.Message.Topic, size, s.cfg.MaxMessageBytes))
-	}
-
-	var werrs kafkago.WriteErrors
-	if !errors.As(err, &werrs) {
-		// Failures before any produce request: metadata (unknown topic)
-		// or the brokers being unreachable.
-		if errors.Is(err, kafkago.UnknownTopicOrPartition) && !s.cfg.AllowAutoTopicCreation {
-			return sink.Permanent(s.unknownTopics(ctx, err, topicsOf(recs)))
-		}
-		return fmt.Errorf("kafka: write to %s: %w", strings.Join(topicsOf(recs), ", "), err)
-	}
-
-	// All-or-nothing: one failed record fails the call. Report each
+	// All-or-nothing: one failed batch fails the call. Report each
 	// distinct failure once, with the topics it hit.
-	type failure struct {
+	type distinct struct {
 		err    error
 		topics []string
 	}
-	var failures []failure
+	var ds []distinct
 	permanent := false
-	for i, e := range werrs {
-		if e == nil {
-			continue
+	for _, f := range failures {
+		e := f.err
+		if errors.Is(e, io.ErrClosedPipe) {
+			return sink.ErrClosed
 		}
-		topic := recs[i].Topic
 		if errors.Is(e, kafkago.MessageSizeTooLarge) || errors.Is(e, kafkago.RecordListTooLarge) ||
 			errors.Is(e, kafkago.InvalidTopic) ||
 			(errors.Is(e, kafkago.UnknownTopicOrPartition) && !s.cfg.AllowAutoTopicCreation) {
 			permanent = true
 		}
-		j := slices.IndexFunc(failures, func(f failure) bool { return f.err.Error() == e.Error() })
+		j := slices.IndexFunc(ds, func(d distinct) bool { return d.err.Error() == e.Error() })
 		if j < 0 {
-			failures = append(failures, failure{err: e})
-			j = len(failures) - 1
+			ds = append(ds, distinct{err: e})
+			j = len(ds) - 1
 		}
-		if !slices.Contains(failures[j].topics, topic) {
-			failures[j].topics = append(failures[j].topics, topic)
+		if !slices.Contains(ds[j].topics, f.topic) {
+			ds[j].topics = append(ds[j].topics, f.topic)
 		}
 	}
-	errs := make([]error, len(failures))
-	for i, f := range failures {
-		if errors.Is(f.err, kafkago.MessageSizeTooLarge) || errors.Is(f.err, kafkago.RecordListTooLarge) {
+	errs := make([]error, len(ds))
+	for i, d := range ds {
+		switch {
+		case errors.Is(d.err, kafkago.MessageSizeTooLarge) || errors.Is(d.err, kafkago.RecordListTooLarge):
 			largest := 0
 			for _, r := range recs {
-				if slices.Contains(f.topics, r.Topic) {
+				if slices.Contains(d.topics, r.Topic) {
 					largest = max(largest, recordSize(r))
 				}
 			}
 			errs[i] = fmt.Errorf("kafka: the broker rejected a batch for topic %s as too large (largest record %d bytes; keep Config.MaxMessageBytes, now %d, at or below the topic's max.message.bytes): %w",
-				strings.Join(f.topics, ", "), largest, s.cfg.MaxMessageBytes, f.err)
-			continue
+				strings.Join(d.topics, ", "), largest, s.cfg.MaxMessageBytes, d.err)
+		case errors.Is(d.err, kafkago.UnknownTopicOrPartition) && !s.cfg.AllowAutoTopicCreation:
+			s.forgetAll(d.topics)
+			errs[i] = unknownTopics(d.topics)
+		default:
+			errs[i] = fmt.Errorf("kafka: write to %s: %w", strings.Join(d.topics, ", "), d.err)
 		}
-		errs[i] = fmt.Errorf("kafka: write to %s: %w", strings.Join(f.topics, ", "), f.err)
 	}
 	out := errors.Join(errs...)
 	if len(errs) == 1 {
@@ -269,29 +632,20 @@ func (s *Sink) classify(ctx context.Context, err error, recs []kafkago.Message) 
 	return out
 }
 
-// unknownTopics names the missing topics among topics, asking the cluster
-// without letting it create them.
-func (s *Sink) unknownTopics(ctx context.Context, cause error, topics []string) error {
-	missing := topics
-	res, err := s.transport.RoundTrip(ctx, s.w.Addr, &metadataAPI.Request{TopicNames: topics, AllowAutoTopicCreation: false})
-	if err == nil {
-		if md, ok := res.(*metadataAPI.Response); ok {
-			missing = nil
-			for _, t := range md.Topics {
-				if t.ErrorCode == int16(kafkago.UnknownTopicOrPartition) {
-					missing = append(missing, t.Name)
-				}
-			}
-			if len(missing) == 0 {
-				missing = topics
-			}
-		}
+// forgetAll drops the cached partitions of topics.
+func (s *Sink) forgetAll(topics []string) {
+	for _, t := range topics {
+		s.forget(t)
 	}
+}
+
+// unknownTopics is the error for the missing topics.
+func unknownTopics(missing []string) error {
 	quoted := make([]string, len(missing))
 	for i, t := range missing {
 		quoted[i] = strconv.Quote(t)
 	}
-	return fmt.Errorf("kafka: unknown topic %s (create it, or set Config.AllowAutoTopicCreation): %w", strings.Join(quoted, ", "), cause)
+	return fmt.Errorf("kafka: unknown topic %s (create it, or set Config.AllowAutoTopicCreation): %w", strings.Join(quoted, ", "), kafkago.UnknownTopicOrPartition)
 }
 
 // topicsOf lists the distinct topics of recs in first-seen order.
@@ -305,24 +659,15 @@ func topicsOf(recs []kafkago.Message) []string {
 	return topics
 }
 
-// Close flushes and stops the producer. It is idempotent; Write after
-// Close returns [sink.ErrClosed]. If ctx ends first, Close returns its error and
-// the flush finishes in the background.
-func (s *Sink) Close(ctx context.Context) error {
+// Close stops the sink and closes its idle broker connections. It is
+// idempotent and does not wait for Writes in flight; Write after Close
+// returns [sink.ErrClosed].
+func (s *Sink) Close(context.Context) error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
-		go func() {
-			defer close(s.closeDone)
-			_ = s.w.Close() // kafka-go's Writer.Close always returns nil
-			s.transport.CloseIdleConnections()
-		}()
+		s.transport.CloseIdleConnections()
 	})
-	select {
-	case <-s.closeDone:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("kafka: close: %w", ctx.Err())
-	}
+	return nil
 }
 
 // Key returns the record key of m: its primary-key values, in
