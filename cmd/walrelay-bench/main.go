@@ -6,8 +6,10 @@
 //     message to the seed JSON and acknowledging into a null sink, next to
 //     pg_recvlogical writing pgoutput to /dev/null, for 100-byte and 2 KB rows
 //     in many small transactions and in a few large ones;
-//   - the same through cdc.Run into the Kafka sink (in-process kfake) and the
-//     webhook sink (a local receiver), as ratios to the null sink;
+//   - the same through cdc.Run into the Kafka sink (in-process kfake, storing
+//     the records, and again with the broker discarding them so its log takes
+//     none of the CPU) and the webhook sink (a local receiver), as ratios to
+//     the null sink;
 //   - latency from commit to Stream.Next and to a completed sink write at a
 //     steady commit rate with synchronous_commit on;
 //   - peak RSS of a process streaming one 1M-row transaction and one 10k-row
@@ -42,7 +44,7 @@ func main() {
 	flag.BoolVar(&opts.Quick, "quick", false, "small sizes and one round: every figure in under a minute")
 	flag.IntVar(&opts.Rounds, "rounds", 0, "rounds of each throughput measurement, median reported (0 = 3, or 1 with -quick)")
 	flag.StringVar(&opts.Only, "only", "", "comma-separated sections to run: throughput, latency, rss, backfill (empty = all)")
-	flag.StringVar(&opts.Sinks, "sinks", "", "comma-separated throughput consumers: null, kafka, webhook (empty = all)")
+	flag.StringVar(&opts.Sinks, "sinks", "", "comma-separated throughput consumers: null, kafka, kafka-discard, webhook (empty = all)")
 	flag.StringVar(&opts.Scenario, "scenario", "", "run only the throughput scenarios whose name contains this (e.g. \"2 KB\")")
 	flag.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	asJSON := flag.Bool("json", false, "print the report as JSON")

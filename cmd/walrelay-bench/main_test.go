@@ -40,9 +40,11 @@ func TestQuick(t *testing.T) {
 		for name, v := range map[string]float64{
 			"pg_recvlogical rows/s": th.Recv.RowsPerSec, "pg_recvlogical MB/s": th.Recv.MBPerSec,
 			"null rows/s": th.Null.RowsPerSec, "null MB/s": th.Null.MBPerSec,
-			"kafka rows/s": th.Kafka.RowsPerSec, "webhook rows/s": th.Webhook.RowsPerSec,
-			"null/recvlogical": th.NullRatio, "kafka/null": th.KafkaRatio, "webhook/null": th.HookRatio,
-			"JSON bytes": float64(th.JSONBytes),
+			"kafka rows/s": th.Kafka.RowsPerSec, "kafka-discard rows/s": th.KafkaDrop.RowsPerSec,
+			"webhook rows/s":   th.Webhook.RowsPerSec,
+			"null/recvlogical": th.NullRatio, "kafka/null": th.KafkaRatio, "discarding/null": th.DropRatio,
+			"webhook/null": th.HookRatio,
+			"JSON bytes":   float64(th.JSONBytes),
 		} {
 			if !(v > 0) {
 				t.Errorf("%s: %s = %v", th.Scenario, name, v)
@@ -70,7 +72,7 @@ func TestQuick(t *testing.T) {
 
 	var out bytes.Buffer
 	rep.print(&out)
-	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "webhook/null", "p99.9 ms",
+	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "discarding/null", "webhook/null", "p99.9 ms",
 		"100000-row transaction", "iterator/COPY", "machine:", rep.Throughput[3].Scenario} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

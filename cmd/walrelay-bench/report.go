@@ -44,10 +44,10 @@ func (r *Report) printThroughput(w io.Writer) {
 	fmt.Fprintln(w, "## Sinks through cdc.Run, as ratios to the null sink")
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(tw, "| scenario\t null rows/s\t Kafka (kfake) rows/s\t Kafka/null\t webhook (batch 500) rows/s\t webhook/null\t")
+	fmt.Fprintln(tw, "| scenario\t null rows/s\t Kafka (kfake) rows/s\t Kafka/null\t Kafka, broker discarding, rows/s\t discarding/null\t webhook (batch 500) rows/s\t webhook/null\t")
 	for _, t := range r.Throughput {
-		fmt.Fprintf(tw, "| %s\t %.0f\t %.0f\t %.2f\t %.0f\t %.2f\t\n", t.Scenario, t.Null.RowsPerSec,
-			t.Kafka.RowsPerSec, t.KafkaRatio, t.Webhook.RowsPerSec, t.HookRatio)
+		fmt.Fprintf(tw, "| %s\t %.0f\t %.0f\t %.2f\t %.0f\t %.2f\t %.0f\t %.2f\t\n", t.Scenario, t.Null.RowsPerSec,
+			t.Kafka.RowsPerSec, t.KafkaRatio, t.KafkaDrop.RowsPerSec, t.DropRatio, t.Webhook.RowsPerSec, t.HookRatio)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

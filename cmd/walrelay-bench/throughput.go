@@ -50,10 +50,12 @@ type Throughput struct {
 	JSONBytes  int64   // seed JSON of every row, as the null sink encoded it
 	Recv       Rate    // pg_recvlogical, pgoutput to /dev/null
 	Null       Rate    // walrelay: cdc.Run, JSON encoding, ack, null sink
-	Kafka      Rate    // cdc.Run into the Kafka sink (kfake)
+	Kafka      Rate    // cdc.Run into the Kafka sink (kfake, storing the records)
+	KafkaDrop  Rate    // the same, the broker acknowledging records without storing them
 	Webhook    Rate    // cdc.Run into the webhook sink (local receiver), batch mode
 	NullRatio  float64 // Null / Recv
 	KafkaRatio float64 // Kafka / Null
+	DropRatio  float64 // KafkaDrop / Null
 	HookRatio  float64 // Webhook / Null
 }
 
@@ -150,7 +152,7 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (Throughput, error)
 	}
 	defer b.drop(ctx, w)
 	res := Throughput{Scenario: sc.Name, Rows: sc.Rows, PerTx: sc.PerTx, WALBytes: w.walBytes}
-	var recv, null, kaf, hook []time.Duration
+	var recv, null, kaf, drop, hook []time.Duration
 	for round := 0; round < b.opts.Rounds; round++ {
 		d, err := b.timeRecvlogical(ctx, w)
 		if err != nil {
@@ -171,13 +173,23 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (Throughput, error)
 		}
 
 		if want(b.opts.Sinks, "kafka") {
-			d, err = b.timeKafka(ctx, w)
+			d, err = b.timeKafka(ctx, w, false)
 			if err != nil {
 				return res, fmt.Errorf("kafka sink: %w", err)
 			}
 			kaf = append(kaf, d)
 		} else {
 			kaf = append(kaf, 0)
+		}
+
+		if want(b.opts.Sinks, "kafka-discard") {
+			d, err = b.timeKafka(ctx, w, true)
+			if err != nil {
+				return res, fmt.Errorf("kafka sink, discarding broker: %w", err)
+			}
+			drop = append(drop, d)
+		} else {
+			drop = append(drop, 0)
 		}
 
 		if want(b.opts.Sinks, "webhook") {
@@ -189,7 +201,7 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (Throughput, error)
 		} else {
 			hook = append(hook, 0)
 		}
-		b.opts.logf("  round %d: recvlogical %v, null %v, kafka %v, webhook %v", round+1, recv[round], null[round], kaf[round], hook[round])
+		b.opts.logf("  round %d: recvlogical %v, null %v, kafka %v, kafka-discard %v, webhook %v", round+1, recv[round], null[round], kaf[round], drop[round], hook[round])
 	}
 	rate := func(ds []time.Duration) Rate {
 		var secs []float64
@@ -202,7 +214,7 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (Throughput, error)
 		}
 		return Rate{RowsPerSec: float64(w.rows) / s, MBPerSec: float64(w.walBytes) / s / 1e6, Seconds: s}
 	}
-	res.Recv, res.Null, res.Kafka, res.Webhook = rate(recv), rate(null), rate(kaf), rate(hook)
+	res.Recv, res.Null, res.Kafka, res.KafkaDrop, res.Webhook = rate(recv), rate(null), rate(kaf), rate(drop), rate(hook)
 	ratio := func(a, b Rate) float64 {
 		if a.RowsPerSec == 0 || b.RowsPerSec == 0 {
 			return 0
@@ -211,6 +223,7 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (Throughput, error)
 	}
 	res.NullRatio = ratio(res.Null, res.Recv)
 	res.KafkaRatio = ratio(res.Kafka, res.Null)
+	res.DropRatio = ratio(res.KafkaDrop, res.Null)
 	res.HookRatio = ratio(res.Webhook, res.Null)
 	return res, nil
 }
@@ -276,9 +289,19 @@ func (b *bench) timeWalrelay(ctx context.Context, w *workload, suffix string, sk
 	return d, nil
 }
 
-func (b *bench) timeKafka(ctx context.Context, w *workload) (time.Duration, error) {
+// timeKafka times cdc.Run into the Kafka sink, producing to an in-process
+// kfake broker. With discard the broker acknowledges produce requests
+// without storing the records (kfake.BlackholeProduce): its log, which
+// grows by copying in memory, then takes no share of the two cores, as a
+// remote broker's would not.
+func (b *bench) timeKafka(ctx context.Context, w *workload, discard bool) (time.Duration, error) {
 	const topic = "walrelay-bench"
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic))
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, topic)}
+	name := "kafka"
+	if discard {
+		opts, name = append(opts, kfake.BlackholeProduce()), "kafka_discard"
+	}
+	kc, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return 0, err
 	}
@@ -288,7 +311,7 @@ func (b *bench) timeKafka(ctx context.Context, w *workload) (time.Duration, erro
 		return 0, err
 	}
 	defer sk.Close(context.Background())
-	return b.timeWalrelay(ctx, w, "kafka", sk)
+	return b.timeWalrelay(ctx, w, name, sk)
 }
 
 func (b *bench) timeWebhook(ctx context.Context, w *workload) (time.Duration, error) {
