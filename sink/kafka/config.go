@@ -63,9 +63,11 @@ type Config struct {
 	// 0 means [DefaultBatchSize]. A Write larger than that is split into
 	// several requests, in order.
 	BatchSize int
-	// BatchTimeout has no effect: a Write sends its records at once, in
-	// requests of its own. It is kept for compatibility and still
-	// validated (it must not be negative); 0 means [DefaultBatchTimeout].
+	// BatchTimeout is validated (it must not be negative; 0 means
+	// [DefaultBatchTimeout]) and otherwise unused.
+	//
+	// Deprecated: it has no effect: a Write sends its records at once, in
+	// produce requests of its own, so nothing waits to be batched.
 	BatchTimeout time.Duration
 	// MaxMessageBytes is the largest record (key, value and headers) and
 	// the largest produce request; 0 means [DefaultMaxMessageBytes]. Keep it
