@@ -67,6 +67,17 @@ func consume(ctx context.Context, s *Stream, r *replica, markers chan<- int64) e
 	}
 }
 
+// startReplica consumes s into a new replica until the test ends; it
+// returns the test's context, the replica and the marker ids seen.
+func startReplica(t *testing.T, s *Stream) (context.Context, *replica, <-chan int64) {
+	r := newReplica()
+	markers := make(chan int64, 16)
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	go consume(ctx, s, r, markers)
+	return ctx, r, markers
+}
+
 // table reads the source table as the replica stores it.
 func (e *env) table(t *testing.T) map[int64]map[string]any {
 	t.Helper()
@@ -170,11 +181,7 @@ func TestBackfillConvergesUnderWrites(t *testing.T) {
 	e := newEnv(t, backfillSetup, "create table marker (id bigint primary key)",
 		"insert into items select g, 'seed', 0 from generate_series(1, 5000) g")
 	s := e.open(e.config())
-	r := newReplica()
-	markers := make(chan int64, 16)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go consume(ctx, s, r, markers)
+	ctx, r, markers := startReplica(t, s)
 
 	stop := make(chan struct{})
 	wrote := make(chan int, 1)
@@ -231,11 +238,7 @@ func TestBackfillCommitDecodedBeforeVisible(t *testing.T) {
 	cfg.ConnString = c.URL + "&application_name=walrelay_sync"
 	cfg.StatusInterval = 5 * time.Millisecond
 	s := e.open(cfg)
-	r := newReplica()
-	markers := make(chan int64, 16)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go consume(ctx, s, r, markers)
+	ctx, r, markers := startReplica(t, s)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -338,11 +341,7 @@ func TestBackfillTruncateDropsChunk(t *testing.T) {
 	e := newEnv(t, backfillSetup, "create table marker (id bigint primary key)",
 		"insert into items select g, 'seed', 0 from generate_series(1, 2000) g")
 	s := e.open(e.config())
-	r := newReplica()
-	markers := make(chan int64, 16)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go consume(ctx, s, r, markers)
+	ctx, r, markers := startReplica(t, s)
 	errc := make(chan error, 1)
 	go func() { errc <- s.Backfill(ctx, backfill.Config{Table: "items", ID: "bf-trunc", ChunkSize: 50}) }()
 	waitFor(t, "some reads", func() bool {

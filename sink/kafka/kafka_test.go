@@ -43,6 +43,20 @@ func testEncoder(m message.Message) ([]byte, error) {
 	return fmt.Appendf(nil, "%s %s.%s %v", m.Action, m.Metadata.TableSchema, m.Metadata.TableName, m.Record["id"]), nil
 }
 
+// versions returns n versions of each of rows rows of table t, interleaved:
+// version 0 of every row, then version 1, and so on.
+func versions(n int, rows int64) []message.Message {
+	var msgs []message.Message
+	for v := range n {
+		for id := range rows {
+			m := change("t", id)
+			m.Record["version"] = v
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs
+}
+
 func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
@@ -174,14 +188,7 @@ func TestFixedTopicAndTopicFunc(t *testing.T) {
 func TestPerRowOrder(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(4, "sequin.public.t"))
 	// Five versions of each of four rows, interleaved, over two Writes.
-	var msgs []message.Message
-	for v := range 5 {
-		for id := range int64(4) {
-			m := change("t", id)
-			m.Record["version"] = v
-			msgs = append(msgs, m)
-		}
-	}
+	msgs := versions(5, 4)
 	enc := func(m message.Message) ([]byte, error) { return fmt.Appendf(nil, "%v", m.Record["version"]), nil }
 	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), BatchSize: 3, Encoder: enc})
 	if err := s.Write(t.Context(), msgs[:9]...); err != nil {

@@ -127,14 +127,7 @@ func TestRequestsSplitKeepOrder(t *testing.T) {
 			}
 			s := newSink(t, cfg)
 			// Ten versions of each of two rows, interleaved.
-			var msgs []message.Message
-			for v := range 10 {
-				for id := range int64(2) {
-					m := change("t", id)
-					m.Record["version"] = v
-					msgs = append(msgs, m)
-				}
-			}
+			msgs := versions(10, 2)
 			if err := s.Write(t.Context(), msgs...); err != nil {
 				t.Fatal(err)
 			}
