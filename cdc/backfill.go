@@ -279,7 +279,7 @@ type BackfillProgress struct {
 // (its backend has written the commit but not yet finished it; with the
 // stream as a synchronous standby, until the stream confirms it): a chunk
 // waits until its snapshot sees every transaction decoded before the chunk
-// started.
+// started, and tells Config.Logger when that takes more than 10 seconds.
 //
 // Backfill blocks until every chunk has been handed to the stream and every
 // read acknowledged, so run it in its own goroutine while another consumes
@@ -428,13 +428,19 @@ func (c *chunkQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.
 // earlier snapshot of this backfill saw, which later ones see too.
 func readChunk(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Iterator, seen *uint64, reg uint64) ([]message.Message, snapshot, error) {
 	wait := time.Millisecond
+	start, warned := time.Now(), false
 	for {
-		rows, snap, retry, err := readChunkOnce(ctx, s, q, it, *seen, reg)
+		rows, snap, xid, retry, err := readChunkOnce(ctx, s, q, it, *seen, reg)
 		if err != nil || !retry {
 			if err == nil {
 				*seen = reg
 			}
 			return rows, snap, err
+		}
+		if !warned && time.Since(start) >= backfillWaitWarning {
+			warned = true
+			s.cfg.Logger.Warn("backfill waiting: a transaction the stream delivered is not yet visible to new snapshots (is its backend waiting for a synchronous standby?)",
+				"slot", s.cfg.Slot, "xid", xid, "waited", time.Since(start).Round(time.Second))
 		}
 		select {
 		case <-time.After(wait):
@@ -447,32 +453,36 @@ func readChunk(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Ite
 	}
 }
 
+// backfillWaitWarning is how long a chunk waits for a decoded transaction
+// to become visible before the stream's Logger is told.
+var backfillWaitWarning = 10 * time.Second
+
 // readChunkOnce is one attempt of readChunk: retry reports that the
-// snapshot does not see a transaction decoded before the chunk was
+// snapshot does not see transaction xid, decoded before the chunk was
 // registered, and nothing was read.
-func readChunkOnce(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Iterator, seen, reg uint64) (rows []message.Message, snap snapshot, retry bool, err error) {
+func readChunkOnce(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill.Iterator, seen, reg uint64) (rows []message.Message, snap snapshot, xid uint32, retry bool, err error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, snapshot{}, false, err
+		return nil, snapshot{}, 0, false, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	var text string
 	if err := tx.QueryRow(ctx, "select pg_current_snapshot()::text").Scan(&text); err != nil {
-		return nil, snapshot{}, false, err
+		return nil, snapshot{}, 0, false, err
 	}
 	if snap, err = parseSnapshot(text); err != nil {
-		return nil, snapshot{}, false, err
+		return nil, snapshot{}, 0, false, err
 	}
-	if _, unseen := s.decoded.unseen(seen, reg, snap); unseen {
-		return nil, snapshot{}, true, nil
+	if xid, unseen := s.decoded.unseen(seen, reg, snap); unseen {
+		return nil, snapshot{}, xid, true, nil
 	}
 	q.tx = tx
 	rows, err = it.NextChunk(ctx)
 	q.tx = nil
 	if err != nil {
-		return nil, snapshot{}, false, err
+		return nil, snapshot{}, 0, false, err
 	}
-	return rows, snap, false, tx.Commit(ctx)
+	return rows, snap, 0, false, tx.Commit(ctx)
 }
 
 func splitQualified(t string) (schema, table string) {

@@ -1,11 +1,14 @@
 package cdc
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,6 +240,10 @@ func TestBackfillCommitDecodedBeforeVisible(t *testing.T) {
 	cfg := e.config()
 	cfg.ConnString = c.URL + "&application_name=walrelay_sync"
 	cfg.StatusInterval = 5 * time.Millisecond
+	var log lockedBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	defer func(d time.Duration) { backfillWaitWarning = d }(backfillWaitWarning)
+	backfillWaitWarning = 0 // every wait is logged
 	s := e.open(cfg)
 	ctx, r, markers := startReplica(t, s)
 
@@ -277,13 +284,35 @@ func TestBackfillCommitDecodedBeforeVisible(t *testing.T) {
 		t.Fatalf("Backfill: %v", err)
 	}
 	catchUp(t, e, markers, 1)
-	t.Logf("concurrent synchronous commits: %d, reads delivered: %d", writes.Load(), r.reads)
+	waits := strings.Count(log.String(), "backfill waiting")
+	t.Logf("concurrent synchronous commits: %d, reads delivered: %d, chunks that waited: %d", writes.Load(), r.reads, waits)
 	if writes.Load() == 0 {
 		t.Fatal("the writers made no changes during the backfill")
+	}
+	if waits == 0 {
+		t.Error("no chunk waited for a delivered transaction to become visible: the test did not reach the case it is for")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	diff(t, e.table(t), r.rows)
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestBackfillResumesAfterRestart(t *testing.T) {
