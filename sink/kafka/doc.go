@@ -76,6 +76,16 @@
 // holds for the latest version of each row. The ctx given to Write bounds
 // the wait; a cancelled Write may still complete in the background.
 //
+// One case escapes that order: a produce request that timed out
+// ([Config.WriteTimeout]) or whose Write was cancelled has an unknown fate,
+// and a broker that had already read it may append it after the retry, and
+// after later records of the partition. Kafka's idempotent producer rules
+// this out; kafka-go does not offer it. Keep WriteTimeout well above the
+// brokers' slowest produce time, and where a stale version must never win,
+// have consumers keep the version with the highest (commit_lsn,
+// commit_idx) of each row (see package message) rather than the last
+// received.
+//
 // # Errors
 //
 // Errors that retrying cannot fix are marked with [sink.Permanent], so
