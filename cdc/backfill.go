@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
@@ -38,7 +42,8 @@ type chunk struct {
 	snap     snapshot            // the snapshot the rows were read in
 	rows     []message.Message   // set, with snap, before the watermark is written
 	lastSeq  uint64              // sequence number of the last read emitted
-	done     chan struct{}       // closed when the reads were emitted
+	lost     bool                // set before done closes: the reads were not emitted
+	done     chan struct{}       // closed when the reads were emitted, or lost
 }
 
 // snapshot is a transaction snapshot (pg_current_snapshot) in 32-bit
@@ -175,6 +180,21 @@ func (c *chunks) remove(id string) *chunk {
 	return ch
 }
 
+// abortAll ends every registered chunk without emitting its reads, when the
+// replication connection is lost: what the chunk recorded may be incomplete
+// and its watermark may come again or not at all. Backfill reads those
+// chunks again.
+func (c *chunks) abortAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, ch := range c.byID {
+		delete(c.byID, id)
+		c.active.Add(-1)
+		ch.lost = true
+		close(ch.done)
+	}
+}
+
 // observe records a live change (or truncate) of transaction xid against
 // the registered chunks of its table.
 func (c *chunks) observe(m *message.Message, xid uint32) {
@@ -283,7 +303,10 @@ type BackfillProgress struct {
 //
 // Backfill blocks until every chunk has been handed to the stream and every
 // read acknowledged, so run it in its own goroutine while another consumes
-// the stream (with [Run], or Next and Ack). Progress is saved in the
+// the stream (with [Run], or Next and Ack). It rides through a server
+// restart or a lost connection as the stream does: the chunk in flight is
+// read again, after waits from Config.Backoff; errors a retry cannot fix
+// (no such table, permission denied) are returned. Progress is saved in the
 // progress table (Config.BackfillTable) once a chunk's reads are
 // acknowledged; calling Backfill again with the same cfg.ID resumes after the
 // last saved chunk, or returns at once if that backfill finished. Several
@@ -306,12 +329,46 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	if cfg.Database.ID == "" && cfg.Database.Name == "" {
 		cfg.Database = s.database
 	}
-	if err := s.ensureProgressTable(ctx); err != nil {
-		return err
+	var bo backoff.BackOff
+	// again waits before the work that failed with err is tried again. It
+	// returns err itself when a retry cannot help or the stream's Backoff
+	// policy gives up, and the stream's or ctx's error when they end first.
+	again := func(err error) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !transient(err) {
+			return err
+		}
+		if bo == nil {
+			bo = s.cfg.Backoff()
+		}
+		d := bo.NextBackOff()
+		if d == backoff.Stop {
+			return err
+		}
+		s.cfg.Logger.Warn("backfill: retrying after an error", "id", cfg.ID, "err", err, "in", d)
+		select {
+		case <-time.After(d):
+			return nil
+		case <-s.done:
+			return s.stopErr()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	prog, err := s.loadProgress(ctx, cfg.ID)
-	if err != nil {
-		return err
+	var prog *BackfillProgress
+	for {
+		err := s.ensureProgressTable(ctx)
+		if err == nil {
+			prog, err = s.loadProgress(ctx, cfg.ID)
+		}
+		if err == nil {
+			break
+		}
+		if err := again(err); err != nil {
+			return err
+		}
 	}
 	if prog != nil {
 		if prog.Table != cfg.Table {
@@ -325,9 +382,25 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		}
 	}
 	q := &chunkQuerier{q: s.pool}
-	it, err := backfill.New(ctx, q, cfg)
-	if err != nil {
-		return fmt.Errorf("cdc: %w", err)
+	emitted := cfg.Cursor // after the last chunk whose reads were emitted
+	var it *backfill.Iterator
+	// open (re)starts the iterator after emitted: a chunk that failed may
+	// have moved it past rows it never emitted.
+	open := func() error {
+		for {
+			c := cfg
+			c.Cursor = emitted
+			var err error
+			if it, err = backfill.New(ctx, q, c); err == nil {
+				return nil
+			}
+			if err := again(err); err != nil {
+				return fmt.Errorf("cdc: %w", err)
+			}
+		}
+	}
+	if err := open(); err != nil {
+		return err
 	}
 	schema, table := splitQualified(cfg.Table)
 	type inflight struct {
@@ -336,6 +409,9 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	}
 	var queue []inflight // chunks emitted, waiting for acknowledgement
 	var seen uint64      // the decoded transactions a chunk's snapshot saw
+	// saveAcked saves the cursor of the last chunk whose reads are all
+	// acknowledged. A failure a retry may fix is logged: a later save
+	// covers it.
 	saveAcked := func() error {
 		var last *inflight
 		for len(queue) > 0 && s.ackedSeq() >= queue[0].ch.lastSeq {
@@ -345,7 +421,12 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		if last == nil {
 			return nil
 		}
-		return s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: last.cursor})
+		err := s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: last.cursor})
+		if err != nil && transient(err) && ctx.Err() == nil {
+			s.cfg.Logger.Warn("backfill: progress not saved; a later chunk's will be", "id", cfg.ID, "err", err)
+			return nil
+		}
+		return err
 	}
 	for {
 		ch := &chunk{
@@ -362,25 +443,41 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 			s.chunks.remove(ch.id)
 			break
 		}
+		if err == nil {
+			s.chunks.mu.Lock()
+			ch.rows, ch.snap = rows, snap
+			s.chunks.mu.Unlock()
+			if _, err = s.writeWatermark(ctx, ch.id); err != nil {
+				err = fmt.Errorf("write watermark: %w", err)
+			}
+		}
+		if err == nil {
+			select {
+			case <-ch.done:
+			case <-s.done:
+				return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, s.stopErr())
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if ch.lost {
+				err = errChunkLost
+			}
+		}
 		if err != nil {
 			s.chunks.remove(ch.id)
-			return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, err)
+			if err := again(err); err != nil {
+				return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, err)
+			}
+			if err := open(); err != nil {
+				return err
+			}
+			continue
 		}
-		s.chunks.mu.Lock()
-		ch.rows, ch.snap = rows, snap
-		s.chunks.mu.Unlock()
-		if _, err := s.pool.Exec(ctx, "select pg_logical_emit_message(false, $1, $2)", prefixWatermark, ch.id); err != nil {
-			s.chunks.remove(ch.id)
-			return fmt.Errorf("cdc: backfill %q: write watermark: %w", cfg.ID, err)
+		if bo != nil {
+			bo.Reset()
 		}
-		select {
-		case <-ch.done:
-		case <-s.done:
-			return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, s.stopErr())
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		queue = append(queue, inflight{ch, it.Cursor()})
+		emitted = it.Cursor()
+		queue = append(queue, inflight{ch, emitted})
 		if err := saveAcked(); err != nil {
 			return err
 		}
@@ -403,7 +500,67 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 			return ctx.Err()
 		}
 	}
-	return s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: it.Cursor(), Done: true})
+	for {
+		err := s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: it.Cursor(), Done: true})
+		if err == nil {
+			return nil
+		}
+		if err := again(err); err != nil {
+			return err
+		}
+	}
+}
+
+// errChunkLost: the replication connection was lost while a chunk waited
+// for its watermark.
+var errChunkLost = errors.New("replication connection lost before the chunk's watermark arrived")
+
+// transient reports whether err may pass when the same work is tried
+// again: the connection or the server went away (a restart, a failover), or
+// Postgres ended the transaction to resolve a conflict.
+func transient(err error) bool {
+	if errors.Is(err, errChunkLost) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "57P01", "57P02", "57P03", // admin shutdown, crash shutdown, cannot connect now
+			"40001", "40P01", // serialization failure, deadlock
+			"53300": // too many connections
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08") // connection exception
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+// writeWatermark writes chunk id's high watermark, a non-transactional
+// logical message, and flushes it. The stream receives only WAL that is
+// flushed, and nothing else flushes a message written outside a transaction
+// before the WAL writer does (up to wal_writer_delay, 200ms by default,
+// later) — on an idle database every chunk would wait that long. A
+// transaction that takes an id and commits with synchronous_commit = local
+// flushes the WAL up to its commit, past the message, without waiting for
+// any standby. (pgoutput sends nothing for it: it changes no table.) It
+// returns the message's LSN, as text.
+func (s *Stream) writeWatermark(ctx context.Context, id string) (lsn string, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "set local synchronous_commit = local"); err != nil {
+		return "", err
+	}
+	if err := tx.QueryRow(ctx, "select pg_logical_emit_message(false, $1, $2)::text from pg_current_xact_id()", prefixWatermark, id).Scan(&lsn); err != nil {
+		return "", err
+	}
+	return lsn, tx.Commit(ctx)
 }
 
 // chunkQuerier sends the iterator's queries to the chunk's transaction

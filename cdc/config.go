@@ -63,8 +63,9 @@ type Config struct {
 	// negative disables heartbeats.
 	HeartbeatInterval time.Duration
 	// Backoff makes the backoff policy for reconnecting after the
-	// replication connection drops (and for polling a busy slot). nil =
-	// exponential from 100ms to 10s, retrying until the stream is closed.
+	// replication connection drops (and for polling a busy slot, and for
+	// Backfill retrying after the server went away). nil = exponential from
+	// 100ms to 10s, retrying until the stream is closed.
 	Backoff func() backoff.BackOff
 	// Logger receives warnings (invalid annotations, reconnects). nil = silent.
 	Logger *slog.Logger

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // env is a fresh database with a publication for all tables and a slot
 // name, for one test.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	slot string
 	pub  string
@@ -37,7 +37,7 @@ func newEnv(t *testing.T, setup ...string) *env {
 }
 
 // newEnvAt is newEnv in the database at url.
-func newEnvAt(t *testing.T, url string, setup ...string) *env {
+func newEnvAt(t testing.TB, url string, setup ...string) *env {
 	t.Helper()
 	e := &env{t: t, url: url, slot: pgtest.Name(t, "slot"), pub: "pub"}
 	pgtest.Exec(t, url, setup...)

@@ -176,6 +176,7 @@ func (s *Stream) run() {
 	var b backoff.BackOff
 	for {
 		err := s.stream()
+		s.chunks.abortAll() // their watermarks may never come
 		if s.conn != nil {
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			s.conn.Close(cctx)

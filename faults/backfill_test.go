@@ -142,6 +142,77 @@ func TestF11BackfillUnderWrites(t *testing.T) {
 	t.Logf("F11: %d rows read, %d live changes during the backfill, replay equals the table: %v", len(perPK), r.Changes-rows, missing+extra+wrong == 0)
 }
 
+// F11, with Postgres restarted (fast, then immediate) while the backfill
+// runs: the backfill rides through the restarts in the same process, and
+// replaying the reads and changes still reproduces the table.
+func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
+	cl := pgtest.Shared()
+	if cl == nil {
+		t.Skip("needs the test binary's own cluster (WALRELAY_TEST_DATABASE_URL is set)")
+	}
+	rows := pick(50_000, 500_000)
+	e := newEnv(t, []string{"items"})
+	pgtest.Exec(t, e.url, fmt.Sprintf("insert into items (id, pad) select g, md5(g::text) from generate_series(1, %d) g", rows))
+	ds := &deliveries{}
+	mon := startMonitor(t, e, ds)
+	w := newWorkload(e)
+	w.nextID.Store(int64(rows))
+	w.pause = time.Millisecond
+	wr := w.background(seed(t), 2, 0)
+	// Slow writes keep the backfill running across both restarts.
+	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11r", "FAULTS_WRITE_DELAY=10ms")
+	readCount := func() int {
+		all, err := ds.all()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, d := range all {
+			if d.action == "read" {
+				n++
+			}
+		}
+		return n
+	}
+	ctx := context.Background()
+	for i, mode := range []pgtest.ShutdownMode{pgtest.Fast, pgtest.Immediate} {
+		for deadline := time.Now().Add(time.Minute); readCount() < (i+1)*rows/4; {
+			if err := c.alive(); err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d reads before restart %d", readCount(), i+1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if strings.Contains(c.stderr.String(), "backfill done") {
+			t.Fatalf("the backfill finished before restart %d", i+1)
+		}
+		mon.allowRegression()
+		if err := cl.Restart(ctx, mode); err != nil {
+			t.Fatal(err)
+		}
+		mon.allowRegression()
+	}
+	waitStderr(t, c, "consumer: backfill done", 3*time.Minute)
+	if err := wr.stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitDelivered(t, e, ds, time.Minute, c.alive)
+	c.term(t)
+	compare(t, e, ds, mon, result{Fault: "F11r", Name: "backfill across Postgres restarts", Runs: 2}, compareOpts{commitOrder: true})
+	all, err := ds.all()
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, extra, wrong := diffStates(replay(all, "items"), tableState(t, e, "items"))
+	perPK, km := reads(t, all)
+	if missing+extra+wrong+km > 0 {
+		t.Errorf("replay of reads and changes: %d rows missing, %d extra, %d with a stale version; %d read key mismatches", missing, extra, wrong, km)
+	}
+	t.Logf("F11r: %d rows read (%d reads), replay equals the table: %v", len(perPK), readCount(), missing+extra+wrong == 0)
+}
+
 // F12: the consumer running a backfill is killed mid-way and restarted; the
 // backfill resumes from its saved cursor and every row is read at least
 // once.
@@ -159,7 +230,8 @@ func TestF12BackfillKilled(t *testing.T) {
 		"delete from faults_audit")
 	ds := &deliveries{}
 	mon := startMonitor(t, e, ds)
-	env := []string{"FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f12"}
+	// Slow writes keep the backfill running until the last kill.
+	env := []string{"FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f12", "FAULTS_WRITE_DELAY=30ms"}
 	readsIn := func(i int) int {
 		all, err := ds.all()
 		if err != nil {
@@ -181,7 +253,7 @@ func TestF12BackfillKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("run %d read %d rows in a minute", k, readsIn(k))
+				t.Fatalf("run %d read %d rows in a minute; its stderr:\n%s", k, readsIn(k), c.stderr.String())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

@@ -95,8 +95,12 @@ func consumerMain() int {
 			}
 		}()
 	}
+	// FAULTS_WRITE_DELAY slows every sink write, so that a fast phase (a
+	// backfill) lasts long enough for a test to interrupt it mid-way.
+	delay, _ := time.ParseDuration(os.Getenv("FAULTS_WRITE_DELAY"))
 	var buf []byte
 	sk := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
+		time.Sleep(delay)
 		buf = buf[:0]
 		for _, m := range msgs {
 			if buf, err = m.AppendJSON(buf); err != nil {
