@@ -150,17 +150,16 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 	if cl == nil {
 		t.Skip("needs the test binary's own cluster (WALRELAY_TEST_DATABASE_URL is set)")
 	}
-	rows := pick(50_000, 500_000)
+	rows := pick(20_000, 500_000)
 	e := newEnv(t, []string{"items"})
 	pgtest.Exec(t, e.url, fmt.Sprintf("insert into items (id, pad) select g, md5(g::text) from generate_series(1, %d) g", rows))
 	ds := &deliveries{}
 	mon := startMonitor(t, e, ds)
 	w := newWorkload(e)
 	w.nextID.Store(int64(rows))
-	w.pause = time.Millisecond
+	w.pause = 5 * time.Millisecond
 	wr := w.background(seed(t), 2, 0)
-	// Slow writes keep the backfill running across both restarts.
-	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11r", "FAULTS_WRITE_DELAY=10ms")
+	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11r", "FAULTS_WRITE_DELAY=50ms")
 	readCount := func() int {
 		all, err := ds.all()
 		if err != nil {
@@ -175,16 +174,21 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 		return n
 	}
 	ctx := context.Background()
-	for i, mode := range []pgtest.ShutdownMode{pgtest.Fast, pgtest.Immediate} {
-		for deadline := time.Now().Add(time.Minute); readCount() < (i+1)*rows/4; {
-			if err := c.alive(); err != nil {
-				t.Fatal(err)
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d reads before restart %d", readCount(), i+1)
-			}
-			time.Sleep(5 * time.Millisecond)
+	// Once the first reads arrive, restart twice, half a second apart: the
+	// slowed writes (at most 500 messages per 50ms) keep the backfill going
+	// for seconds. The writers stop after the restarts, so that the consumer
+	// catches up.
+	for deadline := time.Now().Add(time.Minute); readCount() == 0; {
+		if err := c.alive(); err != nil {
+			t.Fatal(err)
 		}
+		if time.Now().After(deadline) {
+			t.Fatal("no read within a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i, mode := range []pgtest.ShutdownMode{pgtest.Fast, pgtest.Immediate} {
+		time.Sleep(500 * time.Millisecond)
 		if strings.Contains(c.stderr.String(), "backfill done") {
 			t.Fatalf("the backfill finished before restart %d", i+1)
 		}
@@ -194,10 +198,11 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 		}
 		mon.allowRegression()
 	}
-	waitStderr(t, c, "consumer: backfill done", 3*time.Minute)
+	time.Sleep(300 * time.Millisecond)
 	if err := wr.stop(); err != nil {
 		t.Fatal(err)
 	}
+	waitStderr(t, c, "consumer: backfill done", 3*time.Minute)
 	waitDelivered(t, e, ds, time.Minute, c.alive)
 	c.term(t)
 	compare(t, e, ds, mon, result{Fault: "F11r", Name: "backfill across Postgres restarts", Runs: 2}, compareOpts{commitOrder: true})
@@ -231,7 +236,7 @@ func TestF12BackfillKilled(t *testing.T) {
 	ds := &deliveries{}
 	mon := startMonitor(t, e, ds)
 	// Slow writes keep the backfill running until the last kill.
-	env := []string{"FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f12", "FAULTS_WRITE_DELAY=30ms"}
+	env := []string{"FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f12", "FAULTS_WRITE_DELAY=100ms"}
 	readsIn := func(i int) int {
 		all, err := ds.all()
 		if err != nil {
@@ -289,7 +294,11 @@ func TestF12BackfillKilled(t *testing.T) {
 	if last >= rows {
 		t.Errorf("the last run read %d rows of %d: it did not resume from the saved cursor", last, rows)
 	}
-	t.Logf("F12: %d rows, %d reads over %d runs (%d re-read after kills), last run read %d", rows, total, kills+1, total-rows, last)
+	var perRun []int
+	for i := range kills + 1 {
+		perRun = append(perRun, readsIn(i))
+	}
+	t.Logf("F12: %d rows, %d reads over %d runs %v (%d re-read after kills)", rows, total, kills+1, perRun, total-rows)
 }
 
 // ranges shows sorted ids as "a-b c-d".
