@@ -94,6 +94,23 @@ func reads(t *testing.T, all []delivery) (perPK map[string]int, keyMismatches in
 	return perPK, keyMismatches
 }
 
+// checkReplay replays the reads and changes of the items table in delivery
+// order and checks the result equals the table, and that each row's reads
+// share one idempotency key. It returns the reads per primary key.
+func checkReplay(t *testing.T, e *env, ds *deliveries) (perPK map[string]int, equal bool) {
+	t.Helper()
+	all, err := ds.all()
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, extra, wrong := diffStates(replay(all, "items"), tableState(t, e, "items"))
+	perPK, km := reads(t, all)
+	if missing+extra+wrong+km > 0 {
+		t.Errorf("replay of reads and changes: %d rows missing, %d extra, %d with a stale version; %d read key mismatches", missing, extra, wrong, km)
+	}
+	return perPK, missing+extra+wrong == 0
+}
+
 func waitStderr(t *testing.T, c *consumer, what string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -130,16 +147,8 @@ func TestF11BackfillUnderWrites(t *testing.T) {
 	waitDelivered(t, e, ds, time.Minute, c.alive)
 	c.term(t)
 	r := compare(t, e, ds, mon, result{Fault: "F11", Name: "backfill under writes", Runs: 1}, compareOpts{commitOrder: true})
-	all, err := ds.all()
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing, extra, wrong := diffStates(replay(all, "items"), tableState(t, e, "items"))
-	perPK, km := reads(t, all)
-	if missing+extra+wrong+km > 0 {
-		t.Errorf("replay of reads and changes: %d rows missing, %d extra, %d with a stale version; %d read key mismatches", missing, extra, wrong, km)
-	}
-	t.Logf("F11: %d rows read, %d live changes during the backfill, replay equals the table: %v", len(perPK), r.Changes-rows, missing+extra+wrong == 0)
+	perPK, equal := checkReplay(t, e, ds)
+	t.Logf("F11: %d rows read, %d live changes during the backfill, replay equals the table: %v", len(perPK), r.Changes-rows, equal)
 }
 
 // F11, with Postgres restarted (fast, then immediate) while the backfill
@@ -206,16 +215,8 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 	waitDelivered(t, e, ds, time.Minute, c.alive)
 	c.term(t)
 	compare(t, e, ds, mon, result{Fault: "F11r", Name: "backfill across Postgres restarts", Runs: 2}, compareOpts{commitOrder: true})
-	all, err := ds.all()
-	if err != nil {
-		t.Fatal(err)
-	}
-	missing, extra, wrong := diffStates(replay(all, "items"), tableState(t, e, "items"))
-	perPK, km := reads(t, all)
-	if missing+extra+wrong+km > 0 {
-		t.Errorf("replay of reads and changes: %d rows missing, %d extra, %d with a stale version; %d read key mismatches", missing, extra, wrong, km)
-	}
-	t.Logf("F11r: %d rows read (%d reads), replay equals the table: %v", len(perPK), readCount(), missing+extra+wrong == 0)
+	perPK, equal := checkReplay(t, e, ds)
+	t.Logf("F11r: %d rows read (%d reads), replay equals the table: %v", len(perPK), readCount(), equal)
 }
 
 // F12: the consumer running a backfill is killed mid-way and restarted; the
