@@ -94,6 +94,19 @@ func reads(t *testing.T, all []delivery) (perPK map[string]int, keyMismatches in
 	return perPK, keyMismatches
 }
 
+// seededItems is an env whose items table has rows rows (ids 1..rows), its
+// deliveries and slot monitor, and a workload that inserts after them.
+func seededItems(t *testing.T, rows int) (*env, *deliveries, *monitor, *workload) {
+	t.Helper()
+	e := newEnv(t, []string{"items"})
+	pgtest.Exec(t, e.url, fmt.Sprintf("insert into items (id, pad) select g, md5(g::text) from generate_series(1, %d) g", rows))
+	ds := &deliveries{}
+	mon := startMonitor(t, e, ds)
+	w := newWorkload(e)
+	w.nextID.Store(int64(rows))
+	return e, ds, mon, w
+}
+
 // checkReplay replays the reads and changes of the items table in delivery
 // order and checks the result equals the table, and that each row's reads
 // share one idempotency key. It returns the reads per primary key.
@@ -132,12 +145,7 @@ func waitStderr(t *testing.T, c *consumer, what string, timeout time.Duration) {
 // the reads and changes in delivery order reproduces the table exactly.
 func TestF11BackfillUnderWrites(t *testing.T) {
 	rows := pick(10_000, 500_000)
-	e := newEnv(t, []string{"items"})
-	pgtest.Exec(t, e.url, fmt.Sprintf("insert into items (id, pad) select g, md5(g::text) from generate_series(1, %d) g", rows))
-	ds := &deliveries{}
-	mon := startMonitor(t, e, ds)
-	w := newWorkload(e)
-	w.nextID.Store(int64(rows))
+	e, ds, mon, w := seededItems(t, rows)
 	wr := w.background(seed(t), 2, int64(pick(10_000, 500_000)))
 	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11")
 	waitStderr(t, c, "consumer: backfill done", 3*time.Minute)
@@ -160,12 +168,7 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 		t.Skip("needs the test binary's own cluster (WALRELAY_TEST_DATABASE_URL is set)")
 	}
 	rows := pick(20_000, 500_000)
-	e := newEnv(t, []string{"items"})
-	pgtest.Exec(t, e.url, fmt.Sprintf("insert into items (id, pad) select g, md5(g::text) from generate_series(1, %d) g", rows))
-	ds := &deliveries{}
-	mon := startMonitor(t, e, ds)
-	w := newWorkload(e)
-	w.nextID.Store(int64(rows))
+	e, ds, mon, w := seededItems(t, rows)
 	w.pause = 5 * time.Millisecond
 	wr := w.background(seed(t), 2, 0)
 	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11r", "FAULTS_WRITE_DELAY=50ms")
