@@ -497,7 +497,7 @@ func (it *Iterator) fill(ctx context.Context) error {
 	start := time.Now()
 	rows, err := it.q.Query(ctx, sql, args...)
 	if err != nil {
-		return fmt.Errorf("backfill: read %s: %w", qname, err)
+		return readErr(qname, err)
 	}
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
@@ -511,11 +511,11 @@ func (it *Iterator) fill(ctx context.Context) error {
 		oids[i] = fd.DataTypeOID
 	}
 	if err := it.mapper.Resolve(ctx, it.q, oids...); err != nil {
-		return fmt.Errorf("backfill: read %s: %w", qname, err)
+		return readErr(qname, err)
 	}
 	msgs, keys, size, err := it.readPage(rows, oids)
 	if err != nil {
-		return fmt.Errorf("backfill: read %s: %w", qname, err)
+		return readErr(qname, err)
 	}
 	limit := it.limit
 	if it.adapt {
@@ -529,6 +529,16 @@ func (it *Iterator) fill(ctx context.Context) error {
 	}
 	it.buf, it.bufKeys = msgs, keys
 	return nil
+}
+
+// readErr is the error of reading a page of table qname. A connection
+// closed between messages can surface as io.EOF, which callers take for the
+// end of the table: it is reported as io.ErrUnexpectedEOF instead.
+func readErr(qname string, err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("backfill: read %s: %w (%v)", qname, io.ErrUnexpectedEOF, err)
+	}
+	return fmt.Errorf("backfill: read %s: %w", qname, err)
 }
 
 // take removes the first n buffered messages and moves the cursor past them.

@@ -654,3 +654,30 @@ func TestPoolAndTx(t *testing.T) {
 		t.Fatalf("snapshot read %v, want %v", got, want)
 	}
 }
+
+// eofQuerier fails every query as a connection closed between messages can:
+// with an error that wraps io.EOF.
+type eofQuerier struct{}
+
+func (eofQuerier) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, fmt.Errorf("failed to receive message: %w", io.EOF)
+}
+
+// A read that fails with a wrapped io.EOF is an error, not the end of the
+// table: a caller looping until errors.Is(err, io.EOF) would stop early.
+func TestReadErrorIsNotEOF(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	pgtest.Exec(t, url, "create table items (id int8 primary key)", "insert into items select generate_series(1, 5)")
+	it, err := New(t.Context(), connect(t, url), Config{Table: "items", ID: "eof"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.q = eofQuerier{}
+	_, err = it.NextChunk(t.Context())
+	if err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("NextChunk = %v; want an error that is not io.EOF", err)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("NextChunk = %v; want io.ErrUnexpectedEOF", err)
+	}
+}
