@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
@@ -540,6 +542,39 @@ func TestWatermarkFlushed(t *testing.T) {
 		}
 		if !flushed {
 			t.Fatalf("watermark at %s not flushed when writeWatermark returned", lsn)
+		}
+	}
+}
+
+// Backfill retries what a retry may fix and returns the rest at once.
+func TestBackfillErrorsNotRetried(t *testing.T) {
+	e := newEnv(t, backfillSetup)
+	s := e.open(e.config())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := s.Backfill(ctx, backfill.Config{Table: "public.no_such_table", ID: "missing"})
+	if !errors.Is(err, backfill.ErrTableNotFound) {
+		t.Fatalf("Backfill of a missing table = %v; want ErrTableNotFound, not a retry until the deadline", err)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "57P01"}, true}, // admin shutdown (a restart)
+		{&pgconn.PgError{Code: "08006"}, true}, // connection failure
+		{&pgconn.PgError{Code: "40P01"}, true}, // deadlock
+		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{errChunkLost, true},
+		{&pgconn.PgError{Code: "42P01"}, false}, // undefined table
+		{&pgconn.PgError{Code: "42501"}, false}, // permission denied
+		{backfill.ErrTableNotFound, false},
+		{errors.New("backfill: read: got 3 columns, want 4"), false},
+	} {
+		if got := transient(c.err); got != c.want {
+			t.Errorf("transient(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }
