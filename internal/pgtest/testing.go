@@ -190,15 +190,7 @@ func Name(t testing.TB, prefix string) string {
 // Exec runs statements on url, failing the test on error.
 func Exec(t testing.TB, url string, sql ...string) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("pgtest: connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	for _, s := range sql {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("pgtest: %s: %v", s, err)
-		}
+	if err := ExecURL(context.Background(), url, sql...); err != nil {
+		t.Fatalf("pgtest: %v", err)
 	}
 }
