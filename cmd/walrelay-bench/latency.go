@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/message"
@@ -97,11 +96,11 @@ func (b *bench) latencyOf(ctx context.Context, path string) (Latency, error) {
 		var sk sink.Sink = &nullSink{}
 		if path == "commit → Kafka sink write done (cdc.Run)" {
 			const topic = "walrelay-bench"
-			kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic))
+			kc, stop, err := newBroker(topic, false)
 			if err != nil {
 				return Latency{}, err
 			}
-			defer kc.Close()
+			defer stop()
 			ks, err := kafka.New(kafka.Config{Brokers: kc.ListenAddrs(), Topic: topic})
 			if err != nil {
 				return Latency{}, err

@@ -66,7 +66,8 @@ func TestQuick(t *testing.T) {
 	if !(rep.RSS.BigMB > 0) || !(rep.RSS.SmallMB > 0) || !(rep.RSS.Ratio > 0) || rep.RSS.BigRows <= rep.RSS.SmallRows {
 		t.Errorf("RSS: %+v", rep.RSS)
 	}
-	if !(rep.Backfill.IterRowsPerSec > 0) || !(rep.Backfill.CopyRowsPerSec > 0) || !(rep.Backfill.Ratio > 0) {
+	if !(rep.Backfill.IterRowsPerSec > 0) || !(rep.Backfill.CopyRowsPerSec > 0) || !(rep.Backfill.Ratio > 0) ||
+		!(rep.Backfill.IterGOGC400PerSec > 0) || !(rep.Backfill.RatioGOGC400 > 0) {
 		t.Errorf("backfill: %+v", rep.Backfill)
 	}
 

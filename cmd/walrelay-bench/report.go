@@ -25,8 +25,12 @@ func (r *Report) print(w io.Writer) {
 	if r.Backfill.Rows > 0 {
 		fmt.Fprintln(w, "## Backfill (backfill.Iterator, default adaptive pages) vs COPY (select … order by id) TO STDOUT")
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "| rows | %d |\n| iterator rows/s | %.0f |\n| COPY rows/s | %.0f |\n| iterator/COPY | %.2f |\n\n",
-			r.Backfill.Rows, r.Backfill.IterRowsPerSec, r.Backfill.CopyRowsPerSec, r.Backfill.Ratio)
+		bf := r.Backfill
+		fmt.Fprintf(w, "| rows | %d |\n| iterator rows/s | %.0f |\n| COPY rows/s | %.0f |\n| iterator/COPY | %.2f |\n",
+			bf.Rows, bf.IterRowsPerSec, bf.CopyRowsPerSec, bf.Ratio)
+		fmt.Fprintf(w, "| iterator rows/s, GOGC=%d for the read | %.0f |\n| iterator/COPY, GOGC=%d | %.2f |\n",
+			backfillGOGC, bf.IterGOGC400PerSec, backfillGOGC, bf.RatioGOGC400)
+		fmt.Fprintf(w, "| collections per read: default, GOGC=%d | %d, %d |\n\n", backfillGOGC, bf.GCs, bf.GCsGOGC400)
 	}
 }
 

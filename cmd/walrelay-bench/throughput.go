@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -290,28 +291,53 @@ func (b *bench) timeWalrelay(ctx context.Context, w *workload, suffix string, sk
 }
 
 // timeKafka times cdc.Run into the Kafka sink, producing to an in-process
-// kfake broker. With discard the broker acknowledges produce requests
-// without storing the records (kfake.BlackholeProduce): its log, which
-// grows by copying in memory, then takes no share of the two cores, as a
-// remote broker's would not.
+// kfake broker (see newBroker).
 func (b *bench) timeKafka(ctx context.Context, w *workload, discard bool) (time.Duration, error) {
 	const topic = "walrelay-bench"
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, topic)}
 	name := "kafka"
 	if discard {
-		opts, name = append(opts, kfake.BlackholeProduce()), "kafka_discard"
+		name = "kafka_discard"
 	}
-	kc, err := kfake.NewCluster(opts...)
+	kc, stop, err := newBroker(topic, discard)
 	if err != nil {
 		return 0, err
 	}
-	defer kc.Close()
+	defer stop()
 	sk, err := kafka.New(kafka.Config{Brokers: kc.ListenAddrs(), Topic: topic})
 	if err != nil {
 		return 0, err
 	}
 	defer sk.Close(context.Background())
 	return b.timeWalrelay(ctx, w, name, sk)
+}
+
+// newBroker starts a one-broker kfake cluster with a 4-partition topic. It
+// stores its log as Kafka does, appending each batch to segment files (in a
+// temporary directory, through the page cache, with no fsync per batch);
+// kfake's default in-memory log grows one buffer by doubling and copying it,
+// a cost of the fake broker that no real one has. With discard the broker
+// acknowledges produce requests without storing the records
+// (kfake.BlackholeProduce): the log then takes none of the two cores, as a
+// remote broker's would not. stop closes the cluster and removes its files.
+func newBroker(topic string, discard bool) (kc *kfake.Cluster, stop func(), err error) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, topic)}
+	dir := ""
+	if discard {
+		opts = append(opts, kfake.BlackholeProduce())
+	} else {
+		if dir, err = os.MkdirTemp("", "walrelay-bench-kafka-"); err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, kfake.DataDir(dir))
+	}
+	if kc, err = kfake.NewCluster(opts...); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return kc, func() {
+		kc.Close()
+		os.RemoveAll(dir)
+	}, nil
 }
 
 func (b *bench) timeWebhook(ctx context.Context, w *workload) (time.Duration, error) {
