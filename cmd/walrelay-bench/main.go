@@ -7,14 +7,15 @@
 //     pg_recvlogical writing pgoutput to /dev/null, for 100-byte and 2 KB rows
 //     in many small transactions and in a few large ones;
 //   - the same through cdc.Run into the Kafka sink (in-process kfake, storing
-//     the records, and again with the broker discarding them so its log takes
-//     none of the CPU) and the webhook sink (a local receiver), as ratios to
-//     the null sink;
+//     the records in segment files as Kafka does, and again with the broker
+//     discarding them so its log takes none of the CPU) and the webhook sink
+//     (a local receiver), as ratios to the null sink;
 //   - latency from commit to Stream.Next and to a completed sink write at a
 //     steady commit rate with synchronous_commit on;
 //   - peak RSS of a process streaming one 1M-row transaction and one 10k-row
 //     transaction (each measured in a child process of its own);
-//   - backfill rows/s next to COPY … TO STDOUT of the same rows.
+//   - backfill rows/s next to COPY … TO STDOUT of the same rows, with the
+//     process's GOGC and with GOGC=400 for the read.
 //
 // Usage:
 //
