@@ -7,6 +7,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
@@ -313,4 +316,25 @@ func TestEncoders(t *testing.T) {
 			t.Errorf("%s = %s, %v; want %s, %v", name, got, err, want, werr)
 		}
 	}
+}
+
+// TestRetryConformance runs the suite on a sink that retries inside Write:
+// with the destination failing, Write keeps trying (every 10 ms, for up to
+// 500 ms) until it gives up or its context is cancelled.
+func TestRetryConformance(t *testing.T) {
+	retrying := func(m *sinktest.Memory) sink.Sink {
+		return sink.Retry(m, sink.RetryOptions{Backoff: func() backoff.BackOff {
+			return backoff.WithMaxRetries(backoff.NewConstantBackOff(10*time.Millisecond), 50)
+		}})
+	}
+	sinktest.Run(t, sinktest.Harness{
+		New: func(t *testing.T) (sink.Sink, recvFunc) {
+			m := new(sinktest.Memory)
+			return retrying(m), m.Received
+		},
+		NewFaulty: func(t *testing.T) (sink.Sink, recvFunc, func(bool)) {
+			m := new(sinktest.Memory)
+			return retrying(m), m.Received, failSwitch(m)
+		},
+	})
 }

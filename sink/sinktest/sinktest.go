@@ -241,12 +241,25 @@ func (s *suite) cancelled(t *testing.T) {
 	}
 }
 
+// cancelWhileFailing checks that a Write still trying a failing destination
+// (a sink that retries inside Write) stops when its context is cancelled
+// and says so. A sink that reports the failure at once, before the cancel,
+// has nothing to stop: its error must then be the failure.
 func (s *suite) cancelWhileFailing(t *testing.T) {
 	sk, _, fail := s.newFaulty(t)
 	fail(true)
 	ctx, cancel := context.WithCancel(s.writeCtx(t))
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- sk.Write(ctx, s.messages(3)...) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Write to a failing destination returned nil")
+		}
+		return
+	case <-time.After(100 * time.Millisecond):
+	}
 	cancel()
 	err := <-done
 	if !errors.Is(err, context.Canceled) {
