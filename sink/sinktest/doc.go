@@ -31,8 +31,10 @@
 //     order, after whatever the failed attempt left behind.
 //   - Close: a second Close does not panic and returns nil or a stable error;
 //     a Write after Close returns an error and delivers nothing.
-//   - Cancellation: a Write with a cancelled context, or cancelled while the
-//     destination fails, returns an error wrapping [context.Canceled].
+//   - Cancellation: a Write with a cancelled context returns an error
+//     wrapping [context.Canceled]. So does a Write to a failing destination
+//     that is still trying (retrying inside Write) 100 ms later and is then
+//     cancelled; one that reports the failure at once must return an error.
 //
 // Messages are compared with [Same]: action, table, idempotency key, and the
 // record and changes as JSON. [Messages] builds the test messages; [Memory]
