@@ -1,7 +1,6 @@
 package cdc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -242,7 +241,7 @@ func TestBackfillCommitDecodedBeforeVisible(t *testing.T) {
 	cfg := e.config()
 	cfg.ConnString = c.URL + "&application_name=walrelay_sync"
 	cfg.StatusInterval = 5 * time.Millisecond
-	var log lockedBuffer
+	var log pgtest.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
 	defer func(d time.Duration) { backfillWaitWarning = d }(backfillWaitWarning)
 	backfillWaitWarning = 0 // every wait is logged
@@ -297,24 +296,6 @@ func TestBackfillCommitDecodedBeforeVisible(t *testing.T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	diff(t, e.table(t), r.rows)
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestBackfillResumesAfterRestart(t *testing.T) {

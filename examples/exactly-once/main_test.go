@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,29 +35,11 @@ func TestMain(m *testing.M) {
 	os.Exit(pgtest.Main(m))
 }
 
-// lockedBuffer collects a child's output; exec writes it from a goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // child is one run of the replicator process.
 type child struct {
 	cmd    *exec.Cmd
-	out    lockedBuffer
-	stderr lockedBuffer
+	out    pgtest.Buffer
+	stderr pgtest.Buffer
 	done   chan error // receives Wait's result, then is closed
 }
 
