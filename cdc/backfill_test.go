@@ -309,7 +309,11 @@ func TestBackfillResumesAfterRestart(t *testing.T) {
 	// First process: reads about a third, then dies (its context ends).
 	s := e.open(cfg)
 	ctx1, cancel1 := context.WithCancel(t.Context())
-	go consume(ctx1, s, r, markers)
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		consume(ctx1, s, r, markers)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.Backfill(ctx1, cfgB) }()
 	waitFor(t, "a third of the table", func() bool {
@@ -322,6 +326,7 @@ func TestBackfillResumesAfterRestart(t *testing.T) {
 		t.Fatalf("interrupted Backfill = %v", err)
 	}
 	s.Close()
+	<-consumed // the first process's consumer applies nothing more
 	firstReads := r.reads
 
 	// Changes while no process runs.
