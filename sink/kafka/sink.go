@@ -48,6 +48,8 @@ type Sink struct {
 	mu         sync.RWMutex
 	partitions map[string]topicParts
 
+	writes sync.Pool // of *write: the memory of Writes that succeeded
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 }
@@ -107,24 +109,24 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	recs := make([]kafkago.Message, len(msgs))
-	hdrs := make([]kafkago.Header, 3*len(msgs))
-	// The keys, header values and (with the default encoder) values of this
-	// Write share one buffer. It is never reused: a produce request of a
-	// Write whose ctx ended may still be on its way to the broker.
-	var arena []byte
+	w := s.newWrite(len(msgs))
+	recs := w.recs
+	arena := w.arena
 	for i, m := range msgs {
 		var err error
-		if recs[i], arena, err = s.record(m, hdrs[3*i:3*i+3:3*i+3], arena); err != nil {
+		if recs[i], arena, err = s.record(m, w.hdrs[3*i:3*i+3:3*i+3], arena); err != nil {
+			s.release(w) // nothing was sent
 			return err
 		}
 		if i == 0 { // room for the rest, judged by the first
 			arena = slices.Grow(arena, len(arena)*(len(msgs)-1)+len(arena)/2)
 		}
 	}
+	w.arena = arena
 	topics := topicsOf(recs)
 	parts, err := s.partitionsOf(ctx, topics)
 	if err != nil {
+		s.release(w) // nothing was sent
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("kafka: write: %w", ctxErr)
 		}
@@ -133,29 +135,39 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 		}
 		return err
 	}
-	batches, order := s.group(recs, topics, parts)
-	return s.classify(ctx, s.send(ctx, recs, batches, order), recs)
+	batches := s.group(w, topics, parts)
+	failures := s.send(ctx, w, batches)
+	if len(failures) == 0 {
+		// Every produce request was answered, so was sent in full:
+		// nothing reads w any more.
+		s.release(w)
+		return nil
+	}
+	// A request abandoned at its timeout or by ctx may still be on its way
+	// to the broker, reading w: w is left to the collector.
+	return s.classify(ctx, failures, recs)
 }
 
-// batch is the records of one Write for one partition: recs[order[i]] for i
-// in [start, end), in Write order.
+// batch is the records of one Write for one partition: w.recs[w.order[i]]
+// for i in [start, end), in Write order.
 type batch struct {
 	topic      string
 	partition  int
 	start, end int
 }
 
-// group assigns each record its partition and groups the records by topic
-// and partition, keeping their order. It returns the groups and the record
-// indexes they slice.
-func (s *Sink) group(recs []kafkago.Message, topics []string, parts [][]int) ([]batch, []int) {
+// group assigns each record of w its partition and groups the records by
+// topic and partition, keeping their order: it returns the groups, which
+// slice w.order.
+func (s *Sink) group(w *write, topics []string, parts [][]int) []batch {
 	type topicPartition struct {
 		topic     string
 		partition int
 	}
+	recs := w.recs
 	index := make(map[topicPartition]int, 4*len(topics))
 	var batches []batch
-	of := make([]int, len(recs)) // each record's batch
+	of := w.of // each record's batch
 	for i := range recs {
 		r := &recs[i]
 		p := parts[slices.Index(topics, r.Topic)]
@@ -176,12 +188,11 @@ func (s *Sink) group(recs []kafkago.Message, topics []string, parts [][]int) ([]
 		batches[i].start, batches[i].end = next, next
 		next += n
 	}
-	order := make([]int, len(recs))
 	for i, b := range of {
-		order[batches[b].end] = i
+		w.order[batches[b].end] = i
 		batches[b].end++
 	}
-	return batches, order
+	return batches
 }
 
 // failure is the error of one partition's batch.
@@ -190,13 +201,13 @@ type failure struct {
 	err   error
 }
 
-// send produces the batches, each partition's in order and the partitions
-// concurrently, and returns their failures. After the first failure the
-// other batches are abandoned.
-func (s *Sink) send(ctx context.Context, recs []kafkago.Message, batches []batch, order []int) []failure {
+// send produces the batches of w, each partition's in order and the
+// partitions concurrently, and returns their failures. After the first
+// failure the other batches are abandoned.
+func (s *Sink) send(ctx context.Context, w *write, batches []batch) []failure {
 	now := time.Now()
 	if len(batches) == 1 {
-		if err := s.sendBatch(ctx, recs, batches[0], order, now); err != nil {
+		if err := s.sendBatch(ctx, w, batches[0], now); err != nil {
 			return []failure{{batches[0].topic, err}}
 		}
 		return nil
@@ -207,7 +218,7 @@ func (s *Sink) send(ctx context.Context, recs []kafkago.Message, batches []batch
 	var wg sync.WaitGroup
 	for i, b := range batches {
 		wg.Go(func() {
-			if errs[i] = s.sendBatch(bctx, recs, b, order, now); errs[i] != nil {
+			if errs[i] = s.sendBatch(bctx, w, b, now); errs[i] != nil {
 				cancel()
 			}
 		})
@@ -228,37 +239,39 @@ func (s *Sink) send(ctx context.Context, recs []kafkago.Message, batches []batch
 
 // sendBatch produces b in requests of at most BatchSize records and
 // MaxMessageBytes bytes, each after the previous one succeeded.
-func (s *Sink) sendBatch(ctx context.Context, recs []kafkago.Message, b batch, order []int, now time.Time) error {
-	idx := order[b.start:b.end]
-	for len(idx) > 0 {
+func (s *Sink) sendBatch(ctx context.Context, w *write, b batch, now time.Time) error {
+	for pos := b.start; pos < b.end; {
 		n, size := 0, 0
-		for n < len(idx) && n < s.cfg.BatchSize {
-			rs := recordSize(recs[idx[n]])
+		for pos+n < b.end && n < s.cfg.BatchSize {
+			rs := recordSize(w.recs[w.order[pos+n]])
 			if n > 0 && size+rs > s.cfg.MaxMessageBytes {
 				break
 			}
 			size += rs
 			n++
 		}
-		if err := s.produce(ctx, recs, b, idx[:n], now); err != nil {
+		if err := s.produce(ctx, w, b, pos, pos+n, now); err != nil {
 			return err
 		}
-		idx = idx[n:]
+		pos += n
 	}
 	return nil
 }
 
-// produce sends the records recs[i] for i in idx to b's partition in one
-// produce request, retrying failures a retry may fix up to MaxAttempts
-// tries.
-func (s *Sink) produce(ctx context.Context, recs []kafkago.Message, b batch, idx []int, now time.Time) error {
+// produce sends the records w.recs[w.order[i]] for i in [from, to) to b's
+// partition in one produce request, retrying failures a retry may fix up to
+// MaxAttempts tries.
+func (s *Sink) produce(ctx context.Context, w *write, b batch, from, to int, now time.Time) error {
+	// The first try builds its request in w's slots for these records;
+	// later tries in fresh memory, since a request abandoned at its timeout
+	// may still be reading the previous one.
+	records, readers := w.records[from:to], w.readers[2*from:2*to]
 	for attempt := 1; ; attempt++ {
-		// Fresh each try: a request abandoned at its timeout may still be
-		// reading the previous ones.
-		records := make([]kafkago.Record, len(idx))
-		readers := make([]bytesReader, 2*len(idx))
-		for i, j := range idx {
-			r := &recs[j]
+		if attempt > 1 {
+			records, readers = make([]kafkago.Record, to-from), make([]bytesReader, 2*(to-from))
+		}
+		for i, j := range w.order[from:to] {
+			r := &w.recs[j]
 			records[i] = kafkago.Record{Time: now, Key: readers[2*i].of(r.Key), Value: readers[2*i+1].of(r.Value), Headers: r.Headers}
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
