@@ -17,15 +17,17 @@ import (
 
 // Page sizes. With Config.ChunkSize 0 the first page has DefaultChunkSize
 // rows and each next one is sized from the last so that reading it takes
-// about ChunkTarget: at most twice the last page, at least MinChunkSize
-// rows, at most MaxChunkSize rows and, by the last page's row width, about
-// MaxChunkBytes of values. Large pages cost fewer queries and less work per
-// row; the bounds keep a page's memory and a slow page's latency in check.
+// about ChunkTarget: at most MaxChunkGrowth times the last page, at least
+// MinChunkSize rows, at most MaxChunkSize rows and, by the last page's row
+// width, about MaxChunkBytes of values. Large pages cost fewer queries and
+// less work per row, so a fast table reaches MaxChunkSize within a few
+// pages; the bounds keep a page's memory and a slow page's latency in check.
 const (
 	DefaultChunkSize = 1000
 	MinChunkSize     = 100
 	MaxChunkSize     = 50_000
 	MaxChunkBytes    = 16 << 20
+	MaxChunkGrowth   = 8
 	ChunkTarget      = 200 * time.Millisecond
 )
 
@@ -442,14 +444,14 @@ func nextChunkSize(n, size int, elapsed time.Duration) int {
 	if n <= 0 {
 		return DefaultChunkSize
 	}
-	next := n * 2
+	next := n * MaxChunkGrowth
 	if elapsed > 0 {
 		next = int(float64(n) * float64(ChunkTarget) / float64(elapsed))
 	}
 	if size > 0 {
 		next = min(next, int(float64(n)*MaxChunkBytes/float64(size)))
 	}
-	next = min(next, n*2, MaxChunkSize)
+	next = min(next, n*MaxChunkGrowth, MaxChunkSize)
 	return max(next, MinChunkSize)
 }
 

@@ -394,7 +394,7 @@ func TestAdaptiveChunkSize(t *testing.T) {
 			next++
 		}
 		sizes = append(sizes, len(ms))
-		if got := it.ChunkSize(); got < MinChunkSize || got > 2*len(ms) {
+		if got := it.ChunkSize(); got < MinChunkSize || got > MaxChunkGrowth*len(ms) {
 			t.Fatalf("after a page of %d rows the next asks for %d", len(ms), got)
 		}
 	}
@@ -422,8 +422,9 @@ func TestNextChunkSize(t *testing.T) {
 		want    int
 	}{
 		{0, 0, 0, DefaultChunkSize},                              // nothing read: start over
-		{1000, 100_000, 10 * time.Millisecond, 2000},             // fast: at most double
-		{1000, 100_000, 0, 2000},                                 // too fast to time
+		{1000, 100_000, 10 * time.Millisecond, 8000},             // fast: at most MaxChunkGrowth times
+		{1000, 100_000, 0, 8000},                                 // too fast to time
+		{1000, 100_000, 50 * time.Millisecond, 4000},             // a quarter of the target: four times
 		{1000, 100_000, 100 * time.Millisecond, 2000},            // half the target: double
 		{1000, 100_000, 400 * time.Millisecond, 500},             // twice the target: halve
 		{1000, 100_000, 10 * time.Second, MinChunkSize},          // very slow: the floor
