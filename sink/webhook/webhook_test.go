@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -437,6 +438,50 @@ func TestBatch(t *testing.T) {
 		if err := sinktest.Same(msgs[i], got[i]); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
+	}
+}
+
+// TestBatchBody checks a batch body byte for byte, with the default encoder
+// (written in place) and with a Config.Encoder: {"data":[…]} around each
+// message's JSON, rows of very different sizes included. A message the
+// default encoder cannot encode fails the Write, permanently, unsent.
+func TestBatchBody(t *testing.T) {
+	msgs := sinktest.Messages(1, 6)
+	for i := range msgs {
+		msgs[i].Record["note"] = strings.Repeat("ab\"c", i*i*300)
+	}
+	want := []byte(`{"data":[`)
+	for i, m := range msgs {
+		js, err := m.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			want = append(want, ',')
+		}
+		want = append(want, js...)
+	}
+	want = append(want, "]}"...)
+	for name, enc := range map[string]sink.Encoder{"default": nil, "Config.Encoder": sink.JSON} {
+		t.Run(name, func(t *testing.T) {
+			rc := newReceiver(t, true, nil)
+			s := newSink(t, webhook.Config{URL: rc.URL, Batch: true, Encoder: enc})
+			if err := s.Write(t.Context(), msgs...); err != nil {
+				t.Fatal(err)
+			}
+			reqs := rc.requests()
+			if len(reqs) != 1 || !bytes.Equal(reqs[0].body, want) {
+				t.Fatalf("got %d requests; body %.100q…, want %.100q…", len(reqs), reqs[0].body, want)
+			}
+			bad := sinktest.Messages(1, 2)
+			bad[1].Record["note"] = make(chan int)
+			if err := s.Write(t.Context(), bad...); !sink.IsPermanent(err) {
+				t.Fatalf("Write of an unencodable message = %v, want a permanent error", err)
+			}
+			if len(rc.requests()) != 1 {
+				t.Fatal("a batch with an unencodable message was sent")
+			}
+		})
 	}
 }
 
