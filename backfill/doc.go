@@ -80,11 +80,17 @@
 // # Speed and the collector
 //
 // Every read is a Message with its own Record map, as the message format
-// requires, and the Go collector's work for them is the largest part of the
-// iterator's cost: on a 2-core machine, reading 100-byte rows, the iterator
-// runs at about half the rate of COPY … TO STDOUT of the same rows with the
-// default GOGC, and at about two thirds with GOGC=400 (BENCHMARKS.md has the
-// figures and the command). A process whose main work is a large backfill
-// can trade memory for speed with a higher GOGC, or with GOGC=off and a
-// GOMEMLIMIT; the iterator itself never changes the collector's settings.
+// requires, and the Go runtime's work for them is the largest part of the
+// iterator's cost: the collector marking them, and the kernel faulting
+// memory back in when the heap grows again after the runtime returned the
+// last page's memory. On a 2-core machine, reading 100-byte rows, the
+// iterator runs at about half the rate of COPY … TO STDOUT of the same rows
+// with the default settings, and at about two thirds with GOGC=400
+// (BENCHMARKS.md has the figures and the command). A process whose main work
+// is a large backfill can trade memory for speed with a higher GOGC, or with
+// GOGC=off and a GOMEMLIMIT (keep a limit: with GOGC=off alone the heap
+// grows without end and every page is fresh memory, which is slower still);
+// on Linux, GODEBUG=madvdontneed=0 also removes most of the faults, since
+// freed memory then stays with the process until the kernel needs it. The
+// iterator itself never changes these settings.
 package backfill
