@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -13,22 +15,61 @@ import (
 
 // Backfill compares backfill.Iterator with COPY (select …) TO STDOUT of the
 // same rows in the same order: medians over the rounds. The iterator is
-// timed twice per round: with the process's collector settings, and with
-// GOGC at 400 (set for that read only), because the collector's work for
-// each read message's record map and Message is most of what separates the
-// iterator from COPY.
+// timed once per round with each of gcSettings — the process's own, then
+// settings a process whose main work is a backfill may choose — because the
+// runtime's work for each read message's record map and Message (the
+// collector's marking, and the page faults of a heap that grows again after
+// each page) is most of what separates the iterator from COPY.
 type Backfill struct {
-	Rows              int
-	IterRowsPerSec    float64
-	CopyRowsPerSec    float64
-	Ratio             float64
-	IterGOGC400PerSec float64
-	RatioGOGC400      float64
-	GCs, GCsGOGC400   int // collections during one read (median)
+	Rows           int
+	CopyRowsPerSec float64
+	Reads          []BackfillRead // one per gcSettings entry, in order
 }
 
-// backfillGOGC is the collector setting of the second iterator timing.
-const backfillGOGC = 400
+// BackfillRead is the iterator's figure with one collector setting.
+type BackfillRead struct {
+	Setting    string
+	RowsPerSec float64
+	Ratio      float64 // RowsPerSec / CopyRowsPerSec
+	GCs        int     // collections during one read (median)
+}
+
+// gcSetting is a collector setting applied for one read and restored after.
+// GOGC < 0 turns the collector off; limitMB > 0 sets a memory limit of that
+// much above what the process holds when the read starts. Every read starts
+// after a collection, from the same heap whatever the last one left.
+type gcSetting struct {
+	name    string
+	gogc    int
+	limitMB int64
+	keep    bool // the process's settings, untouched
+}
+
+var gcSettings = []gcSetting{
+	{name: "default", keep: true},
+	{name: "GOGC=400", gogc: 400},
+	{name: "GOGC=off, GOMEMLIMIT=+256 MiB", gogc: -1, limitMB: 256},
+}
+
+// apply sets g and returns the function that restores the previous settings.
+func (g gcSetting) apply() (restore func()) {
+	runtime.GC()
+	if g.keep {
+		return func() {}
+	}
+	limit := int64(math.MaxInt64)
+	if g.limitMB > 0 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		limit = int64(ms.Sys-ms.HeapReleased) + g.limitMB<<20
+	}
+	oldLimit := debug.SetMemoryLimit(limit)
+	oldGOGC := debug.SetGCPercent(g.gogc)
+	return func() {
+		debug.SetGCPercent(oldGOGC)
+		debug.SetMemoryLimit(oldLimit)
+	}
+}
 
 func (b *bench) backfill(ctx context.Context) (Backfill, error) {
 	res := Backfill{Rows: b.sz.BackfillRows}
@@ -41,18 +82,17 @@ func (b *bench) backfill(ctx context.Context) (Backfill, error) {
 		return res, err
 	}
 	defer b.exec(ctx, "drop table "+table)
-	var iter, iter400, cp, gcs, gcs400 []float64
+	secs := make([][]float64, len(gcSettings))
+	gcs := make([][]float64, len(gcSettings))
+	var cp []float64
 	for range b.opts.Rounds {
-		d, n, err := b.readTable(ctx, table, -1)
-		if err != nil {
-			return res, err
+		for i, g := range gcSettings {
+			d, n, err := b.readTable(ctx, table, g)
+			if err != nil {
+				return res, err
+			}
+			secs[i], gcs[i] = append(secs[i], d), append(gcs[i], float64(n))
 		}
-		iter, gcs = append(iter, d), append(gcs, float64(n))
-		if d, n, err = b.readTable(ctx, table, backfillGOGC); err != nil {
-			return res, err
-		}
-		iter400, gcs400 = append(iter400, d), append(gcs400, float64(n))
-
 		start := time.Now()
 		tag, err := b.conn.PgConn().CopyTo(ctx, io.Discard,
 			"copy (select id, account, amount, status, note, created_at from "+table+" order by id) to stdout")
@@ -64,22 +104,19 @@ func (b *bench) backfill(ctx context.Context) (Backfill, error) {
 		}
 		cp = append(cp, time.Since(start).Seconds())
 	}
-	res.IterRowsPerSec = float64(res.Rows) / median(iter)
-	res.IterGOGC400PerSec = float64(res.Rows) / median(iter400)
 	res.CopyRowsPerSec = float64(res.Rows) / median(cp)
-	res.Ratio = res.IterRowsPerSec / res.CopyRowsPerSec
-	res.RatioGOGC400 = res.IterGOGC400PerSec / res.CopyRowsPerSec
-	res.GCs, res.GCsGOGC400 = int(median(gcs)), int(median(gcs400))
+	for i, g := range gcSettings {
+		rate := float64(res.Rows) / median(secs[i])
+		res.Reads = append(res.Reads, BackfillRead{Setting: g.name, RowsPerSec: rate,
+			Ratio: rate / res.CopyRowsPerSec, GCs: int(median(gcs[i]))})
+	}
 	return res, nil
 }
 
-// readTable reads the whole table with a backfill.Iterator and returns the
-// seconds it took and the collections that ran meanwhile. gogc >= 0 sets
-// GOGC for the read (and restores it after); -1 leaves it as it is.
-func (b *bench) readTable(ctx context.Context, table string, gogc int) (float64, uint32, error) {
-	if gogc >= 0 {
-		defer debug.SetGCPercent(debug.SetGCPercent(gogc))
-	}
+// readTable reads the whole table with a backfill.Iterator under g and
+// returns the seconds it took and the collections that ran meanwhile.
+func (b *bench) readTable(ctx context.Context, table string, g gcSetting) (float64, uint32, error) {
+	defer g.apply()()
 	var stats debug.GCStats
 	debug.ReadGCStats(&stats)
 	gc0 := stats.NumGC

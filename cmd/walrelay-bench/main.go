@@ -15,7 +15,8 @@
 //   - peak RSS of a process streaming one 1M-row transaction and one 10k-row
 //     transaction (each measured in a child process of its own);
 //   - backfill rows/s next to COPY … TO STDOUT of the same rows, with the
-//     process's GOGC and with GOGC=400 for the read.
+//     process's collector settings and, for the read only, with GOGC=400
+//     and with the collector off under a memory limit.
 //
 // Usage:
 //

@@ -66,15 +66,19 @@ func TestQuick(t *testing.T) {
 	if !(rep.RSS.BigMB > 0) || !(rep.RSS.SmallMB > 0) || !(rep.RSS.Ratio > 0) || rep.RSS.BigRows <= rep.RSS.SmallRows {
 		t.Errorf("RSS: %+v", rep.RSS)
 	}
-	if !(rep.Backfill.IterRowsPerSec > 0) || !(rep.Backfill.CopyRowsPerSec > 0) || !(rep.Backfill.Ratio > 0) ||
-		!(rep.Backfill.IterGOGC400PerSec > 0) || !(rep.Backfill.RatioGOGC400 > 0) {
+	if !(rep.Backfill.CopyRowsPerSec > 0) || len(rep.Backfill.Reads) != len(gcSettings) {
 		t.Errorf("backfill: %+v", rep.Backfill)
+	}
+	for _, rd := range rep.Backfill.Reads {
+		if !(rd.RowsPerSec > 0) || !(rd.Ratio > 0) || rd.Setting == "" {
+			t.Errorf("backfill read: %+v", rd)
+		}
 	}
 
 	var out bytes.Buffer
 	rep.print(&out)
 	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "discarding/null", "webhook/null", "p99.9 ms",
-		"100000-row transaction", "iterator/COPY", "machine:", rep.Throughput[3].Scenario} {
+		"100000-row transaction", "iterator/COPY", gcSettings[2].name, "machine:", rep.Throughput[3].Scenario} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

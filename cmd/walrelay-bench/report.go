@@ -26,11 +26,14 @@ func (r *Report) print(w io.Writer) {
 		fmt.Fprintln(w, "## Backfill (backfill.Iterator, default adaptive pages) vs COPY (select … order by id) TO STDOUT")
 		fmt.Fprintln(w)
 		bf := r.Backfill
-		fmt.Fprintf(w, "| rows | %d |\n| iterator rows/s | %.0f |\n| COPY rows/s | %.0f |\n| iterator/COPY | %.2f |\n",
-			bf.Rows, bf.IterRowsPerSec, bf.CopyRowsPerSec, bf.Ratio)
-		fmt.Fprintf(w, "| iterator rows/s, GOGC=%d for the read | %.0f |\n| iterator/COPY, GOGC=%d | %.2f |\n",
-			backfillGOGC, bf.IterGOGC400PerSec, backfillGOGC, bf.RatioGOGC400)
-		fmt.Fprintf(w, "| collections per read: default, GOGC=%d | %d, %d |\n\n", backfillGOGC, bf.GCs, bf.GCsGOGC400)
+		fmt.Fprintf(w, "| rows | %d |\n| COPY rows/s | %.0f |\n\n", bf.Rows, bf.CopyRowsPerSec)
+		tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+		fmt.Fprintln(tw, "| collector setting for the read\t iterator rows/s\t iterator/COPY\t collections per read\t")
+		for _, rd := range bf.Reads {
+			fmt.Fprintf(tw, "| %s\t %.0f\t %.2f\t %d\t\n", rd.Setting, rd.RowsPerSec, rd.Ratio, rd.GCs)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
 	}
 }
 
