@@ -85,7 +85,8 @@
 // memory back in when the heap grows again after the runtime returned the
 // last page's memory. On a 2-core machine, reading 100-byte rows, the
 // iterator runs at about half the rate of COPY … TO STDOUT of the same rows
-// with the default settings, and at about two thirds with GOGC=400
+// with the default settings, at about two thirds with GOGC=400, and at about
+// 0.85 with GOGC=off and a GOMEMLIMIT 256 MiB above the process's memory
 // (BENCHMARKS.md has the figures and the command). A process whose main work
 // is a large backfill can trade memory for speed with a higher GOGC, or with
 // GOGC=off and a GOMEMLIMIT (keep a limit: with GOGC=off alone the heap
