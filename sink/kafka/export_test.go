@@ -9,3 +9,11 @@ func SetPartitionsTTL(d time.Duration) (restore func()) {
 	partitionsTTL = d
 	return func() { partitionsTTL = old }
 }
+
+// OnRelease calls f each time a Write gives its memory back for the next
+// Write, until the returned function restores the previous hook.
+func OnRelease(f func()) (restore func()) {
+	old := onRelease
+	onRelease = func(*write) { f() }
+	return func() { onRelease = old }
+}

@@ -284,3 +284,37 @@ func TestPartitionsAddedAreUsed(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestAbandonedTryKeepsMemory: a Write whose first produce try times out and
+// whose retry succeeds keeps its memory from the next Write, since the
+// abandoned request may still be sending from it; a Write answered at the
+// first try gives it back.
+func TestAbandonedTryKeepsMemory(t *testing.T) {
+	var released atomic.Int32
+	defer kafka.OnRelease(func() { released.Add(1) })()
+	c := newCluster(t, kfake.SeedTopics(1, "sequin.public.t"))
+	var slept atomic.Bool
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if slept.CompareAndSwap(false, true) {
+			c.SleepControl(func() { time.Sleep(500 * time.Millisecond) })
+		}
+		return nil, nil, false // then handled as usual
+	})
+	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), WriteTimeout: 100 * time.Millisecond})
+	if err := s.Write(t.Context(), change("t", 1)); err != nil {
+		t.Fatalf("Write, first try timed out: %v", err)
+	}
+	if !slept.Load() {
+		t.Fatal("no produce request was delayed")
+	}
+	if n := released.Load(); n != 0 {
+		t.Fatalf("a Write with an abandoned try gave its memory back (%d)", n)
+	}
+	if err := s.Write(t.Context(), change("t", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if n := released.Load(); n != 1 {
+		t.Fatalf("a Write answered at once gave its memory back %d times, want 1", n)
+	}
+}

@@ -137,14 +137,13 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	}
 	batches := s.group(w, topics, parts)
 	failures := s.send(ctx, w, batches)
-	if len(failures) == 0 {
-		// Every produce request was answered, so was sent in full:
-		// nothing reads w any more.
+	if len(failures) == 0 && !w.abandoned.Load() {
+		// Every produce request was answered at its first try, so was
+		// sent in full: nothing reads w any more.
 		s.release(w)
-		return nil
 	}
-	// A request abandoned at its timeout or by ctx may still be on its way
-	// to the broker, reading w: w is left to the collector.
+	// Otherwise a request abandoned at its timeout or by ctx may still be on
+	// its way to the broker, reading w: w is left to the collector.
 	return s.classify(ctx, failures, recs)
 }
 
@@ -283,6 +282,9 @@ func (s *Sink) produce(ctx context.Context, w *write, b batch, from, to int, now
 			Compression:  s.codec,
 		})
 		cancel()
+		if err != nil {
+			w.abandoned.Store(true) // unanswered: the request may still be sending
+		}
 		if err = produceError(res, err); err == nil {
 			return nil
 		}
