@@ -61,6 +61,11 @@
 // error, a timeout, a leader election) are retried up to
 // [Config.MaxAttempts] tries per request.
 //
+// A Write's records, encoded bytes and requests are kept for the next Write
+// once every request was answered at its first try, so a steady stream of
+// Writes allocates little; the memory of a Write with an unanswered try is
+// left to the collector instead, since that request may still be sending.
+//
 // Batches may be compressed with [Config.Compression] (gzip, snappy, lz4,
 // zstd). [Config.TLS] and [Config.SASL] (PLAIN, SCRAM-SHA-256,
 // SCRAM-SHA-512) secure the connection.
