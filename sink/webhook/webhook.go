@@ -117,7 +117,8 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 // the same id.
 func (s *Sink) batch(msgs []message.Message) (body []byte, id string, err error) {
 	h := sha256.New()
-	body = append(make([]byte, 0, 512*len(msgs)), `{"data":[`...)
+	// Sized once the first message is in (below), not guessed up front.
+	body = append(make([]byte, 0, 4096), `{"data":[`...)
 	for i, m := range msgs {
 		if i > 0 {
 			body = append(body, ',')
