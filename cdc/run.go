@@ -34,10 +34,11 @@ type RunOptions struct {
 // batch only after Write returned nil — so nothing is acknowledged before it
 // is durable and order is preserved end to end.
 //
-// Run returns when ctx is done (ctx's error), when sk returns an error marked
-// with [sink.Permanent] (that error; the batch is not acknowledged), when the
-// retry policy gives up, or when the stream fails or is closed. It closes
-// neither s nor sk.
+// Run returns when ctx is done (ctx's error, joined with the sink's last
+// error when a write was failing, so that errors.Is and errors.As find
+// both), when sk returns an error marked with [sink.Permanent] (that error;
+// the batch is not acknowledged), when the retry policy gives up, or when
+// the stream fails or is closed. It closes neither s nor sk.
 func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
 	if s == nil || sk == nil {
 		return errors.New("cdc: Run needs a stream and a sink")
@@ -109,20 +110,58 @@ func fill(ctx context.Context, s *Stream, batch []message.Message, opts RunOptio
 	return batch, nil
 }
 
-// write calls sk.Write until it succeeds, retrying transient errors.
+// write calls sk.Write until it succeeds, retrying transient errors. When
+// ctx ends while the batch is failing, the error joins the sink's last
+// errors with ctx's, so that errors.Is and errors.As find both.
 func write(ctx context.Context, sk sink.Sink, batch []message.Message, opts RunOptions) error {
-	err := sink.Retry(sk, sink.RetryOptions{
+	// The last error of sk.Write, and when ctx caused that one, the failure
+	// before it.
+	var last, before error
+	rec := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
+		err := sk.Write(ctx, msgs...)
+		if err != nil {
+			if ctx.Err() != nil && last != nil {
+				before = last
+			}
+			last = err
+		}
+		return err
+	})
+	err := sink.Retry(rec, sink.RetryOptions{
 		Backoff: opts.Backoff,
 		OnRetry: func(attempt int, wait time.Duration, err error) {
 			opts.Logger.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", wait, "batch", len(batch), "err", err)
 		},
 	}).Write(ctx, batch...)
 	switch {
-	case err == nil || ctx.Err() != nil:
-		return err
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return cancelled(ctx, last, before)
 	case sink.IsPermanent(err):
 		return fmt.Errorf("cdc: sink rejected a batch of %d: %w", len(batch), err)
 	default:
 		return fmt.Errorf("cdc: %w", err)
 	}
+}
+
+// cancelled is Run's error when ctx ended during a write: ctx's error,
+// joined with the sink's last error (which may carry ctx's error and the
+// failure before it) and the failure before that one, if ctx caused the
+// last.
+func cancelled(ctx context.Context, last, before error) error {
+	errs := make([]error, 0, 3)
+	if last != nil {
+		errs = append(errs, fmt.Errorf("cdc: sink: %w", last))
+	}
+	if before != nil {
+		errs = append(errs, fmt.Errorf("cdc: sink, attempt before: %w", before))
+	}
+	if last == nil || !errors.Is(last, ctx.Err()) {
+		errs = append(errs, ctx.Err())
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }

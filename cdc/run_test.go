@@ -155,3 +155,43 @@ func TestRunRetryPolicyGivesUp(t *testing.T) {
 		t.Errorf("%d attempts, want 4", c.calls)
 	}
 }
+
+// TestRunCancelWhileFailingReturnsSinkError cancels Run while its sink keeps
+// failing: the error names both the sink's failure and the cancellation.
+func TestRunCancelWhileFailingReturnsSinkError(t *testing.T) {
+	for _, during := range []string{"backoff", "write"} {
+		t.Run(during, func(t *testing.T) {
+			e := newEnv(t, "create table t (id int primary key)")
+			s := e.open(e.config())
+			before := s.Acked()
+			down := errors.New("endpoint down")
+			ctx, cancel := context.WithCancel(t.Context())
+			failing := make(chan struct{})
+			var calls atomic.Int32
+			sk := sink.Func(func(wctx context.Context, msgs ...message.Message) error {
+				if calls.Add(1) == 3 {
+					close(failing)
+					if during == "write" { // cancelled inside Write, after failures
+						<-wctx.Done()
+						return fmt.Errorf("write: %w", wctx.Err())
+					}
+				}
+				return down
+			})
+			done := make(chan error, 1)
+			go func() {
+				done <- Run(ctx, s, sk, RunOptions{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(5 * time.Millisecond) }})
+			}()
+			e.exec("insert into t values (1)")
+			<-failing
+			cancel()
+			err := <-done
+			if !errors.Is(err, context.Canceled) || !errors.Is(err, down) {
+				t.Fatalf("Run = %v, want both context.Canceled and the sink's failure", err)
+			}
+			if s.Acked() != before {
+				t.Errorf("acked a batch that was never written")
+			}
+		})
+	}
+}
