@@ -3,6 +3,9 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +13,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,8 +32,9 @@ const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // request is one request a receiver got.
 type request struct {
-	header http.Header
-	body   []byte
+	method, path string
+	header       http.Header
+	body         []byte
 }
 
 // receiver is an endpoint that records every request and accepts those its
@@ -60,7 +65,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc.mu.Lock()
-	rc.reqs = append(rc.reqs, request{r.Header.Clone(), body})
+	rc.reqs = append(rc.reqs, request{r.Method, r.URL.Path, r.Header.Clone(), body})
 	n := len(rc.reqs)
 	rc.mu.Unlock()
 	if rc.failing.Load() {
@@ -145,14 +150,16 @@ func conformance(batch bool) sinktest.Harness {
 func TestConformance(t *testing.T)      { sinktest.Run(t, conformance(false)) }
 func TestConformanceBatch(t *testing.T) { sinktest.Run(t, conformance(true)) }
 
-func TestPermanentStatuses(t *testing.T) {
-	for _, code := range []int{400, 401, 403, 404, 409, 413, 422} {
+// TestStopOn: a status listed in Config.StopOn fails the Write at once,
+// permanently, with a StatusError naming the status and the body.
+func TestStopOn(t *testing.T) {
+	for _, code := range []int{301, 400, 401, 403, 404, 409, 413, 422, 500} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
 				http.Error(w, "rejected: field \"x\"\x00 is bad", code)
 				return true
 			})
-			s := newSink(t, webhook.Config{URL: rc.URL})
+			s := newSink(t, webhook.Config{URL: rc.URL, StopOn: []int{code, 599}})
 			err := s.Write(t.Context(), sinktest.Messages(1, 2)...)
 			if !sink.IsPermanent(err) {
 				t.Fatalf("Write = %v, want a permanent error", err)
@@ -166,6 +173,43 @@ func TestPermanentStatuses(t *testing.T) {
 			}
 			if got := len(rc.requests()); got != 1 {
 				t.Fatalf("%d requests, want 1 (no retry, and no later message sent)", got)
+			}
+		})
+	}
+}
+
+// TestDefaultRetriesEveryStatus: by default no answer stops delivery — 3xx,
+// 4xx and 5xx are all retried until the endpoint accepts.
+func TestDefaultRetriesEveryStatus(t *testing.T) {
+	for _, code := range []int{300, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 409, 410, 413, 422, 500, 501, 505} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool {
+				if n > 2 {
+					return false
+				}
+				if code >= 300 && code < 400 {
+					w.Header().Set("Location", "/elsewhere")
+				}
+				w.WriteHeader(code)
+				return true
+			})
+			s := newSink(t, webhook.Config{URL: rc.URL + "/hook"})
+			msgs := sinktest.Messages(1, 1)
+			if err := s.Write(t.Context(), msgs...); err != nil {
+				t.Fatalf("Write = %v, want success on the third attempt", err)
+			}
+			reqs := rc.requests()
+			if len(reqs) != 3 {
+				t.Fatalf("%d requests, want 3", len(reqs))
+			}
+			for i, r := range reqs {
+				if r.path != "/hook" || r.method != http.MethodPost || len(r.body) == 0 {
+					t.Fatalf("request %d: %s %s with %d bytes, want POST /hook with the message", i+1, r.method, r.path, len(r.body))
+				}
+			}
+			st := s.Stats()
+			if st.Failures != 2 || st.Retries != 2 || st.Messages != 1 || st.Writes != 1 {
+				t.Fatalf("Stats = %+v, want 2 failures, 2 retries, 1 message, 1 write", st)
 			}
 		})
 	}
@@ -282,10 +326,12 @@ func TestTLS(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
 
-	s := newSink(t, webhook.Config{URL: srv.URL})
+	// An untrusted certificate is retried like any failure (the endpoint
+	// may be fixing it); MaxAttempts bounds this test.
+	s := newSink(t, webhook.Config{URL: srv.URL, MaxAttempts: 2})
 	err := s.Write(t.Context(), sinktest.Messages(1, 1)...)
-	if !sink.IsPermanent(err) || !strings.Contains(err.Error(), "certificate") {
-		t.Fatalf("Write to an untrusted server = %v, want a permanent certificate error", err)
+	if err == nil || sink.IsPermanent(err) || !strings.Contains(err.Error(), "certificate") || !strings.Contains(err.Error(), "2 attempts") {
+		t.Fatalf("Write to an untrusted server = %v, want a retried certificate error", err)
 	}
 
 	trusted := srv.Client().Transport.(*http.Transport).TLSClientConfig
@@ -302,7 +348,9 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-func TestRetriesAreByteIdentical(t *testing.T) {
+// TestRetriesKeepIDAndBody: every attempt at a request carries the same
+// body, Webhook-Id and Idempotency-Key, and verifies.
+func TestRetriesKeepIDAndBody(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) {
 			rc := newReceiver(t, batch, func(n int, w http.ResponseWriter, r *http.Request) bool {
@@ -325,7 +373,7 @@ func TestRetriesAreByteIdentical(t *testing.T) {
 				if string(a.body) != string(b.body) {
 					t.Fatalf("attempt %d body differs:\n%s\n%s", i+1, a.body, b.body)
 				}
-				for _, h := range []string{"Idempotency-Key", webhook.HeaderID, webhook.HeaderTimestamp, webhook.HeaderSignature, "Content-Type", "Authorization"} {
+				for _, h := range []string{"Idempotency-Key", webhook.HeaderID, "Content-Type", "Authorization"} {
 					if a.header.Get(h) == "" || a.header.Get(h) != b.header.Get(h) {
 						t.Fatalf("attempt %d header %s: %q vs %q", i+1, h, a.header.Get(h), b.header.Get(h))
 					}
@@ -343,63 +391,116 @@ func TestRetriesAreByteIdentical(t *testing.T) {
 	}
 }
 
+// signedHeader signs body as a Standard Webhooks sender would, with the
+// test's own HMAC, under the base64 key of secret.
+func signedHeader(t *testing.T, secret, id string, ts int64, body []byte) http.Header {
+	t.Helper()
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%d.%s", id, ts, body)
+	h := http.Header{}
+	h.Set("Webhook-Id", id)
+	h.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+	h.Set("Webhook-Signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	return h
+}
+
 func TestVerify(t *testing.T) {
-	rc := newReceiver(t, false, nil)
-	raw := "a raw secret"
-	for _, sec := range []string{secret, raw} {
-		s := newSink(t, webhook.Config{URL: rc.URL, Secret: sec})
-		if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err != nil {
-			t.Fatal(err)
-		}
+	body := []byte(`{"record":{"id":1}}`)
+	now := time.Now().Unix()
+	good := signedHeader(t, secret, "msg_1", now, body)
+	if err := webhook.Verify(secret, good, body); err != nil {
+		t.Fatalf("Verify = %v", err)
 	}
-	reqs := rc.requests()
-	signed, rawSigned := reqs[0], reqs[1]
-	if err := webhook.Verify(raw, rawSigned.header, rawSigned.body); err != nil {
-		t.Fatalf("raw secret: %v", err)
+	if err := webhook.Verify(strings.TrimPrefix(secret, "whsec_"), good, body); err != nil {
+		t.Fatalf("Verify with the secret unprefixed = %v", err)
 	}
-	// A whsec_ secret and the raw bytes it encodes are the same key.
-	key := "whsec_" + base64Std([]byte(raw))
-	if err := webhook.Verify(key, rawSigned.header, rawSigned.body); err != nil {
-		t.Fatalf("raw secret given as whsec_: %v", err)
-	}
-	h := signed.header.Clone()
-	h.Set(webhook.HeaderSignature, "v1,bm9wZQ== "+h.Get(webhook.HeaderSignature))
-	if err := webhook.Verify(secret, h, signed.body); err != nil {
+	several := good.Clone()
+	several.Set(webhook.HeaderSignature, "v1,bm9wZQ== "+good.Get(webhook.HeaderSignature)+" v2,other")
+	if err := webhook.Verify(secret, several, body); err != nil {
 		t.Fatalf("one of several signatures matching: %v", err)
 	}
 
-	tampered := append([]byte(nil), signed.body...)
+	tampered := append([]byte(nil), body...)
 	tampered[len(tampered)-2] ^= 1
-	otherTS := signed.header.Clone()
-	otherTS.Set(webhook.HeaderTimestamp, "1")
-	noSig := signed.header.Clone()
+	otherTS := good.Clone()
+	otherTS.Set(webhook.HeaderTimestamp, strconv.FormatInt(now-1, 10))
+	otherID := good.Clone()
+	otherID.Set(webhook.HeaderID, "msg_2")
+	noSig := good.Clone()
 	noSig.Del(webhook.HeaderSignature)
-	badTS := signed.header.Clone()
+	badTS := good.Clone()
 	badTS.Set(webhook.HeaderTimestamp, "yesterday")
+	const otherSecret = "whsec_c2VjcmV0IG51bWJlciB0d28gZm9yIHRlc3Rz"
 	for name, c := range map[string]struct {
 		secret string
 		header http.Header
 		body   []byte
 	}{
-		"wrong secret":      {raw, signed.header, signed.body},
-		"tampered body":     {secret, signed.header, tampered},
-		"other timestamp":   {secret, otherTS, signed.body},
-		"missing signature": {secret, noSig, signed.body},
-		"bad timestamp":     {secret, badTS, signed.body},
+		"wrong secret":      {otherSecret, good, body},
+		"tampered body":     {secret, good, tampered},
+		"other timestamp":   {secret, otherTS, body},
+		"other id":          {secret, otherID, body},
+		"missing signature": {secret, noSig, body},
+		"bad timestamp":     {secret, badTS, body},
 	} {
 		if err := webhook.Verify(c.secret, c.header, c.body); !errors.Is(err, webhook.ErrSignature) {
 			t.Errorf("%s: Verify = %v, want ErrSignature", name, err)
 		}
 	}
-	if err := webhook.Verify("whsec_!!!", signed.header, signed.body); err == nil || strings.Contains(err.Error(), "!!!") {
+	if err := webhook.Verify("whsec_!!!!", good, body); err == nil || strings.Contains(err.Error(), "!!!") {
 		t.Errorf("bad secret: Verify = %v, want an error that does not quote the secret", err)
 	}
 }
 
-func base64Std(b []byte) string {
-	out, _ := json.Marshal(b) // encoding/json writes []byte as standard base64
-	return strings.Trim(string(out), `"`)
+// TestVerifyTolerance: Verify refuses a timestamp more than five minutes
+// away from now, either way, so a captured request cannot be replayed
+// later; a Verifier sets another tolerance or clock.
+func TestVerifyTolerance(t *testing.T) {
+	body := []byte(`{"record":{"id":1}}`)
+	now := time.Now().Unix()
+	for _, c := range []struct {
+		age int64
+		ok  bool
+	}{{0, true}, {-60, true}, {4 * 60, true}, {6 * 60, false}, {-6 * 60, false}, {3600, false}} {
+		h := signedHeader(t, secret, "msg_1", now-c.age, body)
+		err := webhook.Verify(secret, h, body)
+		if c.ok && err != nil || !c.ok && !errors.Is(err, webhook.ErrSignature) {
+			t.Errorf("timestamp %ds old: Verify = %v, want ok=%v", c.age, err, c.ok)
+		}
+	}
+	old := signedHeader(t, secret, "msg_1", now-3600, body)
+	if err := webhook.Verify(secret, old, body); !errors.Is(err, webhook.ErrTimestamp) {
+		t.Errorf("an hour old: Verify = %v, want ErrTimestamp", err)
+	}
+	v, err := webhook.NewVerifier(webhook.VerifierConfig{Secrets: []string{secret}, Tolerance: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(old, body); err != nil {
+		t.Errorf("an hour old with a two-hour tolerance: %v", err)
+	}
+	v, err = webhook.NewVerifier(webhook.VerifierConfig{Secrets: []string{secret}, Now: func() time.Time { return time.Unix(now-3600, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(old, body); err != nil {
+		t.Errorf("with the clock an hour back: %v", err)
+	}
+	if err := v.Verify(signedHeader(t, secret, "msg_1", now, body), body); !errors.Is(err, webhook.ErrTimestamp) {
+		t.Errorf("now, with the clock an hour back: Verify = %v, want ErrTimestamp", err)
+	}
+	for _, cfg := range []webhook.VerifierConfig{{}, {Secrets: []string{secret}, Tolerance: -1}, {Secrets: []string{"whsec_"}}} {
+		if _, err := webhook.NewVerifier(cfg); err == nil {
+			t.Errorf("NewVerifier(%+v) = nil error", cfg.Tolerance)
+		}
+	}
 }
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func TestBatch(t *testing.T) {
 	rc := newReceiver(t, true, nil)
@@ -596,8 +697,18 @@ func TestConfigValidation(t *testing.T) {
 		{"negative attempts", webhook.Config{URL: "http://x", MaxAttempts: -1}, "MaxAttempts"},
 		{"negative elapsed", webhook.Config{URL: "http://x", MaxElapsed: -1}, "MaxElapsed"},
 		{"negative retry-after", webhook.Config{URL: "http://x", MaxRetryAfter: -1}, "MaxRetryAfter"},
+		{"StopOn 2xx", webhook.Config{URL: "http://x", StopOn: []int{200}}, "StopOn"},
 		{"header name", webhook.Config{URL: "http://x", Header: http.Header{"Bad Name": {"v"}}}, "header"},
+		{"header CRLF", webhook.Config{URL: "http://x", Header: http.Header{"X-Token": {"abc\r\nX-Injected: 1"}}}, "control character"},
+		{"header LF", webhook.Config{URL: "http://x", Header: http.Header{"X-Token": {"abc\nd"}}}, "control character"},
+		{"header NUL", webhook.Config{URL: "http://x", Header: http.Header{"X-Token": {"abc\x00"}}}, "control character"},
+		{"header twice", webhook.Config{URL: "http://x", Header: http.Header{"Authorization": {"a"}, "authorization": {"b"}}}, "twice"},
+		{"own header", webhook.Config{URL: "http://x", Header: http.Header{"Content-Type": {"text/plain"}}}, "Content-Type"},
+		{"own header lower case", webhook.Config{URL: "http://x", Header: http.Header{"webhook-signature": {"v1,forged"}}}, "Webhook-Signature"},
+		{"own header odd case", webhook.Config{URL: "http://x", Header: http.Header{"IDEMPOTENCY-KEY": {"k"}}}, "Idempotency-Key"},
 		{"secret", webhook.Config{URL: "http://x", Secret: "whsec_not*base64"}, "Secret"},
+		{"extra secret", webhook.Config{URL: "http://x", Secret: secret, ExtraSecrets: []string{"not*base64"}}, "ExtraSecrets[0]"},
+		{"extra secret alone", webhook.Config{URL: "http://x", ExtraSecrets: []string{secret}}, "without Secret"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -608,12 +719,12 @@ func TestConfigValidation(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q does not mention %q", err, tt.want)
 			}
-			if strings.Contains(err.Error(), "not*base64") {
-				t.Fatalf("error %q quotes the secret", err)
+			if strings.Contains(err.Error(), "not*base64") || strings.Contains(err.Error(), "forged") {
+				t.Fatalf("error %q quotes a secret", err)
 			}
 		})
 	}
-	if _, err := webhook.New(webhook.Config{URL: "https://user:pa55word@example.com/hook"}); err != nil {
+	if _, err := webhook.New(webhook.Config{URL: "https://user:pa55word@example.com/hook", Header: http.Header{"authorization": {"Bearer x"}}, StopOn: []int{410}}); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
 }
