@@ -130,7 +130,7 @@ func TestRetriesSignedAfresh(t *testing.T) {
 		})
 		s, err := webhook.New(webhook.Config{
 			URL: "http://receiver.test/hook", Secret: secret, Client: &http.Client{Transport: rt},
-			NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(3 * time.Minute) },
+			NewBackOff:  func() backoff.BackOff { return backoff.NewConstantBackOff(3 * time.Minute) },
 			MaxAttempts: 8,
 		})
 		if err != nil {
