@@ -68,7 +68,9 @@
 //
 // Batches may be compressed with [Config.Compression] (gzip, snappy, lz4,
 // zstd). [Config.TLS] and [Config.SASL] (PLAIN, SCRAM-SHA-256,
-// SCRAM-SHA-512) secure the connection.
+// SCRAM-SHA-512) secure the connection. The SCRAM client refuses a server
+// that asks for fewer than 4096 iterations (RFC 7677) or for a mandatory
+// extension ("m=", RFC 5802) it does not know.
 //
 // # Delivery guarantees
 //
