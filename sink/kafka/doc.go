@@ -70,7 +70,9 @@
 // zstd). [Config.TLS] and [Config.SASL] (PLAIN, SCRAM-SHA-256,
 // SCRAM-SHA-512) secure the connection. The SCRAM client refuses a server
 // that asks for fewer than 4096 iterations (RFC 7677) or for a mandatory
-// extension ("m=", RFC 5802) it does not know.
+// extension ("m=", RFC 5802) it does not know. A [Config] or [SASL]
+// printed with fmt (%v, %+v, %#v) or logged with slog shows the password
+// masked, and of [Config.TLS] only whether it is set.
 //
 // # Delivery guarantees
 //
