@@ -522,6 +522,9 @@ func transient(err error) bool {
 	if errors.Is(err, errChunkLost) {
 		return true
 	}
+	if certificateError(err) {
+		return false // a connection error, but not one a retry fixes
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
