@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/idempotency"
+	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -522,7 +523,7 @@ func transient(err error) bool {
 	if errors.Is(err, errChunkLost) {
 		return true
 	}
-	if certificateError(err) {
+	if tlserr.VerifyFailed(err) {
 		return false // a connection error, but not one a retry fixes
 	}
 	var pe *pgconn.PgError

@@ -1,12 +1,11 @@
 package cdc
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -97,27 +96,13 @@ func IsAuthError(err error) bool {
 	return false
 }
 
-// certificateError reports whether err is a failure to verify the
-// server's TLS certificate: signed by an unknown authority, issued for
-// another host name, expired. The certificate or the connection settings
-// must change first, so retrying cannot help.
-func certificateError(err error) bool {
-	var ve *tls.CertificateVerificationError
-	var ua x509.UnknownAuthorityError
-	var he x509.HostnameError
-	var ci x509.CertificateInvalidError
-	// sslmode=verify-ca verifies in a callback, whose x509 error is not
-	// wrapped in a CertificateVerificationError.
-	return errors.As(err, &ve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
-}
-
 // permanent reports whether retrying after err cannot help.
 func permanent(err error) bool {
 	var se *SlotError
 	var ce *ConfigError
 	var de *DecodeError
 	var te *TruncateError
-	return IsAuthError(err) || certificateError(err) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &te) ||
+	return IsAuthError(err) || tlserr.VerifyFailed(err) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &te) ||
 		(errors.As(err, &se) && !errors.Is(err, ErrSlotInUse)) ||
 		errors.Is(err, ErrWALLevel) || errors.Is(err, ErrPublicationNotFound)
 }

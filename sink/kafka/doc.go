@@ -103,7 +103,10 @@
 //   - a record larger than [Config.MaxMessageBytes] (the error names the
 //     topic, the size and the limit), or rejected by the broker as too large;
 //   - an unknown topic (when auto-creation is off), named in the error;
-//   - an encoder failure, or a TopicFunc returning "".
+//   - an encoder failure, or a TopicFunc returning "";
+//   - a broker certificate that fails verification against [Config.TLS]
+//     (an unknown authority, another host name, expired): errors.As finds
+//     Go's *tls.CertificateVerificationError in the error.
 //
 // Everything else — an unreachable broker, a leader election, a timeout —
 // is an ordinary error that a retry may fix. After [Sink.Close], Write
