@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/idempotency"
+	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -521,6 +522,9 @@ var errChunkLost = errors.New("replication connection lost before the chunk's wa
 func transient(err error) bool {
 	if errors.Is(err, errChunkLost) {
 		return true
+	}
+	if tlserr.VerifyFailed(err) {
+		return false // a connection error, but not one a retry fixes
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {

@@ -95,8 +95,12 @@
 // [ErrSlotInUse], [ErrSlotInvalidated] (wal_status = lost),
 // [ErrSlotMismatch] (another plugin or database), all wrapped in a
 // [*SlotError] naming the slot; [IsAuthError] reports authentication and
-// privilege failures, which are never retried; a malformed replication
-// message is a [*DecodeError]. Postgres lets one process stream from a slot
+// privilege failures, which are never retried. Nor is a server certificate
+// that fails verification with sslmode=verify-full or verify-ca (an unknown
+// authority, another host name, an expired certificate), at Open, on a
+// reconnect or in a backfill: errors.As finds Go's
+// *tls.CertificateVerificationError (verify-full) or x509 error in it. A
+// malformed replication message is a [*DecodeError]. Postgres lets one process stream from a slot
 // at a time: with Config.WaitForSlot, Open waits as a standby while another
 // process holds the slot and takes over when it goes away.
 package cdc

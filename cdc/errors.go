@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -101,7 +102,7 @@ func permanent(err error) bool {
 	var ce *ConfigError
 	var de *DecodeError
 	var te *TruncateError
-	return IsAuthError(err) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &te) ||
+	return IsAuthError(err) || tlserr.VerifyFailed(err) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &te) ||
 		(errors.As(err, &se) && !errors.Is(err, ErrSlotInUse)) ||
 		errors.Is(err, ErrWALLevel) || errors.Is(err, ErrPublicationNotFound)
 }

@@ -38,6 +38,11 @@ type Options struct {
 	Settings []string
 	// Port to listen on; 0 picks a free one.
 	Port int
+	// TLSCertFile and TLSKeyFile, when set, turn TLS on (ssl = on) with
+	// this PEM certificate (chain) and key; they are copied into the
+	// cluster's directory. Cluster.URL still connects without TLS; clients
+	// choose with sslmode. See [Cluster.ReloadTLS] to replace them.
+	TLSCertFile, TLSKeyFile string
 }
 
 // PasswordRole is the one role a cluster authenticates by password over
@@ -159,6 +164,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if c.cred != nil {
 		os.Chown(filepath.Join(data, "pg_hba.conf"), int(c.cred.Uid), int(c.cred.Gid))
+	}
+	if opts.TLSCertFile != "" || opts.TLSKeyFile != "" {
+		if err := c.installTLS(opts.TLSCertFile, opts.TLSKeyFile); err != nil {
+			return nil, err
+		}
 	}
 	for tries := 0; ; tries++ {
 		c.Port = opts.Port

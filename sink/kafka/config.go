@@ -136,6 +136,34 @@ type SASL struct {
 	Password  string
 }
 
+// masked is what String, GoString and LogValue show for a password that is
+// set (the value net/url's URL.Redacted shows too).
+const masked = "xxxxx"
+
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return masked
+}
+
+// String describes s with its password masked, so that printing a Config
+// or its SASL with %v or %+v never shows the password.
+func (s SASL) String() string {
+	return "{Mechanism:" + s.Mechanism + " Username:" + s.Username + " Password:" + mask(s.Password) + "}"
+}
+
+// GoString is String for %#v.
+func (s SASL) GoString() string {
+	return fmt.Sprintf("kafka.SASL{Mechanism:%q, Username:%q, Password:%q}", s.Mechanism, s.Username, mask(s.Password))
+}
+
+// LogValue logs s with its password masked.
+func (s SASL) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("mechanism", s.Mechanism), slog.String("username", s.Username),
+		slog.String("password", mask(s.Password)))
+}
+
 // Build validates s and returns the kafka-go SASL mechanism it describes,
 // for programs (such as package pull) that build their own kafka-go clients
 // with the same credentials.
@@ -188,6 +216,72 @@ func ValidateBrokers(brokers []string) error {
 		}
 	}
 	return nil
+}
+
+// String describes c for logs and errors: brokers, topics, security and
+// limits, with the SASL password masked and the TLS settings (which may
+// hold a private key) reduced to whether TLS is on.
+func (c Config) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{Brokers:%v", c.Brokers)
+	if c.Topic != "" {
+		fmt.Fprintf(&b, " Topic:%s", c.Topic)
+	}
+	if c.TopicFunc != nil {
+		b.WriteString(" TopicFunc:set")
+	}
+	if c.Prefix != "" {
+		fmt.Fprintf(&b, " Prefix:%s", c.Prefix)
+	}
+	fmt.Fprintf(&b, " TLS:%t", c.TLS != nil)
+	if c.SASL != nil {
+		b.WriteString(" SASL:" + c.SASL.String())
+	}
+	if c.Compression != "" {
+		fmt.Fprintf(&b, " Compression:%s", c.Compression)
+	}
+	if c.AllowAutoTopicCreation {
+		b.WriteString(" AllowAutoTopicCreation:true")
+	}
+	for _, f := range []struct {
+		name string
+		v    any
+		set  bool
+	}{
+		{"BatchSize", c.BatchSize, c.BatchSize != 0},
+		{"MaxMessageBytes", c.MaxMessageBytes, c.MaxMessageBytes != 0},
+		{"MaxAttempts", c.MaxAttempts, c.MaxAttempts != 0},
+		{"WriteTimeout", c.WriteTimeout, c.WriteTimeout != 0},
+		{"DialTimeout", c.DialTimeout, c.DialTimeout != 0},
+	} {
+		if f.set {
+			fmt.Fprintf(&b, " %s:%v", f.name, f.v)
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// GoString is String for %#v.
+func (c Config) GoString() string { return "kafka.Config" + c.String() }
+
+// LogValue logs c as String describes it, with the SASL password masked.
+func (c Config) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.Any("brokers", c.Brokers)}
+	if c.Topic != "" {
+		attrs = append(attrs, slog.String("topic", c.Topic))
+	}
+	if c.Prefix != "" {
+		attrs = append(attrs, slog.String("prefix", c.Prefix))
+	}
+	attrs = append(attrs, slog.Bool("tls", c.TLS != nil))
+	if c.SASL != nil {
+		attrs = append(attrs, slog.Attr{Key: "sasl", Value: c.SASL.LogValue()})
+	}
+	if c.Compression != "" {
+		attrs = append(attrs, slog.String("compression", string(c.Compression)))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // withDefaults validates c and fills in defaults.

@@ -68,7 +68,11 @@
 //
 // Batches may be compressed with [Config.Compression] (gzip, snappy, lz4,
 // zstd). [Config.TLS] and [Config.SASL] (PLAIN, SCRAM-SHA-256,
-// SCRAM-SHA-512) secure the connection.
+// SCRAM-SHA-512) secure the connection. The SCRAM client refuses a server
+// that asks for fewer than 4096 iterations (RFC 7677) or for a mandatory
+// extension ("m=", RFC 5802) it does not know. A [Config] or [SASL]
+// printed with fmt (%v, %+v, %#v) or logged with slog shows the password
+// masked, and of [Config.TLS] only whether it is set.
 //
 // # Delivery guarantees
 //
@@ -99,7 +103,10 @@
 //   - a record larger than [Config.MaxMessageBytes] (the error names the
 //     topic, the size and the limit), or rejected by the broker as too large;
 //   - an unknown topic (when auto-creation is off), named in the error;
-//   - an encoder failure, or a TopicFunc returning "".
+//   - an encoder failure, or a TopicFunc returning "";
+//   - a broker certificate that fails verification against [Config.TLS]
+//     (an unknown authority, another host name, expired): errors.As finds
+//     Go's *tls.CertificateVerificationError in the error.
 //
 // Everything else — an unreachable broker, a leader election, a timeout —
 // is an ordinary error that a retry may fix. After [Sink.Close], Write

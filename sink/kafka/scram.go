@@ -62,11 +62,27 @@ func (c *scramConversation) Next(_ context.Context, challenge []byte) (bool, []b
 	}
 }
 
+// Reasons a server-first-message is refused.
+var (
+	// errScramIterations: RFC 7677 (section 4) asks for at least 4096
+	// iterations; fewer make an eavesdropped exchange cheap to brute-force.
+	errScramIterations = errors.New("scram: iteration count below the minimum")
+	// errScramExtension: RFC 5802 (section 5.1) reserves "m=" for mandatory
+	// extensions, and a client that does not know one must fail.
+	errScramExtension = errors.New("scram: server requires a mandatory extension (m=) this client does not support")
+)
+
+// minScramIterations is RFC 7677's minimum iteration count.
+const minScramIterations = 4096
+
 func (c *scramConversation) clientFinal(serverFirst string) ([]byte, error) {
 	attrs := scramAttributes(serverFirst)
 	nonce, salt64, iters := attrs["r"], attrs["s"], attrs["i"]
 	if e, ok := attrs["e"]; ok {
 		return nil, fmt.Errorf("scram: server error %q", e)
+	}
+	if _, ok := attrs["m"]; ok {
+		return nil, errScramExtension
 	}
 	if !strings.HasPrefix(nonce, c.clientNonce) || len(nonce) == len(c.clientNonce) {
 		return nil, errors.New("scram: server nonce does not extend the client nonce")
@@ -78,6 +94,9 @@ func (c *scramConversation) clientFinal(serverFirst string) ([]byte, error) {
 	n, err := strconv.Atoi(iters)
 	if err != nil || n < 1 || n > 1<<20 {
 		return nil, fmt.Errorf("scram: bad iteration count %q", iters)
+	}
+	if n < minScramIterations {
+		return nil, fmt.Errorf("%w: the server asks for %d, RFC 7677 requires at least %d", errScramIterations, n, minScramIterations)
 	}
 	salted, err := pbkdf2.Key(c.m.hash, c.m.password, salt, n, c.m.hash().Size())
 	if err != nil {

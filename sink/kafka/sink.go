@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
+	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 )
@@ -132,6 +133,9 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 		}
 		if errors.Is(err, io.ErrClosedPipe) {
 			return sink.ErrClosed
+		}
+		if tlserr.VerifyFailed(err) {
+			return sink.Permanent(err)
 		}
 		return err
 	}
@@ -343,7 +347,7 @@ func produceError(res *kafkago.ProduceResponse, err error) error {
 // request timeout, a leader moving, a kafka error the protocol marks as
 // temporary.
 func (s *Sink) retriable(err error) bool {
-	if sink.IsPermanent(err) || errors.Is(err, io.ErrClosedPipe) {
+	if sink.IsPermanent(err) || errors.Is(err, io.ErrClosedPipe) || tlserr.VerifyFailed(err) {
 		return false
 	}
 	var kerr kafkago.Error
@@ -606,7 +610,8 @@ func (s *Sink) classify(ctx context.Context, failures []failure, recs []kafkago.
 		}
 		if errors.Is(e, kafkago.MessageSizeTooLarge) || errors.Is(e, kafkago.RecordListTooLarge) ||
 			errors.Is(e, kafkago.InvalidTopic) ||
-			(errors.Is(e, kafkago.UnknownTopicOrPartition) && !s.cfg.AllowAutoTopicCreation) {
+			(errors.Is(e, kafkago.UnknownTopicOrPartition) && !s.cfg.AllowAutoTopicCreation) ||
+			tlserr.VerifyFailed(e) {
 			permanent = true
 		}
 		j := slices.IndexFunc(ds, func(d distinct) bool { return d.err.Error() == e.Error() })
