@@ -32,6 +32,13 @@ type Config struct {
 	CreatePublication bool
 	PublicationTables []string
 
+	// Failover creates the slot with failover = true (PostgreSQL 17+), so
+	// that standbys with sync_replication_slots = on keep a synchronised
+	// copy and the stream can go on from a promoted standby; an existing
+	// slot without it is altered to have it. On an older server Open
+	// returns [ErrServerVersion]. See "Failover" in the package docs.
+	Failover bool
+
 	// WaitForSlot makes Open wait, as a standby, while another process holds
 	// the slot, and take over when it frees. Without it Open returns
 	// [ErrSlotInUse].

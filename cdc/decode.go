@@ -116,6 +116,7 @@ func (s *Stream) commit(end message.LSN) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inTx = false
+	s.fo.committed = end
 	if end > s.received {
 		s.received = end
 	}

@@ -30,6 +30,25 @@ var (
 	ErrPublicationNotFound = errors.New("cdc: publication does not exist")
 	// ErrWALLevel means the server's wal_level is not logical.
 	ErrWALLevel = errors.New("cdc: wal_level is not logical")
+	// ErrServerVersion means Config asks for something the server's
+	// PostgreSQL version cannot do (Config.Failover before 17).
+	ErrServerVersion = errors.New("cdc: the server's PostgreSQL version does not support this")
+	// ErrSlotSyncing means the slot is a copy that a standby synchronises
+	// from its primary (pg_replication_slots.synced on a server in
+	// recovery): it cannot be streamed from until the standby is promoted.
+	// A stream that reconnects to such a standby waits for the promotion.
+	ErrSlotSyncing = errors.New("cdc: replication slot is being synchronised from the primary (this server is a standby)")
+	// ErrSlotNotSynced means the server was promoted from a standby that
+	// did not have the slot, synchronised, at the moment of promotion: the
+	// changes from the failover on cannot be streamed without loss.
+	ErrSlotNotSynced = errors.New("cdc: server was promoted before the replication slot was synchronised to it")
+	// ErrHistoryDiverged means the server's WAL history is not a
+	// continuation of the one the stream received: it delivered a
+	// transaction the promoted server does not have (the primary let the
+	// stream run ahead of its standby; see synchronized_standby_slots), or
+	// the server is on an older timeline than the stream already followed
+	// (a former primary that came back after a failover).
+	ErrHistoryDiverged = errors.New("cdc: server's WAL history diverged from what the stream received")
 )
 
 // ConfigError is an invalid [Config].
@@ -103,7 +122,7 @@ func permanent(err error) bool {
 	var de *DecodeError
 	var te *TruncateError
 	return IsAuthError(err) || tlserr.VerifyFailed(err) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &te) ||
-		(errors.As(err, &se) && !errors.Is(err, ErrSlotInUse)) ||
+		(errors.As(err, &se) && !errors.Is(err, ErrSlotInUse) && !errors.Is(err, ErrSlotSyncing)) ||
 		errors.Is(err, ErrWALLevel) || errors.Is(err, ErrPublicationNotFound)
 }
 

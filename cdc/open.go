@@ -79,11 +79,15 @@ func (s *Stream) prepare(ctx context.Context) error {
 	}
 	defer conn.Release()
 	var walLevel, dbName string
-	if err := conn.QueryRow(ctx, "select current_setting('wal_level'), current_database()").Scan(&walLevel, &dbName); err != nil {
+	var version int
+	if err := conn.QueryRow(ctx, "select current_setting('wal_level'), current_database(), current_setting('server_version_num')::int").Scan(&walLevel, &dbName, &version); err != nil {
 		return fmt.Errorf("cdc: check server: %w", err)
 	}
 	if walLevel != "logical" {
 		return fmt.Errorf("%w: it is %q; set wal_level = logical in postgresql.conf and restart the server", ErrWALLevel, walLevel)
+	}
+	if s.cfg.Failover && version < 170000 {
+		return fmt.Errorf("%w: Config.Failover needs PostgreSQL 17 or newer (failover slots); the server is %d.%d", ErrServerVersion, version/10000, version%10000)
 	}
 	s.dbName = dbName
 
@@ -108,8 +112,12 @@ func (s *Stream) prepare(ctx context.Context) error {
 		if !s.cfg.CreateSlot {
 			return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "create it with pg_create_logical_replication_slot(name, 'pgoutput'), or set Config.CreateSlot"}
 		}
+		create := "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')"
+		if s.cfg.Failover {
+			create = "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput', failover => true)"
+		}
 		var lsn string
-		err := conn.QueryRow(ctx, "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')", s.cfg.Slot).Scan(&lsn)
+		err := conn.QueryRow(ctx, create, s.cfg.Slot).Scan(&lsn)
 		if pgCode(err) == "42710" { // duplicate_object: created concurrently by another process
 			err = nil
 		}
@@ -126,6 +134,9 @@ func (s *Stream) prepare(ctx context.Context) error {
 	if err := st.check(s.cfg.Slot, dbName); err != nil {
 		return err
 	}
+	// A slot created without failover gets it on the replication
+	// connection (ALTER_REPLICATION_SLOT has no SQL function).
+	s.fo.alterFailover = s.cfg.Failover && !st.failover
 	if st.active && !s.cfg.WaitForSlot {
 		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotInUse, Detail: fmt.Sprintf("held by backend pid %d; set Config.WaitForSlot to wait as a standby", st.activePID)}
 	}
@@ -177,15 +188,28 @@ type slotInfo struct {
 	active                                bool
 	activePID                             int32
 	confirmedFlush                        message.LSN
+	// invalidation is why Postgres invalidated the slot (17+:
+	// invalidation_reason; 16: "conflicting" for a slot on a standby that
+	// conflicted with recovery); "" when valid.
+	invalidation string
+	// failover and synced are 17+ (false before); standby: the server is
+	// in recovery.
+	failover, synced, standby bool
 }
 
+// slotState reads the slot's row of pg_replication_slots, nil when there
+// is none. Columns that only some versions have are read through to_jsonb,
+// so one query serves 14 to 18.
 func slotState(ctx context.Context, conn *pgx.Conn, slot string) (*slotInfo, error) {
 	var st slotInfo
-	var plugin, database, walStatus, flush *string
+	var plugin, database, walStatus, flush, invalidation *string
 	var pid *int32
-	err := conn.QueryRow(ctx, `select slot_type, plugin, database, active, active_pid, wal_status, confirmed_flush_lsn::text
-		from pg_replication_slots where slot_name = $1`, slot).
-		Scan(&st.slotType, &plugin, &database, &st.active, &pid, &walStatus, &flush)
+	var conflicting, failover, synced *bool
+	err := conn.QueryRow(ctx, `select slot_type, plugin, database, active, active_pid, wal_status, confirmed_flush_lsn::text,
+			j->>'invalidation_reason', (j->>'conflicting')::bool, (j->>'failover')::bool, (j->>'synced')::bool, pg_is_in_recovery()
+		from (select s.*, to_jsonb(s) j from pg_replication_slots s where slot_name = $1) s`, slot).
+		Scan(&st.slotType, &plugin, &database, &st.active, &pid, &walStatus, &flush,
+			&invalidation, &conflicting, &failover, &synced, &st.standby)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -193,6 +217,12 @@ func slotState(ctx context.Context, conn *pgx.Conn, slot string) (*slotInfo, err
 		return nil, fmt.Errorf("cdc: check slot %q: %w", slot, err)
 	}
 	st.plugin, st.database, st.walStatus = deref(plugin), deref(database), deref(walStatus)
+	st.invalidation = deref(invalidation)
+	if st.invalidation == "" && conflicting != nil && *conflicting {
+		st.invalidation = "conflict with recovery"
+	}
+	st.failover = failover != nil && *failover
+	st.synced = synced != nil && *synced
 	if pid != nil {
 		st.activePID = *pid
 	}
@@ -221,6 +251,10 @@ func (st *slotInfo) check(slot, db string) error {
 		return &SlotError{Slot: slot, Err: ErrSlotMismatch, Detail: fmt.Sprintf("it belongs to database %q, not %q", st.database, db)}
 	case st.walStatus == "lost":
 		return &SlotError{Slot: slot, Err: ErrSlotInvalidated, Detail: "Postgres removed WAL it needed (max_slot_wal_keep_size); drop it, create a new one and backfill"}
+	case st.invalidation != "":
+		return &SlotError{Slot: slot, Err: ErrSlotInvalidated, Detail: "Postgres invalidated it (" + st.invalidation + "); drop it, create a new one and backfill"}
+	case st.synced && st.standby:
+		return &SlotError{Slot: slot, Err: ErrSlotSyncing, Detail: "this server is a standby whose copy of the slot follows the primary; stream from the primary, or from this server once it is promoted"}
 	}
 	return nil
 }
@@ -281,13 +315,25 @@ func (s *Stream) connectOnce(ctx context.Context) (*pgconn.PgConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cdc: replication connect: %w", err)
 	}
+	sys, err := pglogrepl.IdentifySystem(ctx, conn)
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("cdc: identify system: %w", err)
+	}
 	if s.database.ID == "" {
-		sys, err := pglogrepl.IdentifySystem(ctx, conn)
+		s.database.ID = sys.SystemID
+	}
+	if err := s.followTimeline(ctx, conn, sys.Timeline); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	if s.fo.alterFailover {
+		_, err := conn.Exec(ctx, "ALTER_REPLICATION_SLOT "+pgx.Identifier{s.cfg.Slot}.Sanitize()+" ( FAILOVER true )").ReadAll()
 		if err != nil {
 			conn.Close(context.Background())
-			return nil, fmt.Errorf("cdc: identify system: %w", err)
+			return nil, s.diagnose(ctx, fmt.Errorf("cdc: set failover on slot %q: %w", s.cfg.Slot, err))
 		}
-		s.database.ID = sys.SystemID
+		s.fo.alterFailover = false
 	}
 	s.mu.Lock()
 	start := s.received
@@ -327,6 +373,9 @@ func (s *Stream) diagnose(ctx context.Context, err error) error {
 	if serr != nil {
 		return err
 	}
+	if st == nil && s.fo.promoted != "" {
+		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotSynced, Detail: s.fo.promoted + " without the slot (was it created with Config.Failover, and did the standby synchronise it: sync_replication_slots = on); changes after the failover cannot be streamed from here without loss: create a new slot and backfill"}
+	}
 	if st == nil {
 		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "it was dropped; it is not re-created because changes may have been lost"}
 	}
@@ -337,15 +386,21 @@ func (s *Stream) diagnose(ctx context.Context, err error) error {
 		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotInvalidated, Detail: err.Error()}
 	}
 	if code == "42704" { // undefined_object, slot present: the publication
-		var exists bool
-		conn.QueryRow(cctx, "select exists(select 1 from pg_publication where pubname = $1)", s.cfg.Publication).Scan(&exists)
-		detail := "it was dropped"
-		if exists {
-			detail = "it was created after the slot, which cannot see it; drop and re-create the slot after the publication"
-		}
-		return fmt.Errorf("%w: %q: %s: %w", ErrPublicationNotFound, s.cfg.Publication, detail, err)
+		return publicationMissing(cctx, conn.Conn(), s.cfg.Publication, err)
 	}
 	return err
+}
+
+// publicationMissing is the error for a publication that the slot cannot
+// see at the position it decodes: dropped, or created after the slot.
+func publicationMissing(ctx context.Context, conn *pgx.Conn, pub string, cause error) error {
+	var exists bool
+	conn.QueryRow(ctx, "select exists(select 1 from pg_publication where pubname = $1)", pub).Scan(&exists)
+	detail := "it was dropped"
+	if exists {
+		detail = "it was created after the slot, which cannot see it; drop and re-create the slot after the publication"
+	}
+	return fmt.Errorf("%w: %q: %s: %w", ErrPublicationNotFound, pub, detail, cause)
 }
 
 func quoteLiteral(s string) string {

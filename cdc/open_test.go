@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/internal/pgtest"
 )
 
@@ -193,6 +194,20 @@ func TestOpenPublicationCreatedAfterSlot(t *testing.T) {
 	}
 	if !errors.Is(err, ErrPublicationNotFound) || !strings.Contains(err.Error(), "created after the slot") {
 		t.Fatalf("got %v", err)
+	}
+	// Before 18 pgoutput fails; from 18 it warns and skips the missing
+	// publication (dropping the first insert), and the stream turns the
+	// warning into the same error.
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		t.Fatalf("got %v, want it to wrap the server's message", err)
+	}
+	severity, code := "ERROR", "42704" // undefined_object
+	if pgtest.Major(t, url) >= 18 {
+		severity, code = "WARNING", "55000" // object_not_in_prerequisite_state
+	}
+	if pe.SeverityUnlocalized != severity || pe.Code != code {
+		t.Fatalf("PostgreSQL %d: server message %s %s %q, want %s %s", pgtest.Major(t, url), pe.SeverityUnlocalized, pe.Code, pe.Message, severity, code)
 	}
 }
 

@@ -52,6 +52,7 @@ type Stream struct {
 	flushed  message.LSN // position reported to Postgres; never decreases
 	inTx     bool
 	received message.LSN // end of the last transaction received in full
+	fo       failoverState
 
 	chunks  chunks // backfill chunks waiting for their watermark
 	decoded xidLog // the transactions decoded most recently, for Backfill
@@ -319,6 +320,8 @@ func (s *Stream) receive(raw pgproto3.BackendMessage) error {
 			}
 			return s.handle(message.LSN(xld.WALStart), xld.WALData)
 		}
+	case *pgproto3.NoticeResponse:
+		return s.notice(msg)
 	case *pgproto3.ErrorResponse:
 		return s.diagnose(context.Background(), fmt.Errorf("cdc: replication: %w", pgconn.ErrorResponseToPgError(msg)))
 	case *pgproto3.CopyDone:

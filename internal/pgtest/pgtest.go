@@ -43,6 +43,8 @@ type Options struct {
 	// cluster's directory. Cluster.URL still connects without TLS; clients
 	// choose with sslmode. See [Cluster.ReloadTLS] to replace them.
 	TLSCertFile, TLSKeyFile string
+	// Bin is the directory of the server binaries; "" = [FindBin].
+	Bin string
 }
 
 // PasswordRole is the one role a cluster authenticates by password over
@@ -97,33 +99,24 @@ func versionOf(binDir string) int {
 // As root, the server files belong to, and the server runs as, the user
 // "postgres" (Postgres refuses to run as root).
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	bin, err := FindBin()
+	bin := opts.Bin
+	if bin == "" {
+		var err error
+		if bin, err = FindBin(); err != nil {
+			return nil, err
+		}
+	}
+	c, err := newCluster(bin)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "walrelay-pgtest-")
-	if err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
-	}
-	c := &Cluster{dir: dir, bin: bin}
 	ok := false
 	defer func() {
 		if !ok {
 			c.Stop()
 		}
 	}()
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("pgtest: running as root needs a \"postgres\" user: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return nil, fmt.Errorf("pgtest: %w", err)
-		}
-	}
+	dir := c.dir
 	data := filepath.Join(dir, "data")
 	out, err := c.command(ctx, "initdb", "-D", data, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions").CombinedOutput()
@@ -170,23 +163,54 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if err := c.startOn(ctx, opts.Port); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// startOn starts the server on port, or on a free port when 0 (trying
+// again when another process took the port first).
+func (c *Cluster) startOn(ctx context.Context, port int) error {
 	for tries := 0; ; tries++ {
-		c.Port = opts.Port
+		c.Port = port
 		if c.Port == 0 {
+			var err error
 			if c.Port, err = freePort(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
-		err = c.start(ctx)
-		if err == nil {
-			break
-		}
-		if opts.Port != 0 || tries >= 5 {
-			return nil, err
+		err := c.start(ctx)
+		if err == nil || port != 0 || tries >= 5 {
+			return err
 		}
 	}
-	ok = true
+}
+
+// newCluster makes the directory of a cluster not yet started, owned by the
+// user "postgres" when running as root (Postgres refuses to run as root).
+func newCluster(bin string) (*Cluster, error) {
+	dir, err := os.MkdirTemp("", "walrelay-pgtest-")
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	c := &Cluster{dir: dir, bin: bin}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgtest: running as root needs a \"postgres\" user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+	}
 	return c, nil
 }
 
