@@ -265,7 +265,7 @@ func (s *Stream) watermark(lsn message.LSN, id string) error {
 		if ch.snap.newer(ch.dirty[rowKey(ch.keyCols, m.Record)]) {
 			continue
 		}
-		if err := s.emit(m); err != nil {
+		if err := s.emit(m, recordSize(m.Record)); err != nil {
 			return err
 		}
 	}

@@ -37,10 +37,11 @@ func benchStream() (*Stream, *relation) {
 	s := &Stream{
 		id:       1,
 		mapper:   pgvalue.NewMapper(),
-		out:      make(chan message.Message, 1),
+		out:      make(chan queued, 1),
+		space:    make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		rels:     map[uint32]*relation{16391: rel},
-		cfg:      Config{StatusInterval: time.Second},
+		cfg:      Config{StatusInterval: time.Second, BufferBytes: DefaultBufferBytes},
 		database: message.Database{Name: "app", Database: "app", Hostname: "localhost", ID: "7321"},
 		consumer: message.Consumer{ID: "bench", Name: "bench"},
 		tx: txState{active: true, commitLSN: 0x16B374D848,
@@ -85,7 +86,7 @@ func BenchmarkHandleInsert(b *testing.B) {
 		if err := s.handle(1, data); err != nil {
 			b.Fatal(err)
 		}
-		<-s.out
+		s.took(<-s.out)
 	}
 }
 
@@ -102,7 +103,7 @@ func BenchmarkHandleUpdateFull(b *testing.B) {
 		if err := s.handle(1, data); err != nil {
 			b.Fatal(err)
 		}
-		<-s.out
+		s.took(<-s.out)
 	}
 }
 
@@ -118,7 +119,7 @@ func BenchmarkRowToJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 		var err error
-		if buf, err = (<-s.out).AppendJSON(buf[:0]); err != nil {
+		if buf, err = (<-s.out).m.AppendJSON(buf[:0]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -128,8 +129,9 @@ func BenchmarkRowToJSON(b *testing.B) {
 // batched, written to a sink that drops them, and acknowledged.
 func BenchmarkRunBatching(b *testing.B) {
 	s, _ := benchStream()
-	s.out = make(chan message.Message, 1024)
+	s.out = make(chan queued, 1024)
 	s.done = make(chan struct{})
+	s.space = make(chan struct{}, 1)
 	m := message.Message{Action: message.ActionInsert, Record: map[string]any{"id": int64(1)}}
 	var written atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
@@ -147,7 +149,7 @@ func BenchmarkRunBatching(b *testing.B) {
 		for i := range n {
 			m.Metadata.Position = message.Position{Seq: uint64(i + 1), Stream: s.id}
 			select {
-			case s.out <- m:
+			case s.out <- queued{m: m}:
 			case <-ctx.Done():
 				return
 			}

@@ -61,6 +61,28 @@ type Config struct {
 
 	// BufferSize bounds the decoded messages waiting for Next. 0 = 1024.
 	BufferSize int
+	// BufferBytes bounds the same messages by size: the reader stops
+	// reading while the messages waiting for Next, counted by the size of
+	// the text Postgres sent for them, would exceed it. A single message
+	// larger than the budget still passes, alone. Decoded values take more
+	// memory than their text (see "Memory" in the package doc). 0 = 64 MiB;
+	// negative is an error.
+	BufferBytes int64
+	// MaxAnnotationBytes caps the size of a transaction-annotations logical
+	// message the stream decodes. A larger one is not decoded: the
+	// transaction's annotations are cleared (null) and a warning is logged.
+	// Any role that can log in may write such messages (see "Hostile input"
+	// in the package doc). 0 = 64 KiB; negative is an error.
+	MaxAnnotationBytes int
+	// Undecodable says what the stream does with a column value it cannot
+	// decode. The default, UndecodableFail, stops the stream with a
+	// [*DecodeError] naming the table, column and LSN.
+	Undecodable UndecodablePolicy
+	// DeadLetter, when set, receives each value delivered under
+	// UndecodableText: the error (table, column, LSN) and the value's
+	// Postgres text, which the callee may keep. It runs on the stream's
+	// reader goroutine, so it should be quick; the reader waits for it.
+	DeadLetter func(err *DecodeError, text []byte)
 	// StatusInterval is how often the stream reports its acknowledged
 	// position to Postgres. 0 = 1s. It must stay well below the server's
 	// wal_sender_timeout.
@@ -91,6 +113,29 @@ const (
 	TruncateFail
 )
 
+// UndecodablePolicy says what a stream does with a column value it cannot
+// decode. Values Postgres stores decode; this covers what the mapping does
+// not foresee (an output format a setting or extension changed, say).
+type UndecodablePolicy int
+
+const (
+	// UndecodableFail stops the stream: Next returns a [*DecodeError] naming
+	// the table, column and LSN. Opening the stream again stops at the same
+	// change, so the slot keeps its WAL until the policy is changed. The
+	// default.
+	UndecodableFail UndecodablePolicy = iota
+	// UndecodableText delivers the value as its Postgres text (a string),
+	// logs a warning naming the table, column and LSN, and hands the value
+	// to Config.DeadLetter when set. The stream goes on.
+	UndecodableText
+)
+
+// Defaults of the memory limits.
+const (
+	DefaultBufferBytes        = 64 << 20
+	DefaultMaxAnnotationBytes = 64 << 10
+)
+
 func (c *Config) validate() error {
 	var errs []error
 	if c.ConnString == "" {
@@ -107,6 +152,18 @@ func (c *Config) validate() error {
 	}
 	if c.BufferSize < 0 {
 		errs = append(errs, fmt.Errorf("BufferSize %d is negative", c.BufferSize))
+	}
+	if c.BufferBytes < 0 {
+		errs = append(errs, fmt.Errorf("BufferBytes %d is negative", c.BufferBytes))
+	}
+	if c.MaxAnnotationBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxAnnotationBytes %d is negative", c.MaxAnnotationBytes))
+	}
+	if c.Undecodable < UndecodableFail || c.Undecodable > UndecodableText {
+		errs = append(errs, fmt.Errorf("Undecodable %d is not an UndecodablePolicy", c.Undecodable))
+	}
+	if c.DeadLetter != nil && c.Undecodable != UndecodableText {
+		errs = append(errs, errors.New("DeadLetter is set but Undecodable is not UndecodableText"))
 	}
 	if c.StatusInterval < 0 {
 		errs = append(errs, fmt.Errorf("StatusInterval %v is negative", c.StatusInterval))
@@ -125,6 +182,12 @@ func (c *Config) validate() error {
 	}
 	if c.BufferSize == 0 {
 		c.BufferSize = 1024
+	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = DefaultBufferBytes
+	}
+	if c.MaxAnnotationBytes == 0 {
+		c.MaxAnnotationBytes = DefaultMaxAnnotationBytes
 	}
 	if c.StatusInterval == 0 {
 		c.StatusInterval = time.Second

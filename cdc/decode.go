@@ -45,6 +45,7 @@ type txState struct {
 
 // handle decodes one pgoutput message received at lsn.
 func (s *Stream) handle(lsn message.LSN, data []byte) error {
+	s.inLSN, s.inSize = lsn, int64(len(data))
 	msg, err := s.parser.Parse(data)
 	if err != nil {
 		return &DecodeError{LSN: lsn, Err: err}
@@ -68,7 +69,7 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 		}
 		rec, err := s.row(rel, m.Tuple, nil, false)
 		if err != nil {
-			return &DecodeError{LSN: lsn, Relation: rel.qualified(), Err: err}
+			return decodeError(lsn, rel, err)
 		}
 		return s.change(rel, message.ActionInsert, rec, nil)
 	case *pglogrepl.UpdateMessage:
@@ -79,11 +80,11 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 		full := m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld
 		rec, err := s.row(rel, m.NewTuple, m.OldTuple, full)
 		if err != nil {
-			return &DecodeError{LSN: lsn, Relation: rel.qualified(), Err: err}
+			return decodeError(lsn, rel, err)
 		}
 		changes, err := s.changes(rel, m.NewTuple, m.OldTuple, full)
 		if err != nil {
-			return &DecodeError{LSN: lsn, Relation: rel.qualified(), Err: err}
+			return decodeError(lsn, rel, err)
 		}
 		return s.change(rel, message.ActionUpdate, rec, changes)
 	case *pglogrepl.DeleteMessage:
@@ -94,7 +95,7 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 		full := m.OldTupleType == pglogrepl.DeleteMessageTupleTypeOld
 		rec, err := s.oldRow(rel, m.OldTuple, full)
 		if err != nil {
-			return &DecodeError{LSN: lsn, Relation: rel.qualified(), Err: err}
+			return decodeError(lsn, rel, err)
 		}
 		return s.change(rel, message.ActionDelete, rec, nil)
 	case *pglogrepl.TruncateMessage:
@@ -137,7 +138,7 @@ func (s *Stream) change(rel *relation, action message.Action, rec, changes map[s
 	}
 	m := s.message(rel, action, rec, changes)
 	s.chunks.observe(&m, s.tx.xid)
-	return s.emit(m)
+	return s.emit(m, s.inSize)
 }
 
 func (s *Stream) relation(lsn message.LSN, m *pglogrepl.RelationMessage) error {
@@ -224,7 +225,7 @@ func (s *Stream) value(rel *relation, i int, c *pglogrepl.TupleDataColumn) (any,
 		// The parser copied the tuple for this row alone: values may share it.
 		v, err := s.mapper.DecodeOwned(rel.oids[i], c.Data)
 		if err != nil {
-			return nil, fmt.Errorf("column %q: %w", rel.columns[i], err)
+			return s.undecodable(rel, i, c.Data, err)
 		}
 		return v, nil
 	default:
@@ -359,6 +360,10 @@ func (s *Stream) logicalMessage(m *pglogrepl.LogicalDecodingMessage) {
 	}
 	switch m.Prefix {
 	case prefixAnnotationsSet, prefixWalrelayAnnotationSet:
+		if s.annotationsTooLarge(m) {
+			s.tx.annotations = nil
+			return
+		}
 		var ann map[string]any
 		dec := json.NewDecoder(bytes.NewReader(m.Content))
 		dec.UseNumber()

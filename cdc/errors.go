@@ -3,6 +3,7 @@ package cdc
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/internal/tlserr"
@@ -81,13 +82,19 @@ type DecodeError struct {
 	LSN message.LSN
 	// Relation is "schema.table" when known.
 	Relation string
-	Err      error
+	// Column is the column whose value could not be decoded, when the
+	// problem is a value.
+	Column string
+	Err    error
 }
 
 func (e *DecodeError) Error() string {
 	s := "cdc: decode at " + e.LSN.String()
 	if e.Relation != "" {
 		s += " (" + e.Relation + ")"
+	}
+	if e.Column != "" {
+		s += ": column " + strconv.Quote(e.Column)
 	}
 	return s + ": " + e.Err.Error()
 }

@@ -40,6 +40,10 @@ func TestConfigValidation(t *testing.T) {
 		{"empty publication", func(c *Config) { c.Publication = "" }, "Publication is empty"},
 		{"negative buffer", func(c *Config) { c.BufferSize = -1 }, "BufferSize -1"},
 		{"negative status", func(c *Config) { c.StatusInterval = -time.Second }, "StatusInterval"},
+		{"negative buffer bytes", func(c *Config) { c.BufferBytes = -1 }, "BufferBytes -1"},
+		{"negative annotation cap", func(c *Config) { c.MaxAnnotationBytes = -1 }, "MaxAnnotationBytes -1"},
+		{"bad undecodable", func(c *Config) { c.Undecodable = 7 }, "Undecodable 7"},
+		{"dead letter without text", func(c *Config) { c.DeadLetter = func(*DecodeError, []byte) {} }, "DeadLetter"},
 		{"bad truncate", func(c *Config) { c.Truncate = 9 }, "Truncate 9"},
 		{"tables without create", func(c *Config) { c.PublicationTables = []string{"a"} }, "CreatePublication"},
 	}

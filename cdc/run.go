@@ -82,11 +82,11 @@ func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
 func fill(ctx context.Context, s *Stream, batch []message.Message, opts RunOptions) ([]message.Message, error) {
 	for len(batch) < opts.BatchSize { // what is already buffered, without waiting
 		select {
-		case m, ok := <-s.out:
+		case q, ok := <-s.out:
 			if !ok {
 				return batch, s.stopErr()
 			}
-			batch = append(batch, m)
+			batch = append(batch, s.took(q))
 			continue
 		default:
 		}

@@ -3,10 +3,12 @@ package cdc
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -35,7 +37,10 @@ type Stream struct {
 	consumer message.Consumer
 	database message.Database
 
-	out       chan message.Message
+	out       chan queued
+	buffered  atomic.Int64    // size of the messages in out, counted against Config.BufferBytes
+	space     chan struct{}   // signalled (capacity 1) when Next took a message
+	blocked   atomic.Bool     // the reader holds a message the buffer has no room for
 	ctx       context.Context // cancelled by Close; the stream's own, never a caller's
 	cancel    context.CancelFunc
 	closing   chan struct{}
@@ -63,6 +68,8 @@ type Stream struct {
 	rels       map[uint32]*relation
 	tx         txState
 	lastStatus time.Time
+	inLSN      message.LSN // WAL position of the pgoutput message being handled
+	inSize     int64       // its size
 }
 
 // replicationFrontend reads the replication connection through a large
@@ -89,11 +96,11 @@ func (s *Stream) Next(ctx context.Context) (message.Message, error) {
 	default:
 	}
 	select {
-	case m, ok := <-s.out:
+	case q, ok := <-s.out:
 		if !ok {
 			return message.Message{}, s.stopErr()
 		}
-		return m, nil
+		return s.took(q), nil
 	case <-ctx.Done():
 		return message.Message{}, ctx.Err()
 	case <-s.closing:
@@ -318,6 +325,7 @@ func (s *Stream) receive(raw pgproto3.BackendMessage) error {
 			if err != nil {
 				return &DecodeError{Err: err}
 			}
+			s.inSize = int64(len(xld.WALData))
 			return s.handle(message.LSN(xld.WALStart), xld.WALData)
 		}
 	case *pgproto3.NoticeResponse:
@@ -402,33 +410,103 @@ func (s *Stream) sendStatus() error {
 	return nil
 }
 
-// emit hands m to Next, numbering it for Ack. While the buffer is full it
-// keeps the connection alive with status updates.
-func (s *Stream) emit(m message.Message) error {
+// queued is a message in the buffer with the size it is counted at.
+type queued struct {
+	m    message.Message
+	size int64
+}
+
+// took accounts for q leaving the buffer and returns its message.
+func (s *Stream) took(q queued) message.Message {
+	s.buffered.Add(-q.size)
+	select {
+	case s.space <- struct{}{}:
+	default:
+	}
+	return q.m
+}
+
+// BufferStats describes the messages waiting for [Stream.Next].
+type BufferStats struct {
+	// Messages is the number of decoded messages waiting.
+	Messages int
+	// Bytes is their size as counted against Config.BufferBytes: the text
+	// Postgres sent for them.
+	Bytes int64
+	// Blocked reports that the reader holds one more decoded message that
+	// it waits to buffer (the buffer is full by count or by bytes), and
+	// reads nothing from the server meanwhile.
+	Blocked bool
+}
+
+// Buffered reports the messages waiting for Next, for metrics: at most
+// Config.BufferSize of them, and at most Config.BufferBytes of them unless
+// a single message is larger.
+func (s *Stream) Buffered() BufferStats {
+	return BufferStats{Messages: len(s.out), Bytes: s.buffered.Load(), Blocked: s.blocked.Load()}
+}
+
+// emit hands m to Next, numbering it for Ack; size is what it counts
+// against Config.BufferBytes. While the buffer is full, by count or by
+// bytes, it keeps the connection alive with status updates. A message
+// larger than the whole budget waits for an empty buffer and goes alone.
+func (s *Stream) emit(m message.Message, size int64) error {
 	s.mu.Lock()
 	s.emitted++
 	m.Metadata.Position = message.Position{Seq: s.emitted, Stream: s.id}
 	s.mu.Unlock()
-	select {
-	case s.out <- m:
-		return nil
-	default:
+	q := queued{m: m, size: size}
+	reserved := s.reserve(size)
+	if reserved {
+		select {
+		case s.out <- q:
+			return nil
+		default:
+		}
 	}
+	s.blocked.Store(true)
+	defer s.blocked.Store(false)
 	t := time.NewTimer(s.cfg.StatusInterval)
 	defer t.Stop()
 	for {
+		var out chan queued
+		if reserved {
+			out = s.out // nil until the bytes are reserved: no send
+		}
 		select {
-		case s.out <- m:
+		case out <- q:
 			return nil
+		case <-s.space:
+			if !reserved {
+				reserved = s.reserve(size)
+			}
 		case <-s.closing:
+			if reserved {
+				s.buffered.Add(-size)
+			}
 			return ErrClosed
 		case <-t.C:
 			if err := s.sendStatus(); err != nil {
+				if reserved {
+					s.buffered.Add(-size)
+				}
 				return err
 			}
 			t.Reset(s.cfg.StatusInterval)
 		}
 	}
+}
+
+// reserve counts size against the byte budget if it fits, or if nothing is
+// buffered (a message larger than the budget passes alone). Only the reader
+// adds to s.buffered, so the check and the add do not race with another
+// reserve; Next only subtracts.
+func (s *Stream) reserve(size int64) bool {
+	if b := s.buffered.Load(); b > 0 && b+size > s.cfg.BufferBytes {
+		return false
+	}
+	s.buffered.Add(size)
+	return true
 }
 
 // heartbeat writes a non-transactional logical message on an interval so
@@ -450,4 +528,37 @@ func (s *Stream) heartbeat() {
 			}
 		}
 	}
+}
+
+// recordSize approximates the text size of a decoded row, for the byte
+// budget of messages that did not come from the WAL (backfill reads): the
+// length of strings, bytes and JSON, and 8 bytes for other values.
+func recordSize(rec map[string]any) int64 {
+	var n int64
+	for k, v := range rec {
+		n += int64(len(k)) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v any) int64 {
+	switch v := v.(type) {
+	case string:
+		return int64(len(v))
+	case []byte:
+		return int64(len(v))
+	case json.RawMessage:
+		return int64(len(v))
+	case json.Number:
+		return int64(len(v))
+	case []any:
+		n := int64(2)
+		for _, e := range v {
+			n += 1 + valueSize(e)
+		}
+		return n
+	case map[string]any:
+		return recordSize(v)
+	}
+	return 8
 }

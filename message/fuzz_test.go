@@ -125,8 +125,10 @@ func FuzzRawJSON(f *testing.F) {
 	f.Add([]byte(`{"a":}`))
 	f.Add([]byte("\"\xff\""))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		got, err := appendRawJSON(nil, raw, 1)
-		if valid := json.Valid(raw); valid != (err == nil) {
+		got, err := appendRawJSON(nil, raw)
+		// json.Valid also rejects nesting deeper than 10000 levels, which
+		// raw JSON from Postgres may have.
+		if valid := json.Valid(raw) || err == nil && bytes.Count(raw, []byte("["))+bytes.Count(raw, []byte("{")) > 10000; valid != (err == nil) {
 			t.Fatalf("appendRawJSON(%q) error = %v, but json.Valid = %v", raw, err, valid)
 		}
 		if err != nil {

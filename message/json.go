@@ -316,7 +316,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		if v == nil {
 			return append(b, "null"...), nil
 		}
-		return appendRawJSON(b, v, depth)
+		return appendRawJSON(b, v)
 	case []byte:
 		if v == nil {
 			return append(b, "null"...), nil
@@ -377,7 +377,7 @@ func appendOther(b []byte, v any, depth int) (out []byte, err error) {
 	}
 	// Re-validating repairs invalid UTF-8 that a MarshalJSON method may
 	// have produced.
-	return appendRawJSON(b, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), depth)
+	return appendRawJSON(b, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}))
 }
 
 // appendFloat writes f as encoding/json does (shortest representation,

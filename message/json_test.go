@@ -486,7 +486,7 @@ func TestRawJSONMatchesCompact(t *testing.T) {
 		if err := json.Compact(&want, []byte(in)); err != nil {
 			t.Fatalf("json.Compact(%q): %v", in, err)
 		}
-		got, err := appendRawJSON(nil, []byte(in), 1)
+		got, err := appendRawJSON(nil, []byte(in))
 		if err != nil {
 			t.Fatalf("appendRawJSON(%q): %v", in, err)
 		}
@@ -751,7 +751,7 @@ func TestRawJSONLongNumberNoAllocation(t *testing.T) {
 	buf := make([]byte, 0, 2048)
 	allocs := testing.AllocsPerRun(50, func() {
 		var err error
-		if buf, err = appendRawJSON(buf[:0], raw, 1); err != nil {
+		if buf, err = appendRawJSON(buf[:0], raw); err != nil {
 			t.Fatal(err)
 		}
 	})

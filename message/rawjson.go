@@ -18,11 +18,13 @@ func (e *RawJSONError) Error() string {
 
 // appendRawJSON validates raw and appends it compacted (insignificant
 // whitespace removed, invalid UTF-8 inside strings replaced by U+FFFD).
-// depth is the nesting level raw sits at.
-func appendRawJSON(b []byte, raw []byte, depth int) ([]byte, error) {
+// Raw JSON, unlike Go maps and slices, cannot contain itself: it is
+// accepted at any nesting depth (Postgres stores jsonb nested deeper than
+// encoding/json's 10000 levels), at a cost of one byte per level.
+func appendRawJSON(b []byte, raw []byte) ([]byte, error) {
 	p := rawParser{src: raw}
 	p.skipSpace()
-	out, err := p.value(b, depth)
+	out, err := p.value(b)
 	if err != nil {
 		return b, err
 	}
@@ -33,8 +35,9 @@ func appendRawJSON(b []byte, raw []byte, depth int) ([]byte, error) {
 	return out, nil
 }
 
-// rawParser is a recursive-descent JSON validator that copies what it
-// accepts, minus whitespace.
+// rawParser is a JSON validator that copies what it accepts, minus
+// whitespace. Containers are tracked on an explicit stack, not by
+// recursion, so depth never grows the goroutine's stack.
 type rawParser struct {
 	src []byte
 	i   int
@@ -55,27 +58,88 @@ func (p *rawParser) skipSpace() {
 	}
 }
 
-func (p *rawParser) value(b []byte, depth int) ([]byte, error) {
-	if p.i >= len(p.src) {
-		return b, p.fail("unexpected end")
+// value copies one JSON value starting at p.i.
+func (p *rawParser) value(b []byte) ([]byte, error) {
+	var stack [64]byte
+	open := stack[:0] // '{' or '[' for each container being copied
+	for {
+		// A value starts at p.i.
+		if p.i >= len(p.src) {
+			return b, p.fail("unexpected end")
+		}
+		var err error
+		switch c := p.src[p.i]; {
+		case c == '{' || c == '[':
+			end := byte('}')
+			if c == '[' {
+				end = ']'
+			}
+			p.i++
+			b = append(b, c)
+			p.skipSpace()
+			if p.i < len(p.src) && p.src[p.i] == end {
+				p.i++
+				b = append(b, end)
+				break // an empty container is a complete value
+			}
+			open = append(open, c)
+			if c == '{' {
+				if b, err = p.key(b); err != nil {
+					return b, err
+				}
+			}
+			continue
+		case c == '"':
+			b, err = p.str(b)
+		case c == '-' || '0' <= c && c <= '9':
+			b, err = p.number(b)
+		case c == 't':
+			b, err = p.literal(b, "true")
+		case c == 'f':
+			b, err = p.literal(b, "false")
+		case c == 'n':
+			b, err = p.literal(b, "null")
+		default:
+			return b, p.fail(fmt.Sprintf("unexpected character %q", c))
+		}
+		if err != nil {
+			return b, err
+		}
+		// A value is complete: close the containers it completes, up to the
+		// next element.
+		for next := false; !next; {
+			if len(open) == 0 {
+				return b, nil
+			}
+			p.skipSpace()
+			top := open[len(open)-1]
+			kind, end := "array", byte(']')
+			if top == '{' {
+				kind, end = "object", '}'
+			}
+			if p.i >= len(p.src) {
+				return b, p.fail("unexpected end in " + kind)
+			}
+			switch p.src[p.i] {
+			case ',':
+				p.i++
+				b = append(b, ',')
+				p.skipSpace()
+				if top == '{' {
+					if b, err = p.key(b); err != nil {
+						return b, err
+					}
+				}
+				next = true
+			case end:
+				p.i++
+				b = append(b, end)
+				open = open[:len(open)-1]
+			default:
+				return b, p.fail(fmt.Sprintf("want ',' or '%c' in %s", end, kind))
+			}
+		}
 	}
-	switch c := p.src[p.i]; {
-	case c == '{':
-		return p.object(b, depth)
-	case c == '[':
-		return p.array(b, depth)
-	case c == '"':
-		return p.str(b)
-	case c == '-' || '0' <= c && c <= '9':
-		return p.number(b)
-	case c == 't':
-		return p.literal(b, "true")
-	case c == 'f':
-		return p.literal(b, "false")
-	case c == 'n':
-		return p.literal(b, "null")
-	}
-	return b, p.fail(fmt.Sprintf("unexpected character %q", p.src[p.i]))
 }
 
 func (p *rawParser) literal(b []byte, lit string) ([]byte, error) {
@@ -86,85 +150,23 @@ func (p *rawParser) literal(b []byte, lit string) ([]byte, error) {
 	return append(b, lit...), nil
 }
 
-func (p *rawParser) object(b []byte, depth int) ([]byte, error) {
-	if depth > maxDepth {
-		return b, errTooDeep
+// key copies an object key and its colon, leaving p.i at the value.
+func (p *rawParser) key(b []byte) ([]byte, error) {
+	if p.i >= len(p.src) || p.src[p.i] != '"' {
+		return b, p.fail("want object key")
 	}
-	p.i++ // '{'
-	b = append(b, '{')
+	b, err := p.str(b)
+	if err != nil {
+		return b, err
+	}
 	p.skipSpace()
-	if p.i < len(p.src) && p.src[p.i] == '}' {
-		p.i++
-		return append(b, '}'), nil
+	if p.i >= len(p.src) || p.src[p.i] != ':' {
+		return b, p.fail("want ':' after object key")
 	}
-	for {
-		if p.i >= len(p.src) || p.src[p.i] != '"' {
-			return b, p.fail("want object key")
-		}
-		var err error
-		if b, err = p.str(b); err != nil {
-			return b, err
-		}
-		p.skipSpace()
-		if p.i >= len(p.src) || p.src[p.i] != ':' {
-			return b, p.fail("want ':' after object key")
-		}
-		p.i++
-		b = append(b, ':')
-		p.skipSpace()
-		if b, err = p.value(b, depth+1); err != nil {
-			return b, err
-		}
-		p.skipSpace()
-		if p.i >= len(p.src) {
-			return b, p.fail("unexpected end in object")
-		}
-		switch p.src[p.i] {
-		case ',':
-			p.i++
-			b = append(b, ',')
-			p.skipSpace()
-		case '}':
-			p.i++
-			return append(b, '}'), nil
-		default:
-			return b, p.fail("want ',' or '}' in object")
-		}
-	}
-}
-
-func (p *rawParser) array(b []byte, depth int) ([]byte, error) {
-	if depth > maxDepth {
-		return b, errTooDeep
-	}
-	p.i++ // '['
-	b = append(b, '[')
+	p.i++
+	b = append(b, ':')
 	p.skipSpace()
-	if p.i < len(p.src) && p.src[p.i] == ']' {
-		p.i++
-		return append(b, ']'), nil
-	}
-	for {
-		var err error
-		if b, err = p.value(b, depth+1); err != nil {
-			return b, err
-		}
-		p.skipSpace()
-		if p.i >= len(p.src) {
-			return b, p.fail("unexpected end in array")
-		}
-		switch p.src[p.i] {
-		case ',':
-			p.i++
-			b = append(b, ',')
-			p.skipSpace()
-		case ']':
-			p.i++
-			return append(b, ']'), nil
-		default:
-			return b, p.fail("want ',' or ']' in array")
-		}
-	}
+	return b, nil
 }
 
 func (p *rawParser) number(b []byte) ([]byte, error) {

@@ -158,7 +158,7 @@ func (m *Mapper) DecodeIn(a *Arena, oid uint32, text []byte) (any, error) {
 			return a.boxNumber(json.Number(a.String(text))), nil
 		}
 	case kindJSON:
-		if json.Valid(text) {
+		if len(text) > 0 {
 			return a.boxRaw(json.RawMessage(a.copy(text))), nil
 		}
 	case kindTimestamptz, kindTimestamp:

@@ -17,7 +17,8 @@
 //     Infinity and -Infinity: those strings
 //   - bool: bool
 //   - bytea: []byte (hex or escape bytea_output)
-//   - json, jsonb: json.RawMessage (a copy, checked to be valid JSON)
+//   - json, jsonb: json.RawMessage (a copy; not re-validated: Postgres
+//     stores only valid JSON, at any depth)
 //   - timestamptz: string, RFC 3339 in UTC with exactly six fractional
 //     digits and "Z" (2024-10-28T21:37:01.127470Z); timestamp: the same
 //     without "Z"; infinity and -infinity stay those strings. Years before

@@ -35,7 +35,8 @@ func fuzzMapper() *Mapper {
 }
 
 // FuzzDecode checks that Decode never panics, that whatever it accepts is
-// JSON-ready (encoding/json can encode it), and that DecodeIn agrees with it.
+// JSON-ready (encoding/json can encode it; json and jsonb text excepted,
+// which is not re-validated), and that DecodeIn agrees with it.
 func FuzzDecode(f *testing.F) {
 	seeds := []struct {
 		sel  uint8
@@ -61,11 +62,25 @@ func FuzzDecode(f *testing.F) {
 		if (err == nil) != (inErr == nil) || !reflect.DeepEqual(v, in) {
 			t.Fatalf("Decode(%d, %q) = %#v, %v; DecodeIn %#v, %v", oid, text, v, err, in, inErr)
 		}
-		if err != nil {
-			return
+		if err != nil || hasRawJSON(v) {
+			return // json text is passed on as Postgres sent it: the message encoder checks it
 		}
 		if _, err := json.Marshal(v); err != nil {
 			t.Fatalf("Decode(%d, %q) = %#v, which encoding/json rejects: %v", oid, text, v, err)
 		}
 	})
+}
+
+func hasRawJSON(v any) bool {
+	switch v := v.(type) {
+	case json.RawMessage:
+		return true
+	case []any:
+		for _, e := range v {
+			if hasRawJSON(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -268,7 +268,7 @@ func (m *Mapper) DecodeOwned(oid uint32, text []byte) (any, error) {
 			return json.Number(unsafe.String(unsafe.SliceData(text), len(text))), nil
 		}
 	case kindJSON:
-		if json.Valid(text) {
+		if len(text) > 0 {
 			return json.RawMessage(text[:len(text):len(text)]), nil
 		}
 	}

@@ -9,8 +9,7 @@ import (
 )
 
 var (
-	errRange   = errors.New("value out of range")
-	errBadJSON = errors.New("not valid JSON")
+	errRange = errors.New("value out of range")
 )
 
 // parseInt parses a decimal integer as int2, int4, int8 and oid print it.
@@ -237,11 +236,14 @@ func decodeBytea(b []byte) (any, error) {
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
-// decodeJSON copies json and jsonb text. Postgres only stores valid JSON; the
-// check keeps anything else from being embedded verbatim in a message.
+// decodeJSON copies json and jsonb text without validating it: Postgres
+// stores only valid JSON, at nesting depths beyond what encoding/json
+// accepts (10,000), and re-validating here would turn such a row into an
+// error that stops the stream. The message encoder still checks raw JSON as
+// it embeds it, at any depth.
 func decodeJSON(b []byte) (any, error) {
-	if !json.Valid(b) {
-		return nil, errBadJSON
+	if len(b) == 0 {
+		return nil, ErrSyntax
 	}
 	return json.RawMessage(append([]byte(nil), b...)), nil
 }
