@@ -97,6 +97,9 @@ func versionOf(binDir string) int {
 // As root, the server files belong to, and the server runs as, the user
 // "postgres" (Postgres refuses to run as root).
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errTLSFiles
+	}
 	bin, err := FindBin()
 	if err != nil {
 		return nil, err
