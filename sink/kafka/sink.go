@@ -96,7 +96,8 @@ func (s *Sink) Topic(m message.Message) string {
 // every one of them (acks=all). Any failure fails the whole call; the caller
 // retries the whole batch, which may duplicate records already written.
 // Errors that a retry cannot fix — a record over MaxMessageBytes or the
-// broker's limit, a missing topic, an encoding failure — are marked with
+// broker's limit, a missing topic, an encoding failure, a broker
+// certificate that fails verification, SASL refused — are marked with
 // [sink.Permanent].
 //
 // The records of one partition go out in order, in produce requests of at
