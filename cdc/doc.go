@@ -14,6 +14,14 @@
 // ALTER TABLE … REPLICA IDENTITY FULL; otherwise Changes holds only a changed
 // primary key (or is empty) and a delete's Record only the key columns.
 //
+// Config.ConnString is a libpq URL or keyword/value string, parsed by pgx,
+// and is used for the replication connection and the stream's queries
+// alike. Over a network, verify the server: sslmode=verify-full with
+// sslrootcert naming the CA file (postgres://app@db/app?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.crt)
+// checks both the certificate chain and the host name; verify-ca checks
+// only the chain, as require does when sslrootcert is set (without it,
+// require encrypts but checks nothing).
+//
 // # Streaming
 //
 // [Open] checks the server and the publication and slot in [Config], creates

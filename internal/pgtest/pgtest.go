@@ -99,6 +99,9 @@ func versionOf(binDir string) int {
 // As root, the server files belong to, and the server runs as, the user
 // "postgres" (Postgres refuses to run as root).
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	if (opts.TLSCertFile == "") != (opts.TLSKeyFile == "") {
+		return nil, errTLSFiles
+	}
 	bin := opts.Bin
 	if bin == "" {
 		var err error

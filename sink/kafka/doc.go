@@ -107,6 +107,11 @@
 //   - a broker certificate that fails verification against [Config.TLS]
 //     (an unknown authority, another host name, expired): errors.As finds
 //     Go's *tls.CertificateVerificationError in the error.
+//   - SASL refused: credentials or a mechanism the broker rejects
+//     (kafka-go's SASLAuthenticationFailed, UnsupportedSASLMechanism), or
+//     SCRAM parameters this client refuses (see above). A broker that
+//     just closes the connection on bad credentials gives an ordinary
+//     network error instead.
 //
 // Everything else — an unreachable broker, a leader election, a timeout —
 // is an ordinary error that a retry may fix. After [Sink.Close], Write

@@ -17,3 +17,9 @@ func OnRelease(f func()) (restore func()) {
 	onRelease = func(*write) { f() }
 	return func() { onRelease = old }
 }
+
+// The SCRAM client's refusals.
+var (
+	ErrScramIterations = errScramIterations
+	ErrScramExtension  = errScramExtension
+)

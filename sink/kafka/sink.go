@@ -96,7 +96,8 @@ func (s *Sink) Topic(m message.Message) string {
 // every one of them (acks=all). Any failure fails the whole call; the caller
 // retries the whole batch, which may duplicate records already written.
 // Errors that a retry cannot fix — a record over MaxMessageBytes or the
-// broker's limit, a missing topic, an encoding failure — are marked with
+// broker's limit, a missing topic, an encoding failure, a broker
+// certificate that fails verification, SASL refused — are marked with
 // [sink.Permanent].
 //
 // The records of one partition go out in order, in produce requests of at
@@ -134,7 +135,7 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 		if errors.Is(err, io.ErrClosedPipe) {
 			return sink.ErrClosed
 		}
-		if tlserr.VerifyFailed(err) {
+		if refused(err) {
 			return sink.Permanent(err)
 		}
 		return err
@@ -347,7 +348,7 @@ func produceError(res *kafkago.ProduceResponse, err error) error {
 // request timeout, a leader moving, a kafka error the protocol marks as
 // temporary.
 func (s *Sink) retriable(err error) bool {
-	if sink.IsPermanent(err) || errors.Is(err, io.ErrClosedPipe) || tlserr.VerifyFailed(err) {
+	if sink.IsPermanent(err) || errors.Is(err, io.ErrClosedPipe) || refused(err) {
 		return false
 	}
 	var kerr kafkago.Error
@@ -362,6 +363,17 @@ func (s *Sink) retriable(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		refreshesMetadata(err)
+}
+
+// refused reports whether the brokers, or this client, refused the
+// connection in a way only new settings can fix: a broker certificate
+// that fails verification, SASL credentials or a mechanism the broker
+// rejects, or a SCRAM exchange this client refuses.
+func refused(err error) bool {
+	return tlserr.VerifyFailed(err) ||
+		errors.Is(err, kafkago.SASLAuthenticationFailed) || errors.Is(err, kafkago.UnsupportedSASLMechanism) ||
+		errors.Is(err, kafkago.IllegalSASLState) ||
+		errors.Is(err, errScramIterations) || errors.Is(err, errScramExtension)
 }
 
 // refreshesMetadata reports whether err says the partition layout changed.
@@ -611,7 +623,7 @@ func (s *Sink) classify(ctx context.Context, failures []failure, recs []kafkago.
 		if errors.Is(e, kafkago.MessageSizeTooLarge) || errors.Is(e, kafkago.RecordListTooLarge) ||
 			errors.Is(e, kafkago.InvalidTopic) ||
 			(errors.Is(e, kafkago.UnknownTopicOrPartition) && !s.cfg.AllowAutoTopicCreation) ||
-			tlserr.VerifyFailed(e) {
+			refused(e) {
 			permanent = true
 		}
 		j := slices.IndexFunc(ds, func(d distinct) bool { return d.err.Error() == e.Error() })

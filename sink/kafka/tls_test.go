@@ -4,13 +4,18 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
@@ -150,4 +155,60 @@ func TestSASLOverTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSASLRefusedIsPermanent scripts a broker's SASL answers (over TLS):
+// rejected credentials, as a real broker answers them (kfake closes the
+// connection instead), and SCRAM parameters this client refuses. Each
+// fails the Write at once, marked permanent, since no retry fixes it.
+func TestSASLRefusedIsPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(clientFirst string, resp *kmsg.SASLAuthenticateResponse)
+		want   error
+	}{
+		{"credentials rejected", func(_ string, resp *kmsg.SASLAuthenticateResponse) {
+			resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+			msg := "Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-256"
+			resp.ErrorMessage = &msg
+		}, kafkago.SASLAuthenticationFailed},
+		{"1000 iterations", func(clientFirst string, resp *kmsg.SASLAuthenticateResponse) {
+			resp.SASLAuthBytes = []byte(serverFirst(t, clientFirst, "", 1000))
+		}, kafka.ErrScramIterations},
+		{"mandatory extension", func(clientFirst string, resp *kmsg.SASLAuthenticateResponse) {
+			resp.SASLAuthBytes = []byte(serverFirst(t, clientFirst, "m=ext,", 4096))
+		}, kafka.ErrScramExtension},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, ca := tlsCluster(t, kfake.EnableSASL(), kfake.Superuser(kafka.SASLScramSHA256, "walrelay", "pw"),
+				kfake.SeedTopics(1, "sequin.public.t"))
+			c.ControlKey(int16(kmsg.SASLAuthenticate), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				req := kreq.(*kmsg.SASLAuthenticateRequest)
+				resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+				tc.answer(string(req.SASLAuthBytes), resp)
+				return resp, nil, true
+			})
+			s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), TLS: &tls.Config{RootCAs: ca.Pool()},
+				SASL: &kafka.SASL{Mechanism: kafka.SASLScramSHA256, Username: "walrelay", Password: "pw"}})
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			err := s.Write(ctx, change("t", 1))
+			if !errors.Is(err, tc.want) || !sink.IsPermanent(err) {
+				t.Fatalf("Write = %v, want a permanent %v", err, tc.want)
+			}
+			t.Logf("as expected: %v", err)
+		})
+	}
+}
+
+// serverFirst is a SCRAM server-first-message answering clientFirst
+// ("n,,n=user,r=nonce") with the given prefix and iteration count.
+func serverFirst(t *testing.T, clientFirst, prefix string, iterations int) string {
+	t.Helper()
+	_, nonce, ok := strings.Cut(clientFirst, ",r=")
+	if !ok {
+		t.Fatalf("client-first-message %q has no nonce", clientFirst)
+	}
+	return fmt.Sprintf("%sr=%sserver,s=%s,i=%d", prefix, nonce, base64.StdEncoding.EncodeToString([]byte("salt-salt-salt")), iterations)
 }
