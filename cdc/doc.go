@@ -144,6 +144,27 @@
 // after a failover: it would create a new slot at the current position,
 // without the changes in between.
 //
+// # Streaming from a standby (PostgreSQL 16+)
+//
+// To keep decoding load off the primary, a stream can read from a hot
+// standby: point Config.ConnString at the standby. The slot lives on the
+// standby (create it there, or let Config.CreateSlot do it: creation waits
+// until the primary logs its running transactions, which it does every 15
+// seconds, or at once with select pg_log_standby_snapshot() on the primary).
+// The publication is created on the primary and reaches the standby through
+// replication. Set hot_standby_feedback = on on the standby (and use a
+// physical slot for it on the primary), or the primary may remove rows the
+// slot still needs and Postgres invalidates it ([ErrSlotInvalidated]).
+//
+// A standby takes no writes, so the stream writes no heartbeat messages
+// there: when nothing is in flight, the slot advances by the stream
+// acknowledging the WAL position of the standby's keepalives, which follows
+// the primary's WAL as the standby replays it. Backfills write watermarks
+// and progress, so [Stream.Backfill] needs the primary. Changes reach the
+// stream once the standby has replayed them. Restarts of the standby or the
+// primary are ridden through like any dropped connection. Before 16, Open on
+// a standby is [ErrServerVersion].
+//
 // # Server versions
 //
 // PostgreSQL 14 to 18 are supported and tested. Differences the stream
@@ -155,7 +176,8 @@
 //   - Generated columns are never sent before 18. From 18, a publication
 //     created WITH (publish_generated_columns = stored) sends stored
 //     generated columns, which then appear in Record; virtual ones never do.
-//   - Failover slots (Config.Failover) need 17.
+//   - Failover slots (Config.Failover) need 17; streaming from a standby
+//     needs 16.
 //   - A slot's invalidation (wal_status = lost, 17's invalidation_reason,
 //     16's conflicting on a standby) is [ErrSlotInvalidated].
 package cdc

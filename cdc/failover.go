@@ -15,7 +15,8 @@ import (
 	"github.com/walrelay/walrelay/message"
 )
 
-// failoverState is what the stream remembers to follow a promoted standby.
+// failoverState is what the stream knows of the server's role: to follow a
+// promoted standby, and to stream from a standby.
 type failoverState struct {
 	// timeline is the server timeline of the last replication connection
 	// (0 before the first). Reader-only.
@@ -28,6 +29,9 @@ type failoverState struct {
 	// committed is the end of the last transaction received in full, not
 	// counting positions taken from keepalives. Guarded by Stream.mu.
 	committed message.LSN
+	// standby: the server was in recovery at Open (decoding on a standby,
+	// PostgreSQL 16+): no heartbeat writes.
+	standby bool
 }
 
 // followTimeline runs on every replication connection, with the server's
