@@ -111,4 +111,85 @@
 // malformed replication message is a [*DecodeError]. Postgres lets one process stream from a slot
 // at a time: with Config.WaitForSlot, Open waits as a standby while another
 // process holds the slot and takes over when it goes away.
+//
+// # Failover (PostgreSQL 17+)
+//
+// A logical slot lives on one server: when the primary fails and a standby
+// is promoted, a slot that only the old primary had is gone, and the
+// changes since cannot be streamed. PostgreSQL 17 synchronises slots to
+// standbys. To use it:
+//
+//   - set Config.Failover, so the slot is created with failover = true (an
+//     existing slot is altered to have it; [ErrServerVersion] before 17);
+//   - on the standby: sync_replication_slots = on, hot_standby_feedback =
+//     on, primary_slot_name set (a physical slot on the primary), and a
+//     dbname in primary_conninfo;
+//   - on the primary: synchronized_standby_slots = '<that physical slot>', so
+//     that logical walsenders send nothing the standby has not received. A
+//     stream must never deliver a transaction that the promotion undoes;
+//   - point Config.ConnString at every server, the primary first, with
+//     target_session_attrs=primary, for example
+//     "host=db1,db2 dbname=app target_session_attrs=primary" or
+//     "postgres://app@db1:5432,db2:5432/app?target_session_attrs=primary".
+//     The stream's reconnects, like its other connections, then go to
+//     whichever server is the primary.
+//
+// Before relying on a failover, check on the standby that the copy is ready:
+//
+//	select synced and not temporary and invalidation_reason is null
+//	from pg_replication_slots where slot_name = 'orders_cdc';
+//
+// After the promotion the stream goes on from the copy's position: changes
+// after it are delivered again (same idempotency keys), none are skipped.
+// The stream checks the new server's timeline history against what it
+// received: positions past the point where the new timeline forked are
+// brought back to it (the new primary reuses those WAL positions), and a
+// transaction received past it is [ErrHistoryDiverged] (the primary lacked
+// synchronized_standby_slots). So is a server on an older timeline than the
+// stream already read, such as a former primary that came back.
+//
+// Errors: the copy on a standby that is not yet promoted is [ErrSlotSyncing]
+// (Open returns it; a running stream that reconnects to such a standby keeps
+// retrying until the promotion); a promoted server without the slot —
+// promoted before the copy was synchronised — is [ErrSlotNotSynced]: create a
+// new slot and backfill. Do not rely on Config.CreateSlot to get going again
+// after a failover: it would create a new slot at the current position,
+// without the changes in between.
+//
+// # Streaming from a standby (PostgreSQL 16+)
+//
+// To keep decoding load off the primary, a stream can read from a hot
+// standby: point Config.ConnString at the standby. The slot lives on the
+// standby (create it there, or let Config.CreateSlot do it: creation waits
+// until the primary logs its running transactions, which it does every 15
+// seconds, or at once with select pg_log_standby_snapshot() on the primary).
+// The publication is created on the primary and reaches the standby through
+// replication. Set hot_standby_feedback = on on the standby (and use a
+// physical slot for it on the primary), or the primary may remove rows the
+// slot still needs and Postgres invalidates it ([ErrSlotInvalidated]).
+//
+// A standby takes no writes, so the stream writes no heartbeat messages
+// there: when nothing is in flight, the slot advances by the stream
+// acknowledging the WAL position of the standby's keepalives, which follows
+// the primary's WAL as the standby replays it. Backfills write watermarks
+// and progress, so [Stream.Backfill] needs the primary. Changes reach the
+// stream once the standby has replayed them. Restarts of the standby or the
+// primary are ridden through like any dropped connection. Before 16, Open on
+// a standby is [ErrServerVersion].
+//
+// # Server versions
+//
+// PostgreSQL 14 to 18 are supported and tested. Differences the stream
+// handles or exposes:
+//
+//   - A publication created after the slot: before 18 pgoutput fails; 18
+//     warns and skips it, dropping the changes before it. Both are
+//     [ErrPublicationNotFound].
+//   - Generated columns are never sent before 18. From 18, a publication
+//     created WITH (publish_generated_columns = stored) sends stored
+//     generated columns, which then appear in Record; virtual ones never do.
+//   - Failover slots (Config.Failover) need 17; streaming from a standby
+//     needs 16.
+//   - A slot's invalidation (wal_status = lost, 17's invalidation_reason,
+//     16's conflicting on a standby) is [ErrSlotInvalidated].
 package cdc

@@ -15,7 +15,8 @@ import (
 	"github.com/walrelay/walrelay/message"
 )
 
-// failoverState is what the stream remembers to follow a promoted standby.
+// failoverState is what the stream knows of the server's role: to follow a
+// promoted standby, and to stream from a standby.
 type failoverState struct {
 	// timeline is the server timeline of the last replication connection
 	// (0 before the first). Reader-only.
@@ -28,6 +29,9 @@ type failoverState struct {
 	// committed is the end of the last transaction received in full, not
 	// counting positions taken from keepalives. Guarded by Stream.mu.
 	committed message.LSN
+	// standby: the server was in recovery at Open (decoding on a standby,
+	// PostgreSQL 16+): no heartbeat writes.
+	standby bool
 }
 
 // followTimeline runs on every replication connection, with the server's
@@ -61,23 +65,25 @@ func (s *Stream) followTimeline(ctx context.Context, conn *pgconn.PgConn, tli in
 	if !ok {
 		return fmt.Errorf("%w: timeline %d does not descend from timeline %d the stream read", ErrHistoryDiverged, tli, prev)
 	}
-	s.mu.Lock()
-	committed := s.fo.committed
-	if committed <= fork {
-		if s.received > fork {
-			s.received = fork
-		}
-		if s.flushed > fork {
-			s.flushed = fork
-		}
-	}
-	s.mu.Unlock()
-	if committed > fork {
-		return fmt.Errorf("%w: a transaction ending at %v was received, but the server's timeline %d forked from timeline %d at %v (set synchronized_standby_slots on the primary)", ErrHistoryDiverged, committed, tli, prev, fork)
+	if err := s.rebase(prev, tli, fork); err != nil {
+		return err
 	}
 	s.fo.promoted = fmt.Sprintf("the server was promoted (timeline %d forked from %d at %v)", tli, prev, fork)
 	s.fo.timeline = tli
 	s.cfg.Logger.Warn("replication continues on a promoted server", "slot", s.cfg.Slot, "timeline", tli, "previous_timeline", prev, "fork", fork)
+	return nil
+}
+
+// rebase brings the stream's positions back to fork, where timeline tli
+// forked from prev, or fails when a transaction past it was received.
+func (s *Stream) rebase(prev, tli int32, fork message.LSN) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fo.committed > fork {
+		return fmt.Errorf("%w: a transaction ending at %v was received, but the server's timeline %d forked from timeline %d at %v (set synchronized_standby_slots on the primary)", ErrHistoryDiverged, s.fo.committed, tli, prev, fork)
+	}
+	s.received = min(s.received, fork)
+	s.flushed = min(s.flushed, fork)
 	return nil
 }
 

@@ -64,7 +64,9 @@ func Open(ctx context.Context, cfg Config) (*Stream, error) {
 	}
 	s.conn = conn
 	go s.run()
-	if cfg.HeartbeatInterval > 0 {
+	// A standby takes no writes: there the slot advances, when nothing
+	// is in flight, by acknowledging the keepalives' WAL position alone.
+	if cfg.HeartbeatInterval > 0 && !s.fo.standby {
 		s.wg.Add(1)
 		go s.heartbeat()
 	}
@@ -81,8 +83,11 @@ func (s *Stream) prepare(ctx context.Context) error {
 	defer conn.Release()
 	var walLevel, dbName string
 	var version int
-	if err := conn.QueryRow(ctx, "select current_setting('wal_level'), current_database(), current_setting('server_version_num')::int").Scan(&walLevel, &dbName, &version); err != nil {
+	if err := conn.QueryRow(ctx, "select current_setting('wal_level'), current_database(), current_setting('server_version_num')::int, pg_is_in_recovery()").Scan(&walLevel, &dbName, &version, &s.fo.standby); err != nil {
 		return fmt.Errorf("cdc: check server: %w", err)
+	}
+	if s.fo.standby && version < 160000 {
+		return fmt.Errorf("%w: the server is a standby (in recovery), and logical decoding on a standby needs PostgreSQL 16 or newer; the server is %d.%d", ErrServerVersion, version/10000, version%10000)
 	}
 	if walLevel != "logical" {
 		return fmt.Errorf("%w: it is %q; set wal_level = logical in postgresql.conf and restart the server", ErrWALLevel, walLevel)

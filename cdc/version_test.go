@@ -5,9 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/message"
 )
 
 // Behaviour that differs by server version is asserted for each version,
@@ -107,4 +110,59 @@ func TestFailoverSlotByVersion(t *testing.T) {
 	if !failover(plain) {
 		t.Fatalf("PostgreSQL %d: existing slot still has failover = false after Open with Config.Failover", major)
 	}
+}
+
+// The slot's confirmed position across a fast restart: from 17 the shutdown
+// checkpoint saves it, so nothing acknowledged comes again; before 17 it is
+// saved only with other slot state, so the server may come back at an older
+// position (never a newer one) and deliver acknowledged changes again.
+func TestSlotPositionAfterFastRestartByVersion(t *testing.T) {
+	c := pgtest.NewCluster(t, pgtest.Options{})
+	major := pgtest.Major(t, c.URL)
+	pgtest.Exec(t, c.URL, "create table t (id int primary key)", "create publication pub for all tables")
+	slot := pgtest.Name(t, "slot")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	s, err := Open(ctx, Config{ConnString: c.URL, Slot: slot, Publication: "pub", CreateSlot: true, HeartbeatInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, c.URL, "insert into t values (1)")
+	m := next(t, s, 1)[0]
+	s.Ack(m)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flush := func() message.LSN {
+		t.Helper()
+		var l string
+		conn, err := pgx.Connect(ctx, c.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if err := conn.QueryRow(ctx, "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = $1", slot).Scan(&l); err != nil {
+			t.Fatal(err)
+		}
+		lsn, err := message.ParseLSN(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lsn
+	}
+	before := flush()
+	if before < m.Metadata.CommitLSN {
+		t.Fatalf("after Ack and Close the slot is at %v, before the acknowledged commit %v", before, m.Metadata.CommitLSN)
+	}
+	if err := c.Restart(ctx, pgtest.Fast); err != nil {
+		t.Fatal(err)
+	}
+	after := flush()
+	switch {
+	case major >= 17 && after != before:
+		t.Fatalf("PostgreSQL %d: slot at %v after a fast restart, %v before; want it saved at shutdown", major, after, before)
+	case after > before:
+		t.Fatalf("PostgreSQL %d: slot moved ahead across a restart: %v -> %v", major, before, after)
+	}
+	t.Logf("PostgreSQL %d: confirmed_flush_lsn %v before a fast restart, %v after", major, before, after)
 }

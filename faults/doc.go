@@ -45,6 +45,11 @@
 // WALRELAY_REQUIRE_POSTGRES=1.
 //
 // Faults F1–F15 are TestF1KillConsumer … TestF15TruncateRollbackSavepointMessages.
+// F16 (TestF16Failover, TestF16PromotedBeforeSlotSynced, in
+// failover_test.go) runs on PostgreSQL 17 and 18 and F17
+// (TestF17StandbyDecoding, standby_test.go) on 16, 17 and 18, each with the
+// server binaries pgtest.BinFor finds (.ci/matrix installs and names them);
+// a version whose binaries are absent is skipped with a message saying so.
 // F4, the slot monitor, runs inside every other fault and has its own
 // summary row. TestHarnessDetects and TestMonitorDetects show that the
 // comparison and the monitor catch each kind of problem. The bad-input

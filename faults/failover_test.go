@@ -167,6 +167,12 @@ func failoverRun(t *testing.T, major int) {
 
 	p.waitSynced(t, e.slot, c.alive)
 	t.Logf("slot synchronised after %v", time.Since(start).Round(time.Millisecond))
+	// The standby's copy cannot be streamed from before the promotion.
+	standbyURL := pgtest.WithDatabase(p.standby.URL, "f16")
+	err := openErr(standbyURL, e)
+	if !errors.Is(err, cdc.ErrSlotSyncing) {
+		t.Fatalf("PostgreSQL %d: Open on the standby: got %v, want ErrSlotSyncing", major, err)
+	}
 	// Some changes delivered, then more, so the kill lands mid-stream.
 	before, err := ds.distinct()
 	if err != nil {
@@ -240,6 +246,19 @@ func TestF16PromotedBeforeSlotSynced(t *testing.T) {
 				Note: "typed error: " + err.Error()})
 		})
 	}
+}
+
+// openErr opens a stream on url for e's slot and publication, expecting
+// an error.
+func openErr(url string, e *env) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := cdc.Open(ctx, cdc.Config{ConnString: url, Slot: e.slot, Publication: e.pub, HeartbeatInterval: -1})
+	if err == nil {
+		s.Close()
+		return errors.New("Open succeeded")
+	}
+	return err
 }
 
 // waitProgress waits, with one generous bound, until cond holds.

@@ -81,7 +81,7 @@ func FindBin() (string, error) {
 	sort.Slice(dirs, func(i, j int) bool { return versionOf(dirs[i]) > versionOf(dirs[j]) })
 	for _, d := range dirs {
 		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
-			if versionOf(d) < 15 {
+			if versionOf(d) < 14 { // the oldest supported version
 				continue
 			}
 			return d, nil
