@@ -59,9 +59,10 @@
 // idempotency), so consumers can drop duplicates. After Ack and Close, a
 // restart delivers nothing that was acknowledged.
 //
-// A stream reads in its own goroutine, into a bounded buffer
-// (Config.BufferSize); while the caller is slow it stops reading but keeps
-// the connection alive with status updates. Transactions are emitted as they
+// A stream reads in its own goroutine, into a buffer bounded by count
+// (Config.BufferSize) and by bytes (Config.BufferBytes, see Memory below);
+// while the caller is slow it stops reading but keeps the connection alive
+// with status updates. Transactions are emitted as they
 // are decoded, so memory stays flat whatever their size. When nothing is in
 // flight the stream acknowledges the server's WAL position, and it writes a
 // heartbeat logical message on an interval (Config.HeartbeatInterval), so an
@@ -88,6 +89,73 @@
 // (or the prefix walrelay:transaction_annotations.set) and apply to the
 // changes after it in that transaction; …clear clears them. Annotations that
 // are not a JSON object are logged and dropped (null); nothing else is lost.
+//
+// # Memory
+//
+// The messages waiting for [Stream.Next] are bounded by Config.BufferSize
+// (count, default 1024) and Config.BufferBytes (default 64 MiB), counted as
+// the size of the text Postgres sent for them. A message larger than the
+// whole budget is not refused: it waits for an empty buffer and passes
+// alone. [Stream.Buffered] reports the count, the bytes and whether the
+// reader is waiting for room, for metrics.
+//
+// The budget counts text; memory holds more. Text, json and jsonb values
+// share the received row's bytes (about 1× their text); other values are Go
+// values built from it: measured on this package's mapping, an int4[] of
+// one-digit elements takes about 8× its text, numeric[] 5×, text[] of short
+// strings 4.4×, int4[] of seven digits 3×, timestamptz[] 2×. On top of the
+// buffer come the message the reader holds while it waits for room, the
+// receive buffer of the message in progress (its text again), and the JSON
+// a sink encodes (about the text's size, more for strings that need escaping
+// and bytea). So plan for several times BufferBytes in the worst case: with
+// eight 64 MiB text rows, a stalled consumer and a 100 MiB budget, the live
+// heap stayed at about 190 MB (one row buffered, one held, one receive
+// buffer), where an unbounded buffer held all eight (512 MB). Lower
+// BufferBytes on a small machine, or for tables with large arrays.
+//
+// # Hostile input
+//
+// Nothing a database user can write should stop a stream or exhaust its
+// memory:
+//
+//   - Any value Postgres stores streams. json and jsonb are embedded as
+//     Postgres sent them (validated and compacted by the encoder, at any
+//     nesting depth — Postgres accepts jsonb deeper than encoding/json's
+//     10,000 levels).
+//   - A value the mapping cannot decode (an output format a setting or an
+//     extension changed, say) follows Config.Undecodable: by default the
+//     stream stops with a [*DecodeError] naming the table, column and LSN —
+//     never skipping it, since reopening stops at the same change until the
+//     policy is changed; with [UndecodableText] the value is delivered as
+//     its Postgres text, logged, and handed to Config.DeadLetter, and the
+//     stream goes on.
+//   - pg_logical_emit_message is executable by PUBLIC: any role that can log
+//     in can write transaction annotations, of any size. A
+//     transaction-annotations message larger than Config.MaxAnnotationBytes
+//     (default 64 KiB) is not decoded: the transaction's annotations are
+//     cleared and a warning is logged. Logical messages of other prefixes
+//     are skipped without decoding or copying their content. Postgres still
+//     sends each message whole, so the stream's receive buffer briefly holds
+//     it (a 40 MB message: a 40 MB heap peak).
+//   - Rows of any size pass, one at a time, within the byte budget above.
+//
+// To keep other roles from writing logical messages at all, revoke
+// pg_logical_emit_message from PUBLIC and grant it to the roles that
+// annotate and to the stream's role (for its heartbeats and backfill
+// watermarks), in each database. This covers every signature the function
+// has (Postgres 17 added a flush argument):
+//
+//	DO $$
+//	DECLARE f regprocedure;
+//	BEGIN
+//		FOR f IN SELECT oid::regprocedure FROM pg_proc WHERE proname = 'pg_logical_emit_message' LOOP
+//			EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+//			EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO walrelay, app', f);
+//		END LOOP;
+//	END $$;
+//
+// A [Config] prints (String, GoString, LogValue) with the passwords in
+// ConnString masked.
 //
 // # Backfills
 //

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -393,4 +394,46 @@ func withUser(rawURL, role string) string {
 	}
 	u.User = url.User(role)
 	return u.String()
+}
+
+// The statement the package doc gives to revoke pg_logical_emit_message
+// from PUBLIC works: a role without the grant is refused, a granted one is
+// not.
+func TestRevokeEmitMessageAsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	for _, line := range strings.Split(string(doc), "\n") {
+		code, ok := strings.CutPrefix(line, "//\t")
+		if ok && (strings.HasPrefix(code, "DO $$") || len(block) > 0) {
+			block = append(block, code)
+			if strings.HasPrefix(code, "END $$;") {
+				break
+			}
+		}
+	}
+	if len(block) == 0 {
+		t.Fatal("no DO block in doc.go")
+	}
+	e := newEnv(t)
+	stranger, annotator := pgtest.Name(t, "stranger"), pgtest.Name(t, "annotator")
+	e.exec("create role "+stranger+" login", "create role "+annotator+" login")
+	t.Cleanup(func() {
+		pgtest.Exec(t, e.url, "drop owned by "+annotator) // the grants, in this database
+		pgtest.Exec(t, pgtest.URL(t), "drop role "+stranger, "drop role "+annotator)
+	})
+	sql := strings.Join(block, "\n")
+	sql = strings.Replace(sql, "TO walrelay, app", "TO "+annotator, 1)
+	e.exec(sql)
+
+	emit := "select pg_logical_emit_message(true, 'sequin:transaction_annotations.set', '{}')"
+	err = pgtest.ExecURL(t.Context(), withUser(e.url, stranger), emit)
+	if pgCode(err) != "42501" {
+		t.Fatalf("a role without the grant: %v, want insufficient_privilege", err)
+	}
+	if err := pgtest.ExecURL(t.Context(), withUser(e.url, annotator), emit); err != nil {
+		t.Fatalf("the granted role: %v", err)
+	}
 }

@@ -78,8 +78,11 @@
 //   - anything else: encoding/json's encoding, without HTML escaping; its
 //     errors (and a panic in a MarshalJSON method) are returned as errors.
 //
-// Values nested more than 10000 levels deep (a map that contains itself,
-// say) are an error, never a crash.
+// Go maps and slices nested more than 10000 levels deep (a map that
+// contains itself, say) are an error, never a crash. Raw JSON
+// (json.RawMessage, such as json and jsonb columns) is accepted at any
+// depth: it cannot contain itself, and Postgres stores jsonb nested deeper
+// than 10000 levels.
 //
 // # Unchanged TOAST columns
 //
