@@ -43,7 +43,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 		return err
 	}
 
-	h, err := pull.New(pull.Config{Brokers: cfg.Brokers, Username: username, Password: cfg.Password})
+	h, err := pull.NewHandler(pull.Config{Brokers: cfg.Brokers, Username: username, Password: cfg.Password})
 	if err != nil {
 		return err
 	}
