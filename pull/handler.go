@@ -1,6 +1,7 @@
 package pull
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,23 +37,15 @@ type Handler struct {
 
 	mu        sync.Mutex
 	instances map[instanceKey]*instance
+	nextID    uint64
 	closed    bool
 	stop      chan struct{}
 	reaperWG  sync.WaitGroup
 }
 
-// NewHandler validates cfg and returns the pull API's handler. Its dynamic
-// type is *[Handler]: keep it to Close the handler, or use [New].
-func NewHandler(cfg Config) (http.Handler, error) {
-	h, err := New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return h, nil
-}
-
-// New is [NewHandler] returning the concrete *Handler.
-func New(cfg Config) (*Handler, error) {
+// NewHandler validates cfg and returns the pull API's handler. Mount it on
+// an [http.Server] and Close it on shutdown.
+func NewHandler(cfg Config) (*Handler, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("pull: config: %w", err)
@@ -81,16 +75,31 @@ func New(cfg Config) (*Handler, error) {
 		instances: make(map[instanceKey]*instance),
 		stop:      make(chan struct{}),
 	}
-	h.mux.HandleFunc("GET /fetch", h.fetch)
-	h.mux.HandleFunc("POST /fetch", h.fetch)
-	h.mux.HandleFunc("GET /consume/{group}/{instance}/{topic}", h.consume)
-	h.mux.HandleFunc("GET /consume/{group}/{instance}", h.consume)
-	h.mux.HandleFunc("POST /consume/{group}/{instance}", h.consume)
-	h.mux.HandleFunc("DELETE /consume/{group}/{instance}", h.deleteInstance)
+	both := func(path string, f http.HandlerFunc) {
+		h.mux.HandleFunc("GET "+path, f)
+		h.mux.HandleFunc("POST "+path, f)
+	}
+	both("/fetch", h.fetch)
+	both("/consume/{group}/{instance}/{topic}", h.consume)
+	both("/consume/{group}/{instance}", h.consume)
+	h.mux.HandleFunc("DELETE /consume/{group}/{instance}", h.deleteConsumer)
+	both("/delete-consumer/{group}/{instance}", h.deleteConsumer)
+	both("/commit/{group}/{instance}", h.commit)
+	both("/committed/{group}/{instance}", h.committed)
+	h.mux.HandleFunc("GET /topics", h.topics)
+	h.mux.HandleFunc("GET /consumers", h.consumers)
+	both("/offsets/{at}", h.offsets)
+	for _, p := range []string{"/produce", "/produce/", "/webhook"} {
+		h.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusForbidden, "producing is not part of walrelay's pull API: its topics are written by walrelay")
+		})
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/fetch" || strings.HasPrefix(r.URL.Path, "/consume/") {
-			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
-			return
+		for _, p := range []string{"/fetch", "/consume/", "/delete-consumer/", "/commit/", "/committed/", "/topics", "/consumers", "/offsets/"} {
+			if r.URL.Path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(r.URL.Path, p) {
+				writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path))
+				return
+			}
 		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -123,9 +132,13 @@ func (h *Handler) authorized(r *http.Request) bool {
 	return userOK&passOK == 1
 }
 
-// Close closes every consumer instance (they leave their groups; records
-// returned by their last call are not committed) and stops the idle
-// reaper. Requests after Close get 503. Close is idempotent.
+// closeCommitTimeout bounds the commits Close makes for auto-commit
+// instances.
+const closeCommitTimeout = 5 * time.Second
+
+// Close closes every consumer instance — those with auto-commit on commit
+// what they delivered first — and stops the idle reaper. Requests after
+// Close get 503. Close is idempotent.
 func (h *Handler) Close() error {
 	h.mu.Lock()
 	if h.closed {
@@ -139,46 +152,94 @@ func (h *Handler) Close() error {
 	h.mu.Unlock()
 
 	h.reaperWG.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), closeCommitTimeout)
+	defer cancel()
 	var errs []error
 	for _, inst := range insts {
+		select {
+		case inst.sem <- struct{}{}: // not in a call: its delivered records are stable
+			if inst.opts.autoCommit {
+				if err := h.commitDelivered(ctx, inst); err != nil {
+					h.log.Debug("pull: commit at close failed; the records will be redelivered",
+						slog.String("group", inst.key.group), slog.String("instance", inst.key.name), slog.Any("error", err))
+				}
+			}
+		default:
+		}
 		errs = append(errs, inst.close())
 	}
 	h.transport.CloseIdleConnections()
 	return errors.Join(errs...)
 }
 
-// Record is one Kafka record as the API returns it.
+// Record is one Kafka record as the API returns it, in the shape of
+// Upstash's Kafka REST API.
 type Record struct {
-	Topic     string            `json:"topic"`
-	Partition int               `json:"partition"`
-	Offset    int64             `json:"offset"`
-	Timestamp time.Time         `json:"timestamp"`
-	Key       *string           `json:"key"` // null when the record has no key
-	Value     string            `json:"value"`
-	Headers   map[string]string `json:"headers"`
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Offset    int64  `json:"offset"`
+	// Timestamp is the record's time in milliseconds since the Unix epoch.
+	Timestamp int64 `json:"timestamp"`
+	// Key is "" for a record without a key.
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	// Headers keeps the record's headers in order, repeated keys included;
+	// [] when there are none.
+	Headers []Header `json:"headers"`
 }
 
-func headerMap(hs []kafkago.Header) map[string]string {
-	m := make(map[string]string, len(hs))
-	for _, h := range hs {
-		m[h.Key] = string(h.Value)
+// Header is one record header.
+type Header struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// size is what a record counts against MaxResponseBytes.
+func (r *Record) size() int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
 	}
-	return m
+	return n
 }
 
-// errorBody is every error response.
-type errorBody struct {
-	Error string `json:"error"`
+func toHeaders(hs []kafkago.Header) []Header {
+	out := make([]Header, len(hs))
+	for i, h := range hs {
+		out[i] = Header{Key: h.Key, Value: string(h.Value)}
+	}
+	return out
 }
+
+func msTime(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// errorBody is every error response, as Upstash's API shapes them.
+type errorBody struct {
+	Error  string `json:"error"`
+	Status int    `json:"status"`
+}
+
+// success is the body of a commit or a consumer deletion.
+type success struct {
+	Result string `json:"result"`
+	Status int    `json:"status"`
+}
+
+var successBody = success{Result: "Success", Status: http.StatusOK}
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, errorBody{Error: msg})
+	writeJSON(w, status, errorBody{Error: msg, Status: status})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed"}`)
+		status, b = http.StatusInternalServerError, []byte(`{"error":"encoding the response failed","status":500}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -186,25 +247,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return errors.Join(err, werr)
 }
 
-// badRequest is a client error: an HTTP status and a message.
-type badRequest struct {
+// apiError is a client-visible error: an HTTP status and a message.
+type apiError struct {
 	status int
 	msg    string
 }
 
-func (e *badRequest) Error() string { return e.msg }
+func (e *apiError) Error() string { return e.msg }
 
-func badf(format string, args ...any) error {
-	return &badRequest{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+func statusf(status int, format string, args ...any) error {
+	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
-// writeErr answers with err's status: a badRequest's, 504 for a deadline,
-// 404 for unknown topics, 502 for other Kafka failures.
+func badf(format string, args ...any) error {
+	return statusf(http.StatusBadRequest, format, args...)
+}
+
+// writeErr answers with err's status: an apiError's, 404 for unknown
+// topics, 504 for a deadline, 502 for other Kafka failures.
 func writeErr(w http.ResponseWriter, err error) {
-	var br *badRequest
+	var ae *apiError
 	switch {
-	case errors.As(err, &br):
-		writeError(w, br.status, br.msg)
+	case errors.As(err, &ae):
+		writeError(w, ae.status, ae.msg)
 	case errors.Is(err, kafkago.UnknownTopicOrPartition):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -214,7 +279,21 @@ func writeErr(w http.ResponseWriter, err error) {
 	}
 }
 
-// params reads request fields from the query or, for POST, a JSON body.
+// maxBody bounds a request body.
+const maxBody = 1 << 20
+
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, badf("reading the body: %v", err)
+	}
+	if len(body) > maxBody {
+		return nil, statusf(http.StatusRequestEntityTooLarge, "the body is over %d bytes", maxBody)
+	}
+	return bytes.TrimSpace(body), nil
+}
+
+// params reads request fields from the query and a JSON object body.
 type params map[string]json.RawMessage
 
 func readParams(r *http.Request) (params, error) {
@@ -227,19 +306,17 @@ func readParams(r *http.Request) (params, error) {
 			p["topics"] = b
 		}
 	}
-	if r.Method == http.MethodPost || r.ContentLength > 0 {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil {
-			return nil, badf("reading the body: %v", err)
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > 0 {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
+			return nil, badf("the body is not a JSON object: %v", err)
 		}
-		if len(body) > 0 {
-			var fields map[string]json.RawMessage
-			if err := json.Unmarshal(body, &fields); err != nil {
-				return nil, badf("the body is not a JSON object: %v", err)
-			}
-			for k, v := range fields {
-				p[k] = v
-			}
+		for k, v := range fields {
+			p[k] = v
 		}
 	}
 	return p, nil
@@ -247,7 +324,7 @@ func readParams(r *http.Request) (params, error) {
 
 func (p params) string(name string) (string, error) {
 	raw, ok := p[name]
-	if !ok {
+	if !ok || string(raw) == "null" {
 		return "", nil
 	}
 	var s string
@@ -260,9 +337,13 @@ func (p params) string(name string) (string, error) {
 // int reads a non-negative integer given as a JSON number or a string.
 func (p params) int(name string, def int64) (int64, error) {
 	raw, ok := p[name]
-	if !ok {
+	if !ok || string(raw) == "null" {
 		return def, nil
 	}
+	return parseCount(name, raw)
+}
+
+func parseCount(name string, raw json.RawMessage) (int64, error) {
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
 		s = string(raw)
@@ -272,6 +353,46 @@ func (p params) int(name string, def int64) (int64, error) {
 		return 0, badf("%s must be a non-negative integer, not %s", name, raw)
 	}
 	return n, nil
+}
+
+// partition reads a partition number, which Kafka keeps in an int32.
+func (p params) partition(name string) (int, error) {
+	n, err := p.int(name, 0)
+	if err != nil {
+		return 0, err
+	}
+	if n > math.MaxInt32 {
+		return 0, badf("%s %d is beyond the largest partition number", name, n)
+	}
+	return int(n), nil
+}
+
+// maxMillis is the largest millisecond count a time.Duration holds.
+const maxMillis = math.MaxInt64 / int64(time.Millisecond)
+
+// millis reads a duration in milliseconds.
+func millis(name string, raw json.RawMessage) (time.Duration, error) {
+	n, err := parseCount(name, raw)
+	if err != nil {
+		return 0, err
+	}
+	if n > maxMillis {
+		return 0, badf("%s %d ms is too large", name, n)
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}
+
+// timeout reads "timeout" in milliseconds, lowered to MaxTimeout.
+func (h *Handler) timeout(p params) (time.Duration, error) {
+	raw, ok := p["timeout"]
+	if !ok || string(raw) == "null" {
+		return min(DefaultWait, h.cfg.MaxTimeout), nil
+	}
+	d, err := millis("timeout", raw)
+	if err != nil {
+		return 0, err
+	}
+	return min(d, h.cfg.MaxTimeout), nil
 }
 
 // limit reads "limit": 1 to MaxLimit, default DefaultLimit capped too.
@@ -284,4 +405,87 @@ func (h *Handler) limit(p params) (int, error) {
 		return 0, badf("limit must be at least 1")
 	}
 	return int(min(n, int64(h.cfg.MaxLimit))), nil
+}
+
+// checkTopic answers 403 for a topic outside the allow-list.
+func (h *Handler) checkTopic(topic string) error {
+	if topic == "" {
+		return badf("topic must not be empty")
+	}
+	if !h.cfg.topicAllowed(topic) {
+		return statusf(http.StatusForbidden, "topic %q is not served by this API (see Config.Topics)", topic)
+	}
+	return nil
+}
+
+// groupID is the Kafka group id of a client's group name.
+func (h *Handler) groupID(group string) string { return h.cfg.GroupPrefix + group }
+
+// topicPartition names a partition.
+type topicPartition struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+}
+
+// topicPartitionOffset is a position in a partition.
+type topicPartitionOffset struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+// readPartitions parses a body holding one object or an array of them,
+// each with topic and partition (and offset when withOffset), checking
+// every field.
+func (h *Handler) readPartitions(body []byte, withOffset bool) ([]topicPartitionOffset, error) {
+	var raws []json.RawMessage
+	if len(body) > 0 && body[0] == '[' {
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return nil, badf("the body is not a JSON array of objects: %v", err)
+		}
+	} else {
+		raws = []json.RawMessage{body}
+	}
+	out := make([]topicPartitionOffset, 0, len(raws))
+	for _, raw := range raws {
+		var p params
+		if err := json.Unmarshal(raw, &p); err != nil || p == nil {
+			return nil, badf("%s is not a JSON object", raw)
+		}
+		tpo, err := h.partitionOffset(p, withOffset)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, tpo)
+	}
+	return out, nil
+}
+
+// partitionOffset reads topic, partition and (when withOffset) offset.
+func (h *Handler) partitionOffset(p params, withOffset bool) (topicPartitionOffset, error) {
+	var tpo topicPartitionOffset
+	topic, err := p.string("topic")
+	if err != nil {
+		return tpo, err
+	}
+	if topic == "" {
+		return tpo, badf("topic is required")
+	}
+	if err := h.checkTopic(topic); err != nil {
+		return tpo, err
+	}
+	part, err := p.partition("partition")
+	if err != nil {
+		return tpo, err
+	}
+	tpo = topicPartitionOffset{Topic: topic, Partition: part}
+	if withOffset {
+		if _, ok := p["offset"]; !ok {
+			return tpo, badf("offset is required")
+		}
+		if tpo.Offset, err = p.int("offset", 0); err != nil {
+			return tpo, err
+		}
+	}
+	return tpo, nil
 }

@@ -64,9 +64,12 @@ func newServer(t *testing.T, cfg Config) *server {
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval, cfg.SessionTimeout = 100*time.Millisecond, 2*time.Second
 	}
-	h, err := New(cfg)
+	if cfg.Topics == nil {
+		cfg.Topics = []string{"*"}
+	}
+	h, err := NewHandler(cfg)
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("NewHandler: %v", err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -79,16 +82,20 @@ func newServer(t *testing.T, cfg Config) *server {
 }
 
 // do sends a request with the right credentials and returns status and body.
-func (s *server) do(t *testing.T, method, path, body string) (int, []byte) {
+// Headers given as name, value pairs go with the request.
+func (s *server) do(t *testing.T, method, path, body string, hdr ...string) (int, []byte) {
 	t.Helper()
-	return s.doAuth(t, method, path, body, user, pass)
+	return s.doAuth(t, method, path, body, user, pass, hdr...)
 }
 
-func (s *server) doAuth(t *testing.T, method, path, body, u, p string) (int, []byte) {
+func (s *server) doAuth(t *testing.T, method, path, body, u, p string, hdr ...string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, s.srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	if u != "" {
 		req.SetBasicAuth(u, p)
@@ -105,9 +112,9 @@ func (s *server) doAuth(t *testing.T, method, path, body, u, p string) (int, []b
 	return resp.StatusCode, b
 }
 
-func (s *server) records(t *testing.T, method, path, body string) []Record {
+func (s *server) records(t *testing.T, method, path, body string, hdr ...string) []Record {
 	t.Helper()
-	status, b := s.do(t, method, path, body)
+	status, b := s.do(t, method, path, body, hdr...)
 	if status != http.StatusOK {
 		t.Fatalf("%s %s: %d %s", method, path, status, b)
 	}
@@ -163,7 +170,7 @@ func TestConfigValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.(*Handler).Close(); err != nil {
+	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -227,11 +234,12 @@ func TestFetchPaging(t *testing.T) {
 		t.Fatalf("paged offsets %v", got)
 	}
 	r := all[7]
-	if r.Topic != "t" || r.Partition != 1 || *r.Key != "k7" || r.Value != "v7" || r.Headers["action"] != "insert" {
+	if r.Topic != "t" || r.Partition != 1 || r.Key != "k7" || r.Value != "v7" ||
+		!slices.Equal(r.Headers, []Header{{"action", "insert"}}) {
 		t.Errorf("record 7 = %+v", r)
 	}
-	if r.Timestamp.IsZero() || time.Since(r.Timestamp) > time.Hour {
-		t.Errorf("record 7 timestamp %v", r.Timestamp)
+	if ts := time.UnixMilli(r.Timestamp); time.Since(ts) > time.Hour || time.Since(ts) < 0 {
+		t.Errorf("record 7 timestamp %d", r.Timestamp)
 	}
 
 	posted := s.records(t, http.MethodPost, "/fetch", `{"topic":"t","partition":1,"offset":20,"limit":3}`)
@@ -279,8 +287,27 @@ func TestBadParameters(t *testing.T) {
 		{"GET", "/consume/g/i", "", 400, "does not exist"},
 		{"GET", "/consume/g/i/t?timeout=soon", "", 400, "timeout"},
 		{"POST", "/consume/g/i", `{"topics":"t"}`, 400, "topics must be an array"},
+		{"POST", "/consume/g/i", `{"topic":"nope"}`, 404, "nope"},
 		{"DELETE", "/consume/g/none", "", 404, "does not exist"},
+		{"POST", "/delete-consumer/g/none", "", 404, "does not exist"},
+		{"POST", "/commit/g/none", "", 404, "does not exist"},
 		{"PUT", "/fetch", "", 405, ""},
+		// Values that do not fit.
+		{"GET", "/fetch?topic=t&partition=2147483648", "", 400, "partition"},
+		{"GET", "/fetch?topic=t&timeout=9223372036854775807", "", 400, "timeout"},
+		{"GET", "/fetch?topic=t&timeout=9223372036855", "", 400, "timeout"},
+		{"POST", "/fetch", `{"topicPartitionOffsets":{"topic":"t"}}`, 400, "topicPartitionOffsets"},
+		{"POST", "/fetch", `{"topicPartitionOffsets":[{"topic":"t","partition":-1}]}`, 400, "partition"},
+		{"POST", "/fetch", `{"topicPartitionOffsets":[{"partition":0}]}`, 400, "topic is required"},
+		{"POST", "/consume/g/i", `{"topic":"t","timeout":-5}`, 400, "timeout"},
+		{"POST", "/commit/g/i", `{"topic":"t","partition":0}`, 400, "offset is required"},
+		{"POST", "/commit/g/i", `[{"topic":"t","partition":0,"offset":"x"}]`, 400, "offset"},
+		{"POST", "/committed/g/i", ``, 400, "topic, partition"},
+		{"POST", "/offsets/yesterday", `{"topic":"t","partition":0}`, 400, "earliest, latest"},
+		// Producing is walrelay's job.
+		{"POST", "/produce", `{"topic":"t","value":"x"}`, 403, "producing"},
+		{"GET", "/produce/t/hello", "", 403, "producing"},
+		{"POST", "/webhook?topic=t", `x`, 403, "producing"},
 	} {
 		status, body := s.do(t, tc.method, tc.path, tc.body)
 		if status != tc.want {
@@ -288,14 +315,9 @@ func TestBadParameters(t *testing.T) {
 			continue
 		}
 		var e errorBody
-		if tc.mention != "" && (json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, tc.mention)) {
-			t.Errorf("%s %s: body %s should be {\"error\": …} mentioning %q", tc.method, tc.path, body, tc.mention)
+		if json.Unmarshal(body, &e) != nil || e.Status != tc.want || !strings.Contains(e.Error, tc.mention) {
+			t.Errorf("%s %s: body %s should be {\"error\": …, \"status\": %d} mentioning %q", tc.method, tc.path, body, tc.want, tc.mention)
 		}
-	}
-	// An instance reading one topic cannot be asked for another.
-	s.records(t, "GET", "/consume/g/i/t?timeout=0", "")
-	if status, body := s.do(t, "GET", "/consume/g/i/other", ""); status != http.StatusConflict {
-		t.Errorf("topic change: %d %s, want 409", status, body)
 	}
 }
 
@@ -303,7 +325,7 @@ func TestBadParameters(t *testing.T) {
 func committed(t *testing.T, c *kfake.Cluster, group, topic string, partition int) int64 {
 	t.Helper()
 	client := &kafkago.Client{Addr: kafkago.TCP(c.ListenAddrs()...)}
-	res, err := client.OffsetFetch(t.Context(), &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: {partition}}})
+	res, err := client.OffsetFetch(t.Context(), &kafkago.OffsetFetchRequest{GroupID: DefaultGroupPrefix + group, Topics: map[string][]int{topic: {partition}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,43 +338,61 @@ func committed(t *testing.T, c *kfake.Cluster, group, topic string, partition in
 }
 
 // consumeUntil calls consume until it has n records.
-func (s *server) consumeUntil(t *testing.T, method, path, body string, n int) []Record {
+func (s *server) consumeUntil(t *testing.T, method, path, body string, n int, hdr ...string) []Record {
 	t.Helper()
 	var got []Record
+	deadline := time.Now().Add(30 * time.Second)
 	for len(got) < n {
-		got = append(got, s.records(t, method, path, body)...)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s: %d records after 30 s, want %d", method, path, len(got), n)
+		}
+		got = append(got, s.records(t, method, path, body, hdr...)...)
 	}
 	return got
 }
+
+// earliest is the header pair that starts a new group at the first offset.
+var earliest = []string{"Kafka-Auto-Offset-Reset", "earliest"}
 
 func TestConsumeProgress(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
 	produce(t, c, "t", 0, 0, 10)
 	s := newServer(t, Config{Brokers: c.ListenAddrs()})
+	// Auto-commit on every call: each call commits what the previous ones
+	// returned.
+	hdr := append([]string{"Kafka-Auto-Commit-Interval", "0"}, earliest...)
 
-	first := s.consumeUntil(t, "GET", "/consume/g/a/t?limit=4&timeout=5000", "", 1)
-	second := s.consumeUntil(t, "POST", "/consume/g/a", `{"topics":["t"],"limit":4,"timeout":5000}`, 1)
+	first := s.consumeUntil(t, "GET", "/consume/g/a/t?limit=4&timeout=5000", "", 1, hdr...)
+	second := s.consumeUntil(t, "POST", "/consume/g/a", `{"topics":["t"],"limit":4,"timeout":5000}`, 1, hdr...)
 	all := append(first, second...)
 	if got := offsets(all); !slices.Equal(got, span(0, int64(len(all)))) {
 		t.Fatalf("two calls returned offsets %v", got)
 	}
-	// The second call acknowledged the first: its records are committed.
 	if got := committed(t, c, "g", "t", 0); got != int64(len(first)) {
 		t.Errorf("after the second call the group committed %d, want %d", got, len(first))
 	}
-	// DELETE commits the last response; a new instance continues after it.
-	if status, body := s.do(t, "DELETE", "/consume/g/a", ""); status != http.StatusNoContent {
-		t.Fatalf("DELETE: %d %s", status, body)
+	// Deleting commits what was delivered; a new instance continues after it.
+	status, body := s.do(t, "POST", "/delete-consumer/g/a", "")
+	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"result":"Success","status":200}` {
+		t.Fatalf("delete-consumer: %d %s", status, body)
 	}
 	if got := committed(t, c, "g", "t", 0); got != int64(len(all)) {
-		t.Errorf("after DELETE the group committed %d, want %d", got, len(all))
+		t.Errorf("after delete-consumer the group committed %d, want %d", got, len(all))
 	}
-	rest := s.consumeUntil(t, "GET", "/consume/g/b?topic=t&timeout=5000", "", 10-len(all))
+	rest := s.consumeUntil(t, "GET", "/consume/g/b?topic=t&timeout=5000", "", 10-len(all), hdr...)
 	if got := offsets(rest); !slices.Equal(got, span(int64(len(all)), 10)) {
 		t.Errorf("new instance returned offsets %v, want %d..9", got, len(all))
 	}
 	if recs := s.records(t, "GET", "/consume/g/b?timeout=50", ""); len(recs) != 0 {
 		t.Errorf("drained consumer returned %d records", len(recs))
+	}
+	// The old DELETE form answers the same way.
+	status, body = s.do(t, "DELETE", "/consume/g/b", "")
+	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"result":"Success","status":200}` {
+		t.Fatalf("DELETE: %d %s", status, body)
+	}
+	if got := committed(t, c, "g", "t", 0); got != 10 {
+		t.Errorf("after DELETE the group committed %d, want 10", got)
 	}
 }
 
@@ -363,7 +403,7 @@ func TestInstancesSharePartitions(t *testing.T) {
 	s.records(t, "GET", "/consume/g/b/t?timeout=0", "")
 	client := &kafkago.Client{Addr: kafkago.TCP(c.ListenAddrs()...)}
 	waitFor(t, "two stable members", func() bool {
-		res, err := client.DescribeGroups(t.Context(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{"g"}})
+		res, err := client.DescribeGroups(t.Context(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{DefaultGroupPrefix + "g"}})
 		return err == nil && len(res.Groups) == 1 && res.Groups[0].GroupState == "Stable" && len(res.Groups[0].Members) == 2
 	})
 	produce(t, c, "t", 0, 0, 10)
@@ -397,21 +437,33 @@ func (h *Handler) numInstances() int {
 	return len(h.instances)
 }
 
+// An instance idle past IdleTimeout is closed. With auto-commit on (the
+// default) it commits what it delivered first, so a client calling less
+// often than IdleTimeout still advances on every call; with auto-commit
+// off the group redelivers.
 func TestIdleInstancesAreReaped(t *testing.T) {
-	c := newCluster(t, kfake.SeedTopics(1, "t"))
-	produce(t, c, "t", 0, 0, 5)
-	s := newServer(t, Config{Brokers: c.ListenAddrs(), IdleTimeout: 200 * time.Millisecond})
-	first := s.consumeUntil(t, "GET", "/consume/g/a/t?limit=3&timeout=5000", "", 1)
-	waitFor(t, "the idle instance to be reaped", func() bool { return s.h.numInstances() == 0 })
-	client := &kafkago.Client{Addr: kafkago.TCP(c.ListenAddrs()...)}
-	waitFor(t, "the reaped instance to leave its group", func() bool {
-		res, err := client.DescribeGroups(t.Context(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{"g"}})
-		return err == nil && len(res.Groups) == 1 && len(res.Groups[0].Members) == 0
-	})
-	// Its last response was never acknowledged, so it is redelivered.
-	again := s.consumeUntil(t, "GET", "/consume/g/a/t?limit=3&timeout=5000", "", len(first))
-	if !slices.Equal(offsets(again)[:len(first)], offsets(first)) {
-		t.Errorf("after reaping, offsets %v, want the unacknowledged %v first", offsets(again), offsets(first))
+	for _, autoCommit := range []string{"true", "false"} {
+		t.Run("auto-commit="+autoCommit, func(t *testing.T) {
+			c := newCluster(t, kfake.SeedTopics(1, "t"))
+			produce(t, c, "t", 0, 0, 5)
+			s := newServer(t, Config{Brokers: c.ListenAddrs(), IdleTimeout: 200 * time.Millisecond})
+			hdr := append([]string{"Kafka-Enable-Auto-Commit", autoCommit}, earliest...)
+			first := s.consumeUntil(t, "GET", "/consume/g/a/t?limit=3&timeout=5000", "", 1, hdr...)
+			waitFor(t, "the idle instance to be reaped", func() bool { return s.h.numInstances() == 0 })
+			client := &kafkago.Client{Addr: kafkago.TCP(c.ListenAddrs()...)}
+			waitFor(t, "the reaped instance to leave its group", func() bool {
+				res, err := client.DescribeGroups(t.Context(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{DefaultGroupPrefix + "g"}})
+				return err == nil && len(res.Groups) == 1 && len(res.Groups[0].Members) == 0
+			})
+			again := s.consumeUntil(t, "GET", "/consume/g/a/t?limit=3&timeout=5000", "", 1, hdr...)
+			want := offsets(first)[0] // redelivered
+			if autoCommit == "true" {
+				want = first[len(first)-1].Offset + 1 // continues
+			}
+			if again[0].Offset != want {
+				t.Errorf("after reaping, offsets %v follow %v, want %d first", offsets(again), offsets(first), want)
+			}
+		})
 	}
 }
 
@@ -419,7 +471,7 @@ func TestClientDisconnectMidWait(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
 	before := runtime.NumGoroutine()
 
-	h, err := New(Config{Brokers: c.ListenAddrs(), Username: user, Password: pass,
+	h, err := NewHandler(Config{Brokers: c.ListenAddrs(), Username: user, Password: pass, Topics: []string{"*"},
 		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -438,6 +490,7 @@ func TestClientDisconnectMidWait(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/consume/g/a/t?timeout=30000", nil)
 	req.SetBasicAuth(user, pass)
+	req.Header.Set("Kafka-Auto-Offset-Reset", "earliest")
 	errc := make(chan error, 1)
 	go func() {
 		resp, err := srv.Client().Do(req)
@@ -459,8 +512,8 @@ func TestClientDisconnectMidWait(t *testing.T) {
 
 	// A record produced now reaches the instance's next call.
 	produce(t, c, "t", 0, 0, 1)
-	recs := (&server{h: h, srv: srv}).consumeUntil(t, "GET", "/consume/g/a/t?timeout=5000", "", 1)
-	if *recs[0].Key != "k0" {
+	recs := (&server{h: h, srv: srv}).consumeUntil(t, "GET", "/consume/g/a/t?timeout=5000", "", 1, earliest...)
+	if recs[0].Key != "k0" {
 		t.Errorf("record after reconnect: %+v", recs[0])
 	}
 

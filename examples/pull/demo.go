@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -43,7 +45,7 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 		return err
 	}
 
-	h, err := pull.New(pull.Config{Brokers: cfg.Brokers, Username: username, Password: cfg.Password})
+	h, err := pull.NewHandler(pull.Config{Brokers: cfg.Brokers, Username: username, Password: cfg.Password})
 	if err != nil {
 		return err
 	}
@@ -52,25 +54,41 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Bound every phase of a connection. Fetch and consume calls wait up to
+	// pull.Config.MaxTimeout (30 s by default) before answering, so the
+	// write timeout leaves room for that.
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      pull.DefaultMaxTimeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(out, "serving the pull API at %s (user %s, password %s)\n\n", base, username, cfg.Password)
 
-	// Page through the topic by offset, two records at a time, then read
-	// it through a consumer group.
-	paths := []string{
-		"/fetch?topic=" + topic + "&partition=0&offset=0&limit=2",
-		"/fetch?topic=" + topic + "&partition=0&offset=2&limit=2",
-		"/fetch?topic=" + topic + "&partition=0&offset=4&limit=2",
-		"/consume/demo-group/instance-1/" + topic + "?timeout=5000&limit=10",
+	// The client flow of Upstash's Kafka REST API, which the pull API
+	// speaks: list topics, page by offset, then read through a consumer
+	// group, commit what was processed, check it, and leave.
+	consumer := "/demo-group/instance-1"
+	steps := []step{
+		{"GET", "/topics", "", nil},
+		{"POST", "/fetch", `{"topic":"` + topic + `","partition":0,"offset":0,"limit":2}`, nil},
+		{"POST", "/fetch", `{"topic":"` + topic + `","partition":0,"offset":2,"limit":2}`, nil},
+		{"POST", "/consume" + consumer, `{"topic":"` + topic + `","timeout":5000}`,
+			[]string{"Kafka-Auto-Offset-Reset: earliest", "Kafka-Enable-Auto-Commit: false"}},
+		{"POST", "/commit" + consumer, "", nil},
+		{"POST", "/committed" + consumer, `{"topic":"` + topic + `","partition":0}`, nil},
+		{"POST", "/delete-consumer" + consumer, "", nil},
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
-	for _, path := range paths {
-		fmt.Fprintf(out, "$ curl -u %s:%s '%s%s'\n", username, cfg.Password, base, path)
-		body, err := get(ctx, client, base+path, cfg.Password)
+	for _, st := range steps {
+		fmt.Fprintf(out, "$ %s\n", st.curl(base, cfg.Password))
+		body, err := st.do(ctx, client, base, cfg.Password)
 		if err != nil {
 			return err
 		}
@@ -91,12 +109,39 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer) error {
 	}
 }
 
-func get(ctx context.Context, client *http.Client, url, password string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// step is one call of the demonstration.
+type step struct {
+	method, path, body string
+	headers            []string // "Name: value"
+}
+
+// curl is the command line that makes the call.
+func (s step) curl(base, password string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "curl -sS -u %s:%s", username, password)
+	if s.method != http.MethodGet && !(s.method == http.MethodPost && s.body != "") {
+		fmt.Fprintf(&b, " -X %s", s.method)
+	}
+	for _, h := range s.headers {
+		fmt.Fprintf(&b, " -H '%s'", h)
+	}
+	if s.body != "" {
+		fmt.Fprintf(&b, " -d '%s'", s.body)
+	}
+	fmt.Fprintf(&b, " %s%s", base, s.path)
+	return b.String()
+}
+
+func (s step) do(ctx context.Context, client *http.Client, base, password string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, s.method, base+s.path, strings.NewReader(s.body))
 	if err != nil {
 		return nil, err
 	}
 	req.SetBasicAuth(username, password)
+	for _, h := range s.headers {
+		name, value, _ := strings.Cut(h, ": ")
+		req.Header.Set(name, value)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
@@ -107,9 +152,9 @@ func get(ctx context.Context, client *http.Client, url, password string) ([]byte
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+		return nil, fmt.Errorf("%s %s: %s: %s", s.method, s.path, resp.Status, body)
 	}
-	return body, nil
+	return bytes.TrimSpace(body), nil
 }
 
 // produce writes five changes of public.orders with the Kafka sink, as a

@@ -1,7 +1,10 @@
 // Command pull serves walrelay's REST pull API (package pull) over a Kafka
-// topic that the sink/kafka sink filled with a few changes, prints the curl
-// commands that page through them, runs those requests once to show their
-// output, and exits.
+// topic that the sink/kafka sink filled with a few changes, and shows the
+// client flow of Upstash's Kafka REST API with curl: it prints each
+// command (list topics, fetch by offset, consume through a consumer group,
+// commit, check the committed offset, delete the consumer), runs it once
+// to show its output, and exits. With -serve it then keeps serving, and
+// the printed commands work as they are.
 //
 // Usage:
 //
