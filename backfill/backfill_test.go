@@ -533,7 +533,11 @@ func TestErrors(t *testing.T) {
 	}{
 		{Config{Table: "missing", ID: "x"}, ErrTableNotFound},
 		{Config{Table: "other.t", ID: "x"}, ErrTableNotFound},
-		{Config{Table: "T", ID: "x"}, ErrTableNotFound},
+		{Config{Table: `"T"`, ID: "x"}, ErrTableNotFound},
+		{Config{Table: "a.b.c", ID: "x"}, message.ErrTableName},
+		{Config{Table: "a.", ID: "x"}, message.ErrTableName},
+		{Config{Table: `"unterminated`, ID: "x"}, message.ErrTableName},
+		{Config{Table: "my-table", ID: "x"}, message.ErrTableName},
 		{Config{Table: "t", ID: "x", Columns: []string{"nope"}}, ErrUnknownColumn},
 		{Config{Table: "t", ID: "x", OrderBy: []string{"nope"}}, ErrUnknownColumn},
 	} {
@@ -545,9 +549,6 @@ func TestErrors(t *testing.T) {
 		{Table: "", ID: "x"},
 		{Table: "t", ID: ""},
 		{Table: "t", ID: "x", ChunkSize: -1},
-		{Table: "a.b.c", ID: "x"},
-		{Table: "a.", ID: "x"},
-		{Table: `"unterminated`, ID: "x"},
 		{Table: "t", ID: "x", Cursor: Cursor{"1", "2"}},
 	} {
 		if _, err := New(ctx, conn, cfg); err == nil {
@@ -561,6 +562,15 @@ func TestErrors(t *testing.T) {
 	}
 	if _, err := it.Next(ctx); err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("bad cursor: got %v", err)
+	}
+
+	// Unquoted names fold to lower case, as in SQL.
+	it, err = New(ctx, conn, Config{Table: "Public.T", ID: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if schema, table := it.Table(); schema != "public" || table != "t" {
+		t.Fatalf("Public.T: Table() = %q, %q", schema, table)
 	}
 
 	// Quoted names with dots, quotes and capitals.
