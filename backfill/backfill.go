@@ -131,8 +131,12 @@ type Iterator struct {
 
 // catalogColumn is one column of the table from pg_attribute.
 type catalogColumn struct {
-	name    string
-	typ     string // format_type, for casting cursor values
+	name string
+	// typ is the column's type with its modifier, as format_type spells it
+	// (bit(20), character(6), numeric(10,2)), for casting cursor values:
+	// without the modifier bit and character mean bit(1) and character(1),
+	// and a cursor cast to them is cut to its first bit or character.
+	typ     string
 	oid     uint32
 	notNull bool
 }
@@ -259,7 +263,7 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 	return it, nil
 }
 
-const describeSQL = `select a.attname::text, format_type(a.atttypid, null), a.atttypid, a.attnotnull,
+const describeSQL = `select a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull,
 	coalesce((select k.ord from pg_catalog.pg_index i,
 			unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
 		where i.indrelid = c.oid and i.indisprimary and k.attnum = a.attnum), 0),
