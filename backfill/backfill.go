@@ -468,6 +468,12 @@ func (it *Iterator) fill(ctx context.Context) error {
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
 	if len(fds) != len(it.columns) {
+		// pgx reports most query errors (a bad cursor value, permission
+		// denied) through rows.Err, with no columns described.
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return readErr(qname, err)
+		}
 		return fmt.Errorf("backfill: read %s: got %d columns, want %d", qname, len(fds), len(it.columns))
 	}
 	// A column's type can change while a backfill runs (ALTER TABLE … TYPE):
