@@ -58,9 +58,11 @@ type Cursor []string
 // Config says what a backfill reads. Table and ID are required; every
 // other zero value is a working default.
 type Config struct {
-	// Table is "schema.table", or "table" for the public schema. Names are
-	// matched exactly as they appear in the catalog (no case folding); wrap a
-	// name that contains a dot in double quotes: `"my.schema".orders`.
+	// Table is "schema.table", or "table" for the public schema, written as
+	// in SQL (see [message.ParseTable]): unquoted names are folded to lower
+	// case, so Orders is the table orders; double-quote a name that has upper
+	// case, a dot or any character SQL does not allow unquoted, as in
+	// `"my.schema"."Orders"`.
 	Table string
 	// ID identifies the backfill. It is part of every read's idempotency key,
 	// so a backfill that is resumed or run again with the same ID yields the
@@ -129,8 +131,12 @@ type Iterator struct {
 
 // catalogColumn is one column of the table from pg_attribute.
 type catalogColumn struct {
-	name    string
-	typ     string // format_type, for casting cursor values
+	name string
+	// typ is the column's type with its modifier, as format_type spells it
+	// (bit(20), character(6), numeric(10,2)), for casting cursor values:
+	// without the modifier bit and character mean bit(1) and character(1),
+	// and a cursor cast to them is cut to its first bit or character.
+	typ     string
 	oid     uint32
 	notNull bool
 }
@@ -147,9 +153,12 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 	if cfg.ChunkSize < 0 {
 		return nil, fmt.Errorf("backfill: config: ChunkSize %d is negative", cfg.ChunkSize)
 	}
-	schema, table, err := splitTable(cfg.Table)
+	schema, table, err := message.ParseTable(cfg.Table)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("backfill: config: Table: %w", err)
+	}
+	if schema == "" {
+		schema = "public"
 	}
 	it := &Iterator{
 		q:        conn,
@@ -254,56 +263,7 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 	return it, nil
 }
 
-// splitTable parses "schema.table" or "table"; a part in double quotes may
-// contain dots ("" inside quotes is a quote).
-func splitTable(s string) (schema, table string, err error) {
-	var parts []string
-	for rest := s; ; {
-		var part string
-		if strings.HasPrefix(rest, `"`) {
-			var b strings.Builder
-			i := 1
-			for ; i < len(rest); i++ {
-				if rest[i] == '"' {
-					if i+1 < len(rest) && rest[i+1] == '"' {
-						b.WriteByte('"')
-						i++
-						continue
-					}
-					break
-				}
-				b.WriteByte(rest[i])
-			}
-			if i >= len(rest) {
-				return "", "", fmt.Errorf("backfill: config: Table %q: unterminated quote", s)
-			}
-			part, rest = b.String(), rest[i+1:]
-		} else {
-			i := strings.IndexByte(rest, '.')
-			if i < 0 {
-				i = len(rest)
-			}
-			part, rest = rest[:i], rest[i:]
-		}
-		if part == "" {
-			return "", "", fmt.Errorf("backfill: config: Table %q: want \"schema.table\" or \"table\"", s)
-		}
-		parts = append(parts, part)
-		if rest == "" {
-			break
-		}
-		if rest[0] != '.' || len(parts) == 2 {
-			return "", "", fmt.Errorf("backfill: config: Table %q: want \"schema.table\" or \"table\"", s)
-		}
-		rest = rest[1:]
-	}
-	if len(parts) == 1 {
-		return "public", parts[0], nil
-	}
-	return parts[0], parts[1], nil
-}
-
-const describeSQL = `select a.attname::text, format_type(a.atttypid, null), a.atttypid, a.attnotnull,
+const describeSQL = `select a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull,
 	coalesce((select k.ord from pg_catalog.pg_index i,
 			unnest(i.indkey::int2[]) with ordinality k(attnum, ord)
 		where i.indrelid = c.oid and i.indisprimary and k.attnum = a.attnum), 0),
@@ -409,6 +369,10 @@ func buildQueries(qname string, columns []string, order []catalogColumn, where s
 	return first, after
 }
 
+// Table returns the schema and name of the table read, as the catalog and
+// every message's metadata spell them.
+func (it *Iterator) Table() (schema, name string) { return it.schema, it.table }
+
 // Columns returns the names of the columns read, in table order.
 func (it *Iterator) Columns() []string { return append([]string(nil), it.columns...) }
 
@@ -504,6 +468,12 @@ func (it *Iterator) fill(ctx context.Context) error {
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
 	if len(fds) != len(it.columns) {
+		// pgx reports most query errors (a bad cursor value, permission
+		// denied) through rows.Err, with no columns described.
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return readErr(qname, err)
+		}
 		return fmt.Errorf("backfill: read %s: got %d columns, want %d", qname, len(fds), len(it.columns))
 	}
 	// A column's type can change while a backfill runs (ALTER TABLE … TYPE):

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/walrelay/walrelay/idempotency"
@@ -533,7 +534,11 @@ func TestErrors(t *testing.T) {
 	}{
 		{Config{Table: "missing", ID: "x"}, ErrTableNotFound},
 		{Config{Table: "other.t", ID: "x"}, ErrTableNotFound},
-		{Config{Table: "T", ID: "x"}, ErrTableNotFound},
+		{Config{Table: `"T"`, ID: "x"}, ErrTableNotFound},
+		{Config{Table: "a.b.c", ID: "x"}, message.ErrTableName},
+		{Config{Table: "a.", ID: "x"}, message.ErrTableName},
+		{Config{Table: `"unterminated`, ID: "x"}, message.ErrTableName},
+		{Config{Table: "my-table", ID: "x"}, message.ErrTableName},
 		{Config{Table: "t", ID: "x", Columns: []string{"nope"}}, ErrUnknownColumn},
 		{Config{Table: "t", ID: "x", OrderBy: []string{"nope"}}, ErrUnknownColumn},
 	} {
@@ -545,9 +550,6 @@ func TestErrors(t *testing.T) {
 		{Table: "", ID: "x"},
 		{Table: "t", ID: ""},
 		{Table: "t", ID: "x", ChunkSize: -1},
-		{Table: "a.b.c", ID: "x"},
-		{Table: "a.", ID: "x"},
-		{Table: `"unterminated`, ID: "x"},
 		{Table: "t", ID: "x", Cursor: Cursor{"1", "2"}},
 	} {
 		if _, err := New(ctx, conn, cfg); err == nil {
@@ -559,8 +561,28 @@ func TestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := it.Next(ctx); err == nil || errors.Is(err, io.EOF) {
-		t.Fatalf("bad cursor: got %v", err)
+	var pgErr *pgconn.PgError
+	if _, err := it.Next(ctx); !errors.As(err, &pgErr) || pgErr.Code != "22P02" { // invalid_text_representation
+		t.Fatalf("bad cursor: got %v, want Postgres' invalid input error", err)
+	}
+	// So does an error in Where, on the first page.
+	it, err = New(ctx, conn, Config{Table: "t", ID: "x", Where: "1 / (id - id) = 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, url, "insert into t values (1)")
+	if _, err := it.Next(ctx); !errors.As(err, &pgErr) || pgErr.Code != "22012" { // division_by_zero
+		t.Fatalf("Where dividing by zero: got %v, want Postgres' division_by_zero error", err)
+	}
+	pgtest.Exec(t, url, "delete from t")
+
+	// Unquoted names fold to lower case, as in SQL.
+	it, err = New(ctx, conn, Config{Table: "Public.T", ID: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if schema, table := it.Table(); schema != "public" || table != "t" {
+		t.Fatalf("Public.T: Table() = %q, %q", schema, table)
 	}
 
 	// Quoted names with dots, quotes and capitals.

@@ -28,6 +28,10 @@
 //		… deliver m …
 //	}
 //
+// [Config.Table] is written as in SQL: Orders is the table orders, and a
+// name with upper case, dots or quotes is double-quoted, as in
+// `"my.schema"."Orders"` (see message.ParseTable).
+//
 // # Keys and ordering
 //
 // The iterator pages by keyset: each query asks for the rows strictly after

@@ -372,7 +372,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		}
 	}
 	if prog != nil {
-		if prog.Table != cfg.Table {
+		if !sameTable(prog.Table, cfg.Table) {
 			return fmt.Errorf("cdc: backfill %q: saved progress is for table %q, not %q", cfg.ID, prog.Table, cfg.Table)
 		}
 		if prog.Done {
@@ -403,7 +403,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	if err := open(); err != nil {
 		return err
 	}
-	schema, table := splitQualified(cfg.Table)
+	schema, table := it.Table() // the names changes to the table carry
 	type inflight struct {
 		ch     *chunk
 		cursor backfill.Cursor
@@ -510,6 +510,16 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 			return err
 		}
 	}
+}
+
+// sameTable reports whether two table names name the same table.
+func sameTable(a, b string) bool {
+	as, at, aerr := qualifiedTable(a)
+	bs, bt, berr := qualifiedTable(b)
+	if aerr != nil || berr != nil {
+		return a == b
+	}
+	return as == bs && at == bt
 }
 
 // errChunkLost: the replication connection was lost while a chunk waited
@@ -646,13 +656,6 @@ func readChunkOnce(ctx context.Context, s *Stream, q *chunkQuerier, it *backfill
 	return rows, snap, 0, false, tx.Commit(ctx)
 }
 
-func splitQualified(t string) (schema, table string) {
-	if s, tb, ok := strings.Cut(t, "."); ok {
-		return strings.Trim(s, `"`), strings.Trim(tb, `"`)
-	}
-	return "public", strings.Trim(t, `"`)
-}
-
 func (s *Stream) ackedSeq() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -660,8 +663,20 @@ func (s *Stream) ackedSeq() uint64 {
 }
 
 // progressTable returns the schema and name of the progress table.
+// Config.validate checked the name.
 func (s *Stream) progressTable() (string, string) {
-	return splitQualified(s.cfg.BackfillTable)
+	schema, table, _ := qualifiedTable(s.cfg.BackfillTable)
+	return schema, table
+}
+
+// qualifiedTable parses a table name from the user (see
+// [message.ParseTable]); a name without a schema is in public.
+func qualifiedTable(name string) (schema, table string, err error) {
+	schema, table, err = message.ParseTable(name)
+	if schema == "" && err == nil {
+		schema = "public"
+	}
+	return schema, table, err
 }
 
 func (s *Stream) progressIdent() string {
@@ -676,7 +691,11 @@ func (s *Stream) ensureProgressTable(ctx context.Context) error {
 		cursor jsonb,
 		done boolean not null default false,
 		updated_at timestamptz not null default now())`)
-	if err != nil && pgCode(err) != "23505" && pgCode(err) != "42P07" { // created concurrently
+	switch pgCode(err) {
+	case "23505", "42P07", "42710": // created concurrently: unique_violation (pg_type), duplicate_table, duplicate_object
+		err = nil
+	}
+	if err != nil {
 		return fmt.Errorf("cdc: backfill progress table %s: %w", s.progressIdent(), err)
 	}
 	return nil

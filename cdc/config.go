@@ -28,7 +28,9 @@ type Config struct {
 	// is reported as [ErrSlotNotFound], since changes may have been lost.
 	CreateSlot bool
 	// CreatePublication creates the publication when it does not exist, for
-	// PublicationTables ("schema.table"), or for all tables when empty.
+	// PublicationTables, or for all tables when empty. Each of them is
+	// "schema.table", or "table" in public, written as in SQL (see
+	// [message.ParseTable]: Orders is orders; "Orders" keeps its case).
 	CreatePublication bool
 	PublicationTables []string
 
@@ -51,7 +53,8 @@ type Config struct {
 	Consumer message.Consumer
 	Database message.Database
 
-	// BackfillTable is the table ("schema.table") where Stream.Backfill
+	// BackfillTable is the table ("schema.table", or "table" in public,
+	// written as in SQL, see [message.ParseTable]) where Stream.Backfill
 	// saves its progress; created when missing. Its own changes are never
 	// delivered. "" = public.walrelay_backfills.
 	BackfillTable string
@@ -173,6 +176,16 @@ func (c *Config) validate() error {
 	}
 	if len(c.PublicationTables) > 0 && !c.CreatePublication {
 		errs = append(errs, errors.New("PublicationTables is set but CreatePublication is not"))
+	}
+	for _, t := range c.PublicationTables {
+		if _, _, err := message.ParseTable(t); err != nil {
+			errs = append(errs, fmt.Errorf("PublicationTables: %w", err))
+		}
+	}
+	if c.BackfillTable != "" {
+		if _, _, err := message.ParseTable(c.BackfillTable); err != nil {
+			errs = append(errs, fmt.Errorf("BackfillTable: %w", err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return &ConfigError{Err: err}

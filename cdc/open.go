@@ -175,10 +175,7 @@ func createPublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	} else {
 		quoted := make([]string, len(tables))
 		for i, t := range tables {
-			schema, table, ok := strings.Cut(t, ".")
-			if !ok {
-				schema, table = "public", t
-			}
+			schema, table, _ := qualifiedTable(t) // Config.validate checked it
 			quoted[i] = pgx.Identifier{schema, table}.Sanitize()
 		}
 		sql += " for table " + strings.Join(quoted, ", ")

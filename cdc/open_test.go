@@ -46,6 +46,8 @@ func TestConfigValidation(t *testing.T) {
 		{"dead letter without text", func(c *Config) { c.DeadLetter = func(*DecodeError, []byte) {} }, "DeadLetter"},
 		{"bad truncate", func(c *Config) { c.Truncate = 9 }, "Truncate 9"},
 		{"tables without create", func(c *Config) { c.PublicationTables = []string{"a"} }, "CreatePublication"},
+		{"bad table", func(c *Config) { c.CreatePublication, c.PublicationTables = true, []string{"a", `"b`} }, "PublicationTables"},
+		{"bad progress table", func(c *Config) { c.BackfillTable = "a.b.c" }, "BackfillTable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,13 +75,23 @@ func TestOpenMissingPublication(t *testing.T) {
 }
 
 func TestOpenCreatesPublicationForTables(t *testing.T) {
-	e := newEnv(t, "create table a (id int primary key)", "create table b (id int primary key)")
+	e := newEnv(t, "create table a (id int primary key)", "create table b (id int primary key)",
+		`create schema "S.1"`, `create table "S.1"."My ""T""" (id int primary key)`)
 	cfg := e.config()
-	cfg.Publication, cfg.CreatePublication, cfg.PublicationTables = "only_a", true, []string{"public.a"}
+	cfg.Publication, cfg.CreatePublication = "only_a", true
+	cfg.PublicationTables = []string{"Public.A", `"S.1"."My ""T"""`}
 	s := e.open(cfg)
-	e.exec("insert into b values (1)", "insert into a values (2)")
-	if m := next(t, s, 1)[0]; m.Metadata.TableName != "a" {
-		t.Fatalf("got a change of %s, want only table a", m.Metadata.TableName)
+	e.exec("insert into b values (1)", "insert into a values (2)", `insert into "S.1"."My ""T""" values (3)`, "insert into b values (4)")
+	for i, m := range next(t, s, 2) {
+		want := [][2]string{{"public", "a"}, {"S.1", `My "T"`}}[i]
+		if got := [2]string{m.Metadata.TableSchema, m.Metadata.TableName}; got != want {
+			t.Fatalf("change %d is of %q, want %q", i, got, want)
+		}
+	}
+	// b's row 4 was not delivered: the next change is a's row 5.
+	e.exec("insert into a values (5)")
+	if m := next(t, s, 1)[0]; m.Metadata.TableName != "a" || fmt.Sprint(m.Record["id"]) != "5" {
+		t.Fatalf("got %s %v, want a's row 5", m.Metadata.TableName, m.Record)
 	}
 }
 

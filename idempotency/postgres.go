@@ -2,16 +2,20 @@ package idempotency
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walrelay/walrelay/message"
 )
 
 // DefaultTable is the table a [PostgresStore] uses when its config names none.
@@ -28,10 +32,10 @@ type Querier interface {
 
 // PostgresConfig configures a [PostgresStore]. The zero value is valid.
 type PostgresConfig struct {
-	// Table holds the claimed keys: "name" or "schema.name", each part a
-	// plain identifier (letters, digits, _ and $, not starting with a digit,
-	// at most 63 bytes; matched case-sensitively, so "Keys" is a different
-	// table from "keys"). It is created if missing, with the columns
+	// Table holds the claimed keys: "name" or "schema.name", written as in
+	// SQL (see [message.ParseTable]: unquoted names are folded to lower
+	// case, so Keys is the table keys; "Keys" in double quotes keeps its
+	// case). It is created if missing, with the columns
 	// key text primary key and claimed_at timestamptz. Empty means
 	// [DefaultTable] in the connection's search_path.
 	Table string
@@ -87,12 +91,16 @@ func NewPostgresStore(ctx context.Context, db Querier, cfg PostgresConfig) (*Pos
 	if name == "" {
 		name = DefaultTable
 	}
-	ident, err := parseTableName(name)
+	schema, tname, err := message.ParseTable(name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("idempotency: postgres store: Table: %w", err)
+	}
+	ident := pgx.Identifier{tname}
+	if schema != "" {
+		ident = pgx.Identifier{schema, tname}
 	}
 	table := ident.Sanitize()
-	idx := pgx.Identifier{indexName(ident[len(ident)-1])}.Sanitize()
+	idx := pgx.Identifier{indexName(tname)}.Sanitize()
 
 	s := &PostgresStore{
 		db:          db,
@@ -300,43 +308,21 @@ func ctxErr(ctx context.Context, op string) error {
 	return nil
 }
 
-// parseTableName splits "name" or "schema.name" into a validated identifier.
-func parseTableName(name string) (pgx.Identifier, error) {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 {
-		return nil, fmt.Errorf("idempotency: table %q: want \"name\" or \"schema.name\"", name)
-	}
-	for _, p := range parts {
-		if !validIdent(p) {
-			return nil, fmt.Errorf("idempotency: table %q: %q is not a plain identifier (letters, digits, _ or $, not starting with a digit, at most 63 bytes)", name, p)
-		}
-	}
-	return pgx.Identifier(parts), nil
-}
-
-func validIdent(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
-		case (r >= '0' && r <= '9') || r == '$':
-			if i == 0 {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// indexName names the claimed_at index of table, within 63 bytes.
+// indexName names the claimed_at index of table, within
+// message.MaxIdentifierLength bytes, and differently for tables whose names
+// Postgres would truncate to the same index name: a long table name is cut
+// (at a character boundary) and followed by a hash of the whole name. The
+// index lives in the table's schema, so names only need to differ there.
 func indexName(table string) string {
 	const suffix = "_claimed_at_idx"
-	if len(table)+len(suffix) > 63 {
-		table = table[:63-len(suffix)]
+	if len(table)+len(suffix) <= message.MaxIdentifierLength {
+		return table + suffix
 	}
-	return table + suffix
+	sum := sha256.Sum256([]byte(table))
+	tag := "_" + hex.EncodeToString(sum[:4])
+	cut := message.MaxIdentifierLength - len(suffix) - len(tag)
+	for cut > 0 && !utf8.RuneStart(table[cut]) {
+		cut--
+	}
+	return table[:cut] + tag + suffix
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/idempotency/storetest"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/message"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -306,14 +307,15 @@ func TestPostgresStoreRetentionPrunesOnClaim(t *testing.T) {
 
 func TestNewPostgresStoreConfig(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	pgtest.Exec(t, url, "create schema app", "create table wrong_shape (id int)")
+	pgtest.Exec(t, url, "create schema app", `create schema "my.app"`, "create table wrong_shape (id int)")
 	pool := newPool(t, url)
 	ctx := t.Context()
 
 	bad := []idempotency.PostgresConfig{
 		{Table: "a.b.c"},
 		{Table: "keys; drop table x"},
-		{Table: `"quoted"`},
+		{Table: `"unterminated`},
+		{Table: "my-keys"},
 		{Table: "1keys"},
 		{Table: "app."},
 		{Table: strings.Repeat("k", 64)},
@@ -331,9 +333,10 @@ func TestNewPostgresStoreConfig(t *testing.T) {
 		t.Error("NewPostgresStore on a table without key and claimed_at columns: no error")
 	}
 
-	// The default table, a schema-qualified one and a mixed-case one; each
-	// can be opened again (and concurrently) without error.
-	for _, name := range []string{"", "app.Keys", "keys$1", strings.Repeat("k", 63)} {
+	// The default table, a schema-qualified one, quoted mixed-case ones,
+	// unquoted upper case (folded) and quoted dots and quotes; each can be
+	// opened again (and concurrently) without error.
+	for _, name := range []string{"", `app."Keys"`, "App.Lower", "keys$1", strings.Repeat("k", 63), `"my.app"."Keys ""x"""`} {
 		var wg sync.WaitGroup
 		errs := make([]error, 4)
 		for i := range errs {
@@ -348,11 +351,61 @@ func TestNewPostgresStoreConfig(t *testing.T) {
 	}
 	var n int
 	err := pool.QueryRow(ctx, `select count(*) from pg_tables where (schemaname, tablename) in
-		(('public', 'walrelay_idempotency'), ('app', 'Keys'), ('public', 'keys$1'))`).Scan(&n)
+		(('public', 'walrelay_idempotency'), ('app', 'Keys'), ('app', 'lower'), ('public', 'keys$1'), ('my.app', 'Keys "x"'))`).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 3 {
-		t.Fatalf("found %d of the 3 created tables", n)
+	if n != 5 {
+		t.Fatalf("found %d of the 5 created tables", n)
+	}
+}
+
+// TestPostgresStoreLongNamesIndexed checks that every store table gets its
+// claimed_at index, also when Postgres would truncate two tables' index
+// names to the same 63 bytes.
+func TestPostgresStoreLongNamesIndexed(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	pool := newPool(t, url)
+	ctx := t.Context()
+	prefix := strings.Repeat("k", 55)
+	names := []string{
+		prefix + "_one", prefix + "_two", // same first 55 bytes
+		strings.Repeat("k", 63),
+		`"` + strings.Repeat("é", 31) + `"`, // 62 bytes: the cut must keep whole characters
+		`"` + strings.Repeat("é", 30) + `a"`,
+		"short",
+	}
+	for _, name := range names {
+		if _, err := idempotency.NewPostgresStore(ctx, pool, idempotency.PostgresConfig{Table: name}); err != nil {
+			t.Errorf("table %q: %v", name, err)
+		}
+	}
+	for _, name := range names {
+		_, table, err := message.ParseTable(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx []string
+		rows, err := pool.Query(ctx, `select i.relname::text from pg_index x
+			join pg_class i on i.oid = x.indexrelid
+			join pg_class c on c.oid = x.indrelid
+			join pg_attribute a on a.attrelid = c.oid and a.attnum = x.indkey[0]
+			where c.relname = $1 and a.attname = 'claimed_at' and x.indnatts = 1`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			idx = append(idx, s)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if len(idx) != 1 {
+			t.Errorf("table %q: claimed_at indexes %q, want one", table, idx)
+		}
 	}
 }

@@ -124,6 +124,16 @@
 // legacy "event" format of the older Sequin product, with the same value
 // encodings.
 //
+// # Table names
+//
+// Everywhere walrelay takes a table name from its user — backfill.Config,
+// cdc.Config's PublicationTables and BackfillTable, sink.Tables,
+// idempotency.PostgresConfig — it is written as in SQL and read by
+// [ParseTable]: "schema.table" or "table", unquoted names folded to lower
+// case (Orders is orders), and double quotes around a name that keeps its
+// case or has dots or quotes in it ("my.schema"."Orders"). Metadata carries
+// the names as the catalog stores them, unquoted: my.schema and Orders.
+//
 // # Decoding
 //
 // [Message.UnmarshalJSON] reads the shape back: integers that fit an int64

@@ -3,7 +3,6 @@ package sink
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/walrelay/walrelay/message"
 )
@@ -53,14 +52,23 @@ func (f *filter) Close(ctx context.Context) error {
 }
 
 // Tables keeps the messages of the named tables. A name is "schema.table"
-// or, for the public schema, just "table"; names are compared exactly, as
-// Postgres stores them (unquoted identifiers are lower case).
+// or, for the public schema, just "table", written as in SQL (see
+// [message.ParseTable]): unquoted names are folded to lower case, so Orders
+// and orders both keep the table orders; a name with upper case, a dot or
+// other characters SQL allows only in quotes is written in double quotes, as
+// in `"Sales"."Orders"` or `"my.schema".orders`. Tables panics on a name
+// that is not a table name, as regexp.MustCompile panics on a bad pattern:
+// a filter that silently matched nothing would drop every message; check
+// names from configuration with message.ParseTable first.
 func Tables(names ...string) Predicate {
 	set := make(map[[2]string]bool, len(names))
 	for _, n := range names {
-		schema, table, ok := strings.Cut(n, ".")
-		if !ok {
-			schema, table = "public", n
+		schema, table, err := message.ParseTable(n)
+		if err != nil {
+			panic("sink: Tables: " + err.Error())
+		}
+		if schema == "" {
+			schema = "public"
 		}
 		set[[2]string{schema, table}] = true
 	}

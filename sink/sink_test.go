@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -337,4 +338,56 @@ func TestRetryConformance(t *testing.T) {
 			return retrying(m), m.Received, failSwitch(m)
 		},
 	})
+}
+
+// TestTablesNames checks that Tables reads names as SQL does: unquoted
+// names fold to lower case, quoted ones keep case, dots and quotes.
+func TestTablesNames(t *testing.T) {
+	table := func(schema, name string) message.Message {
+		return message.Message{Metadata: message.Metadata{TableSchema: schema, TableName: name}}
+	}
+	msgs := []message.Message{
+		table("public", "orders"),
+		table("public", "Orders"),
+		table("my.schema", "orders"),
+		table("my", `schema".orders`),
+		table("Sales", `line "items"`),
+	}
+	for _, tc := range []struct {
+		names []string
+		want  []int // indexes of msgs kept
+	}{
+		{[]string{"orders"}, []int{0}},
+		{[]string{"ORDERS"}, []int{0}},
+		{[]string{"Public.Orders"}, []int{0}},
+		{[]string{`"Orders"`}, []int{1}},
+		{[]string{`public."Orders"`}, []int{1}},
+		{[]string{`"my.schema".orders`}, []int{2}},
+		{[]string{`"my.schema".Orders`}, []int{2}},
+		{[]string{`"Sales"."line ""items"""`}, []int{4}},
+		{[]string{`sales."line ""items"""`}, nil},
+		{[]string{"orders", `"Orders"`}, []int{0, 1}},
+	} {
+		keep := sink.Tables(tc.names...)
+		var got []int
+		for i, m := range msgs {
+			if keep(m) {
+				got = append(got, i)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("Tables(%q) kept %v, want %v", tc.names, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "a.b.c", `"unterminated`, "my-table", `"my.schema.orders`} {
+		func() {
+			defer func() {
+				r := recover()
+				if r == nil {
+					t.Errorf("Tables(%q) did not panic", bad)
+				}
+			}()
+			sink.Tables(bad)
+		}()
+	}
 }

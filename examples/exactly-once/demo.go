@@ -20,7 +20,7 @@ const replicaSchema = "walrelay_replica"
 // replicateIntoSchema replicates cfg.Table of db into the same-named table
 // of the schema walrelay_replica in db, creating both if missing.
 func replicateIntoSchema(ctx context.Context, db string, cfg config, out io.Writer) error {
-	src, err := splitTable(cfg.Table)
+	src, err := tableIdent(cfg.Table)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func poll(ctx context.Context, limit time.Duration, failed <-chan error, cond fu
 
 // tableRows returns table's rows as JSON text, sorted.
 func tableRows(ctx context.Context, url, table string) ([]string, error) {
-	ident, err := splitTable(table)
+	ident, err := tableIdent(table)
 	if err != nil {
 		return nil, err
 	}

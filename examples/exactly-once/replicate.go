@@ -41,7 +41,7 @@ func replicate(ctx context.Context, cfg config, out io.Writer) error {
 	if target == "" {
 		target = cfg.Table
 	}
-	targetIdent, err := splitTable(target)
+	targetIdent, err := tableIdent(target)
 	if err != nil {
 		return err
 	}
@@ -223,13 +223,17 @@ func quoteAll(cols []string) []string {
 	return q
 }
 
-// splitTable parses "schema.table" or "table".
-func splitTable(name string) (pgx.Identifier, error) {
-	parts := strings.Split(name, ".")
-	if len(parts) > 2 || slices.Contains(parts, "") {
-		return nil, fmt.Errorf("table %q: want \"schema.table\"", name)
+// tableIdent parses a table name written as in SQL, "schema.table" or
+// "table" (see message.ParseTable), into an identifier for queries.
+func tableIdent(name string) (pgx.Identifier, error) {
+	schema, table, err := message.ParseTable(name)
+	if err != nil {
+		return nil, err
 	}
-	return pgx.Identifier(parts), nil
+	if schema == "" {
+		return pgx.Identifier{table}, nil
+	}
+	return pgx.Identifier{schema, table}, nil
 }
 
 // classify marks the errors that retrying cannot fix (bad data, a missing
