@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -140,7 +141,7 @@ func writer(ctx context.Context, t *testing.T, e *env, stop <-chan struct{}, max
 func catchUp(t *testing.T, e *env, markers <-chan int64, id int64) {
 	t.Helper()
 	e.exec(fmt.Sprintf("insert into marker values (%d)", id))
-	timeout := time.After(60 * time.Second)
+	timeout := time.After(testtime.Bound(60 * time.Second))
 	for {
 		select {
 		case got := <-markers:
@@ -427,7 +428,7 @@ func TestBackfillReadsEveryRowWhenStreamIsBehind(t *testing.T) {
 	// only later, so the stream's buffer fills and its reader stalls.
 	errc := make(chan error, 1)
 	go func() { errc <- s.Backfill(ctx, backfill.Config{Table: "items", ID: "behind", ChunkSize: 100}) }()
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, "the stream's buffer to fill", func() bool { return len(s.out) == cap(s.out) })
 	go consume(ctx, s, r, markers)
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -536,7 +537,7 @@ func TestWatermarkFlushed(t *testing.T) {
 func TestBackfillErrorsNotRetried(t *testing.T) {
 	e := newEnv(t, backfillSetup)
 	s := e.open(e.config())
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(10*time.Second))
 	defer cancel()
 	err := s.Backfill(ctx, backfill.Config{Table: "public.no_such_table", ID: "missing"})
 	if !errors.Is(err, backfill.ErrTableNotFound) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -129,7 +130,7 @@ func TestFlushNeverPassesUnacked(t *testing.T) {
 // e2flush reads the slot position on its own connection (the sampler runs
 // concurrently with the test's connection).
 func e2flush(t *testing.T, e *env) message.LSN {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(30*time.Second))
 	defer cancel()
 	conn, err := e.pool(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -63,7 +64,7 @@ func (e *env) config() Config {
 
 func (e *env) open(cfg Config) *Stream {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(30*time.Second))
 	defer cancel()
 	s, err := Open(ctx, cfg)
 	if err != nil {
@@ -82,10 +83,11 @@ func (e *env) exec(sql ...string) {
 	}
 }
 
-// next returns n messages, failing the test after a timeout.
+// next returns n messages, failing the test after a timeout (scaled by
+// testtime).
 func next(t *testing.T, s *Stream, n int) []message.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(60*time.Second))
 	defer cancel()
 	msgs := make([]message.Message, 0, n)
 	for len(msgs) < n {
@@ -98,7 +100,8 @@ func next(t *testing.T, s *Stream, n int) []message.Message {
 	return msgs
 }
 
-// none checks that no message arrives within d.
+// none checks that no message arrives within d: a short, fixed window,
+// which a slow machine can only make pass, never fail.
 func none(t *testing.T, s *Stream, d time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -129,10 +132,11 @@ func (e *env) confirmedFlush() message.LSN {
 	return l
 }
 
-// waitFor polls cond until it holds or fails after 30s.
+// waitFor polls cond until it holds or fails after 30s (scaled by
+// testtime).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(testtime.Bound(30 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 // TestLargeTransactionFlatMemory streams one big transaction and samples
@@ -34,7 +36,7 @@ func TestLargeTransactionFlatMemory(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	base := ms.HeapAlloc
 	var peak uint64
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(5*time.Minute))
 	defer cancel()
 	start := time.Now()
 	for i := 1; i <= rows; i++ {

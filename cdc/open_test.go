@@ -9,20 +9,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
+// openErr returns the error of an Open that must fail by itself, before
+// its context (a generous bound, scaled by testtime) ends.
 func openErr(t *testing.T, cfg Config) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(60*time.Second))
 	defer cancel()
 	s, err := Open(ctx, cfg)
 	if err == nil {
 		s.Close()
 		t.Fatal("Open succeeded, want an error")
 	}
+	if ctx.Err() != nil {
+		t.Fatalf("Open returned only when its context ended: %v", err)
+	}
 	return err
+}
+
+// noRetries sets cfg.Backoff to a policy that counts how often Open asks
+// for one, which is how it would retry.
+func noRetries(cfg *Config) (asked *int) {
+	asked = new(int)
+	cfg.Backoff = func() backoff.BackOff {
+		*asked++
+		return backoff.NewConstantBackOff(time.Millisecond)
+	}
+	return asked
 }
 
 func TestConfigValidation(t *testing.T) {
@@ -120,7 +138,7 @@ func TestSlotDroppedWhileStreamingIsNotRecreated(t *testing.T) {
 		e.conn.QueryRow(context.Background(), "select count(*) from pg_replication_slots where slot_name = $1", e.slot).Scan(&n)
 		return n == 0
 	})
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(30*time.Second))
 	defer cancel()
 	_, err := s.Next(ctx)
 	if !errors.Is(err, ErrSlotNotFound) {
@@ -150,7 +168,7 @@ func TestOpenSlotInUseAndStandbyTakeover(t *testing.T) {
 	}
 	standby := make(chan result, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(60*time.Second))
 		defer cancel()
 		s, err := Open(ctx, cfg)
 		standby <- result{s, err}
@@ -204,7 +222,7 @@ func TestOpenPublicationCreatedAfterSlot(t *testing.T) {
 	s, err := Open(t.Context(), Config{ConnString: url, Slot: slot, Publication: "late"})
 	if err == nil {
 		defer s.Close()
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(30*time.Second))
 		defer cancel()
 		_, err = s.Next(ctx)
 	}
@@ -254,13 +272,13 @@ func TestOpenAuthAndPrivilegeErrors(t *testing.T) {
 	u.User = url.User(role)
 	cfg := e.config()
 	cfg.ConnString = u.String()
-	start := time.Now()
+	asked := noRetries(&cfg)
 	err := openErr(t, cfg)
 	if !IsAuthError(err) {
 		t.Fatalf("nologin role: got %v, want an auth error", err)
 	}
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("an auth failure took %v: it must not be retried", time.Since(start))
+	if *asked != 0 {
+		t.Errorf("Open asked for a retry policy %d times after an auth failure: it must not be retried", *asked)
 	}
 
 	// A role that may log in but lacks REPLICATION.
@@ -299,7 +317,7 @@ func TestOpenBadPasswordIsNotRetried(t *testing.T) {
 	u.User = url.UserPassword(pgtest.PasswordRole, "wrong-secret")
 	cfg := e.config()
 	cfg.ConnString = u.String()
-	start := time.Now()
+	asked := noRetries(&cfg)
 	err := openErr(t, cfg)
 	if !IsAuthError(err) {
 		t.Fatalf("got %v, want an authentication error", err)
@@ -307,7 +325,7 @@ func TestOpenBadPasswordIsNotRetried(t *testing.T) {
 	if strings.Contains(err.Error(), "wrong-secret") {
 		t.Errorf("error leaks the password: %v", err)
 	}
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("took %v: authentication failures must not be retried", time.Since(start))
+	if *asked != 0 {
+		t.Errorf("Open asked for a retry policy %d times: authentication failures must not be retried", *asked)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 )
@@ -131,7 +132,7 @@ func TestRunCancelDuringWriteDoesNotAck(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Run = %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testtime.Bound(30 * time.Second)):
 		t.Fatal("Run did not return after cancel")
 	}
 	if s.Acked() != before {

@@ -14,9 +14,11 @@ import (
 func TestInsertUpdateDelete(t *testing.T) {
 	e := newEnv(t, "create table users (id int primary key, name text, age int)")
 	s := e.open(e.config())
+	before := time.Now()
 	e.exec("insert into users values (1, 'ann', 30)",
 		"update users set age = 31 where id = 1",
 		"delete from users where id = 1")
+	after := time.Now()
 	msgs := next(t, s, 3)
 
 	want := []struct {
@@ -44,7 +46,9 @@ func TestInsertUpdateDelete(t *testing.T) {
 		if string(key) != fmt.Sprintf("%d:%d", md.CommitLSN, md.CommitIdx) {
 			t.Errorf("message %d idempotency key decodes to %q; commit_lsn %d idx %d", i, key, md.CommitLSN, md.CommitIdx)
 		}
-		if time.Since(md.CommitTimestamp) > time.Minute || md.CommitTimestamp.Location() != time.UTC {
+		// Each commit happened between before and after, however long
+		// that took (a minute's slack for a server with another clock).
+		if md.CommitTimestamp.Before(before.Add(-time.Minute)) || md.CommitTimestamp.After(after.Add(time.Minute)) || md.CommitTimestamp.Location() != time.UTC {
 			t.Errorf("message %d commit timestamp %v", i, md.CommitTimestamp)
 		}
 		if !reflect.DeepEqual(md.PrimaryKey, []string{"id"}) {

@@ -3,11 +3,13 @@ package faults
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 // tableState is a table's rows: primary key → stamp n.
@@ -124,8 +126,11 @@ func checkReplay(t *testing.T, e *env, ds *deliveries) (perPK map[string]int, eq
 	return perPK, missing+extra+wrong == 0
 }
 
+// waitStderr waits until the consumer writes what to its stderr, failing
+// when it exits, its backfill fails, or after timeout (scaled by testtime).
 func waitStderr(t *testing.T, c *consumer, what string, timeout time.Duration) {
 	t.Helper()
+	timeout = testtime.Bound(timeout)
 	deadline := time.Now().Add(timeout)
 	for !strings.Contains(c.stderr.String(), what) {
 		if err := c.alive(); err != nil {
@@ -171,7 +176,16 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 	e, ds, mon, w := seededItems(t, rows)
 	w.pause = 5 * time.Millisecond
 	wr := w.background(seed(t), 2, 0)
-	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11r", "FAULTS_WRITE_DELAY=50ms")
+	// The consumer holds its sink at a third of the rows, then at two
+	// thirds: however fast it runs, the backfill is mid-way at each restart.
+	limit := outPath(e, "read-limit")
+	setLimit := func(n int) {
+		if err := os.WriteFile(limit, []byte(fmt.Sprint(n)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setLimit(rows / 3)
+	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11r", "FAULTS_WRITE_DELAY=50ms", "FAULTS_READ_LIMIT="+limit)
 	readCount := func() int {
 		all, err := ds.all()
 		if err != nil {
@@ -186,16 +200,15 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 		return n
 	}
 	ctx := context.Background()
-	// Once the first reads arrive, restart twice, half a second apart: the
-	// slowed writes (at most 500 messages per 50ms) keep the backfill going
-	// for seconds. The writers stop after the restarts, so that the consumer
-	// catches up.
-	for deadline := time.Now().Add(time.Minute); readCount() == 0; {
+	// Once the first reads arrive, restart twice, half a second apart,
+	// while the slowed writes (at most 500 messages per 50ms) go on reading.
+	// The writers stop after the restarts, so that the consumer catches up.
+	for deadline := time.Now().Add(testtime.Bound(time.Minute)); readCount() == 0; {
 		if err := c.alive(); err != nil {
 			t.Fatal(err)
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no read within a minute")
+			t.Fatalf("no read after %v", testtime.Bound(time.Minute))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -209,6 +222,10 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 		mon.allowRegression()
+		setLimit((i + 2) * rows / 3)
+	}
+	if err := os.Remove(limit); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	if err := wr.stop(); err != nil {
@@ -239,8 +256,15 @@ func TestF12BackfillKilled(t *testing.T) {
 		"delete from faults_audit")
 	ds := &deliveries{}
 	mon := startMonitor(t, e, ds)
-	// Slow writes keep the backfill running until the last kill.
-	env := []string{"FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f12", "FAULTS_WRITE_DELAY=100ms"}
+	// Each run but the last holds its sink once it has written its share
+	// of reads, until it is killed: the backfill is mid-way at each kill,
+	// however fast or slow the machine.
+	share := rows / (kills + 2)
+	limit := outPath(e, "read-limit")
+	if err := os.WriteFile(limit, []byte(fmt.Sprint(share)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f12", "FAULTS_READ_LIMIT=" + limit}
 	readsIn := func(i int) int {
 		all, err := ds.all()
 		if err != nil {
@@ -256,17 +280,16 @@ func TestF12BackfillKilled(t *testing.T) {
 	}
 	c := startConsumer(t, e, ds, env...)
 	for k := range kills {
-		deadline := time.Now().Add(time.Minute)
-		for readsIn(k) < rows/(kills+2) {
-			if err := c.alive(); err != nil {
+		waitStderr(t, c, "consumer: held at", 3*time.Minute)
+		c.kill(t)
+		if n := readsIn(k); n < share {
+			t.Fatalf("run %d held after %d reads, want at least %d; its stderr:\n%s", k, n, share, c.stderr.String())
+		}
+		if k == kills-1 {
+			if err := os.Remove(limit); err != nil {
 				t.Fatal(err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("run %d read %d rows in a minute; its stderr:\n%s", k, readsIn(k), c.stderr.String())
-			}
-			time.Sleep(10 * time.Millisecond)
 		}
-		c.kill(t)
 		c = startConsumer(t, e, ds, env...)
 	}
 	waitStderr(t, c, "consumer: backfill done", 3*time.Minute)

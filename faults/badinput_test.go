@@ -50,6 +50,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink/kafka"
 )
@@ -69,10 +70,11 @@ func openStream(t *testing.T, url string, tables ...string) *cdc.Stream {
 	return s
 }
 
-// nextN reads n messages, failing on a stream error or after a minute.
+// nextN reads n messages, failing on a stream error or after a minute
+// (scaled by testtime).
 func nextN(t *testing.T, s *cdc.Stream, n int) []message.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(time.Minute))
 	defer cancel()
 	out := make([]message.Message, 0, n)
 	for len(out) < n {
@@ -264,7 +266,7 @@ func TestBadInputKafkaLeaderMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, testtime.Bound(20*time.Second))
 	defer cancel()
 	var got []string
 	for len(got) < writes && rctx.Err() == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 )
@@ -96,20 +98,57 @@ func consumerMain() int {
 	// FAULTS_WRITE_DELAY slows every sink write, so that a fast phase (a
 	// backfill) lasts long enough for a test to interrupt it mid-way.
 	delay, _ := time.ParseDuration(os.Getenv("FAULTS_WRITE_DELAY"))
+	// FAULTS_READ_LIMIT names a file holding a number: once this process
+	// has written that many backfill reads, its sink holds every write until
+	// the number grows (or the file is removed), and says so on stderr
+	// once. A test that must interrupt a backfill mid-way holds it there,
+	// instead of hoping to be faster than it.
+	limitFile := os.Getenv("FAULTS_READ_LIMIT")
+	limit := func() int {
+		b, err := os.ReadFile(limitFile)
+		if err != nil {
+			return math.MaxInt
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return math.MaxInt
+		}
+		return n
+	}
+	readsWritten, heldAt := 0, -1
 	var buf []byte
 	sk := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
+		for limitFile != "" && readsWritten >= limit() {
+			if heldAt != readsWritten {
+				heldAt = readsWritten
+				fmt.Fprintf(os.Stderr, "consumer: held at %d reads\n", readsWritten)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
 		time.Sleep(delay)
 		buf = buf[:0]
+		reads := 0
 		for _, m := range msgs {
 			if buf, err = m.AppendJSON(buf); err != nil {
 				return sink.Permanent(err)
 			}
 			buf = append(buf, '\n')
+			if m.Action == message.ActionRead {
+				reads++
+			}
 		}
 		if _, err := f.Write(buf); err != nil {
 			return err
 		}
-		return f.Sync()
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		readsWritten += reads
+		return nil
 	})
 	err = cdc.Run(ctx, s, sk, cdc.RunOptions{Backoff: quickBackoff})
 	cerr := s.Close()
@@ -183,7 +222,7 @@ func (c *consumer) alive() error {
 // streaming waits until the consumer holds the slot.
 func (c *consumer) streaming(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(testtime.Bound(60 * time.Second))
 	for !strings.Contains(c.stderr.String(), "consumer: streaming") {
 		if err := c.alive(); err != nil {
 			t.Fatal(err)
@@ -207,7 +246,7 @@ func (c *consumer) term(t *testing.T) {
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(testtime.Bound(30 * time.Second)):
 		t.Fatalf("consumer did not stop after SIGTERM; stderr:\n%s", c.stderr.String())
 	}
 	if c.err != nil {

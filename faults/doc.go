@@ -62,4 +62,15 @@
 // appends JSON lines to a file and fsyncs before returning, so that
 // "acknowledged" means "on disk" even when the process is killed with
 // SIGKILL.
+//
+// # Waiting
+//
+// The tests wait for what they can observe — changes delivered, a line on
+// the consumer's stderr, the slot's position — never for an amount of work
+// in a fixed time, so a busy machine makes them slower, not red. A wait
+// fails only when nothing moves for a generous bound, which
+// WALRELAY_TEST_TIME_SCALE multiplies (see internal/testtime). A fault that
+// must strike a backfill mid-way (F11 across restarts, F12) has the
+// consumer hold its sink at a given number of reads (FAULTS_READ_LIMIT),
+// instead of racing it.
 package faults

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -157,7 +158,7 @@ func (e *env) audit(ctx context.Context) ([]auditRow, error) {
 
 // connect retries for a while: the server may be restarting.
 func connect(ctx context.Context, url string) (*pgx.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, testtime.Bound(90*time.Second))
 	defer cancel()
 	for {
 		conn, err := pgx.Connect(ctx, url)
@@ -440,8 +441,10 @@ func (m *monitor) run() {
 			return
 		case <-tick.C:
 		}
+		// A sample that takes long is only a missed sample: these bounds
+		// free the monitor from a connection to a restarting server.
 		if conn == nil || conn.IsClosed() {
-			cctx, ccancel := context.WithTimeout(ctx, time.Second)
+			cctx, ccancel := context.WithTimeout(ctx, testtime.Bound(5*time.Second))
 			c, err := pgx.Connect(cctx, m.url)
 			ccancel()
 			if err != nil {
@@ -450,7 +453,7 @@ func (m *monitor) run() {
 			conn = c
 		}
 		var lsn *string
-		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+		qctx, qcancel := context.WithTimeout(ctx, testtime.Bound(5*time.Second))
 		err := conn.QueryRow(qctx, "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = $1", m.slot).Scan(&lsn)
 		qcancel()
 		if err != nil {
@@ -782,8 +785,10 @@ func tally(e *env, audit []auditRow, all []delivery, r result, opts compareOpts)
 	return r
 }
 
-// waitDelivered waits until every audited change has been delivered.
-func waitDelivered(t *testing.T, e *env, ds *deliveries, timeout time.Duration, alive func() error) {
+// waitDelivered waits until every audited change has been delivered. It
+// fails when the consumer stops, or when no further change is delivered for
+// stall (scaled by testtime): it waits on progress, however slow.
+func waitDelivered(t *testing.T, e *env, ds *deliveries, stall time.Duration, alive func() error) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := connect(ctx, e.url)
@@ -795,23 +800,33 @@ func waitDelivered(t *testing.T, e *env, ds *deliveries, timeout time.Duration, 
 	if err := conn.QueryRow(ctx, "select count(*) from faults_audit").Scan(&want); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(timeout)
-	got := 0
-	for time.Now().Before(deadline) {
+	stall = testtime.Bound(stall)
+	got, last := 0, -1
+	var progress time.Time
+	for {
+		polled := time.Now()
 		if got, err = ds.distinct(); err != nil {
 			t.Fatal(err)
 		}
 		if got >= want {
 			return
 		}
+		if got > last {
+			last, progress = got, time.Now()
+		}
 		if alive != nil {
 			if err := alive(); err != nil {
 				t.Fatalf("consumer stopped with %d of %d changes delivered: %v", got, want, err)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Since(progress) > stall {
+			t.Errorf("no progress for %v: %d of %d changes delivered", stall, got, want)
+			return
+		}
+		// Reading every delivery takes long on a busy machine: poll no
+		// more often than that takes, to leave the consumer the CPU.
+		time.Sleep(max(20*time.Millisecond, time.Since(polled)))
 	}
-	t.Errorf("after %v, %d of %d changes delivered", timeout, got, want)
 }
 
 func outPath(e *env, name string) string { return filepath.Join(e.dir, name) }

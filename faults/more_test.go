@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 )
@@ -111,7 +112,7 @@ func TestF8IdleAndFiltered(t *testing.T) {
 			conn.Exec(ctx, "select pg_switch_wal()")
 		}
 		name := map[bool]string{false: "idle", true: "filtered"}[filtered]
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(testtime.Bound(30 * time.Second))
 		l, flushed := lag()
 		for (l > bound || flushed <= start) && time.Now().Before(deadline) {
 			if err := c.alive(); err != nil {
@@ -323,7 +324,7 @@ func TestF9SlotInvalidated(t *testing.T) {
 	}), cdc.RunOptions{})
 	select {
 	case <-got:
-	case <-time.After(30 * time.Second):
+	case <-time.After(testtime.Bound(30 * time.Second)):
 		t.Fatal("no message before invalidation")
 	}
 	s.Close()
@@ -333,7 +334,7 @@ func TestF9SlotInvalidated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(testtime.Bound(60 * time.Second))
 	for {
 		for _, q := range []string{"insert into t select g, repeat('x', 1000) from generate_series(2, 3000) g", "delete from t where id > 1", "select pg_switch_wal()", "checkpoint"} {
 			if _, err := conn.Exec(ctx, q); err != nil {

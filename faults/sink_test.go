@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/walrelay/walrelay/cdc"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 	"github.com/walrelay/walrelay/sink/kafka"
@@ -85,8 +87,19 @@ func TestF5WebhookOutage(t *testing.T) {
 	rec := &memSource{}
 	ds.add(rec)
 	var mode atomic.Int32 // 0 up, 1 503, 2 hang, 3 drop the connection
+	// A request answered while up holds up for reading until it has
+	// recorded its messages: taking up for writing after a mode change
+	// waits for the requests that still saw the endpoint up.
+	var up sync.RWMutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch mode.Load() {
+		up.RLock()
+		m := mode.Load()
+		if m != 0 {
+			up.RUnlock()
+		} else {
+			defer up.RUnlock()
+		}
+		switch m {
 		case 1:
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -138,7 +151,8 @@ func TestF5WebhookOutage(t *testing.T) {
 		for _, m := range []int32{1, 2, 3} {
 			time.Sleep(300 * time.Millisecond)
 			mode.Store(m)
-			time.Sleep(200 * time.Millisecond) // requests in flight finish
+			up.Lock() // requests in flight finish
+			up.Unlock()
 			outage(t, []string{"", "503", "hang", "drop"}[m], rec, 500*time.Millisecond)
 			mode.Store(0)
 		}
@@ -183,8 +197,14 @@ func TestF5KafkaOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ks.Close(context.Background())
-	// What the Kafka sink acknowledged, in order, for the slot monitor.
+	// What the Kafka sink acknowledged, in order, for the slot monitor. A
+	// Write holds writing for reading until it has recorded what it wrote:
+	// taking it for writing after the broker stopped waits for a Write that
+	// may have been answered before.
+	var writing sync.RWMutex
 	sk := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
+		writing.RLock()
+		defer writing.RUnlock()
 		if err := ks.Write(ctx, msgs...); err != nil {
 			return err
 		}
@@ -207,7 +227,8 @@ func TestF5KafkaOutage(t *testing.T) {
 	for range cycles {
 		time.Sleep(400 * time.Millisecond)
 		cl.Close()
-		time.Sleep(200 * time.Millisecond)
+		writing.Lock() // a Write in flight ends
+		writing.Unlock()
 		outage(t, "kafka stopped", rec, 700*time.Millisecond)
 		cl = start()
 	}
@@ -233,7 +254,7 @@ func TestF5KafkaOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(30*time.Second))
 	defer cancel()
 	got := make(map[string]bool)
 	for len(got) < len(want) && ctx.Err() == nil {

@@ -17,6 +17,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 const user, pass = "reader", "s3cret"
@@ -143,7 +144,7 @@ func span(from, to int64) []int64 {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testtime.Bound(20 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -506,7 +507,7 @@ func TestClientDisconnectMidWait(t *testing.T) {
 	}
 	select {
 	case <-returned:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testtime.Bound(30 * time.Second)):
 		t.Fatal("the handler kept waiting after the client left")
 	}
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 )
@@ -63,7 +64,7 @@ func TestRetryCancel(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Write = %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testtime.Bound(30 * time.Second)):
 		t.Fatal("Write did not return after cancel")
 	}
 }

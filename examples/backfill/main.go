@@ -43,8 +43,14 @@ const (
 	rows = 20000
 )
 
+// Bounds on the demonstration (its tests scale them on a slow machine).
+var (
+	runTimeout  = 5 * time.Minute
+	catchUpWait = 30 * time.Second
+)
+
 func run(ctx context.Context, out io.Writer) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
 	url, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)
 	if err != nil {
@@ -163,7 +169,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 
 	// Catch up with the writer's last changes, then compare.
 	want := map[int64]int64{}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(catchUpWait)
 	for {
 		clear(want)
 		r, err := db.Query(ctx, `select id, balance from `+name)

@@ -7,9 +7,13 @@ import (
 	"testing"
 
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	runTimeout, catchUpWait = testtime.Bound(runTimeout), testtime.Bound(catchUpWait)
+	os.Exit(pgtest.Main(m))
+}
 
 func TestBackfillExample(t *testing.T) {
 	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))

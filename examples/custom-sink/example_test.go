@@ -9,18 +9,22 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 	"github.com/walrelay/walrelay/sink/sinktest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	deliveryWait = testtime.Bound(deliveryWait)
+	os.Exit(pgtest.Main(m))
+}
 
 func TestExample(t *testing.T) {
 	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))
 	t.Setenv("SLOT", pgtest.Name(t, "slot"))
 	t.Setenv("OUT", filepath.Join(t.TempDir(), "out.jsonl"))
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(2*time.Minute))
 	defer cancel()
 	var out strings.Builder
 	if err := runTo(ctx, &out); err != nil {

@@ -26,6 +26,10 @@ var changes = []string{
 	"delete from " + table + " where id = 2",
 }
 
+// deliveryWait bounds the wait for the changes (the example's test scales
+// it on a slow machine).
+var deliveryWait = time.Minute
+
 func run(ctx context.Context) error {
 	return runTo(ctx, os.Stdout)
 }
@@ -93,7 +97,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 	if err := pgtest.ExecURL(ctx, dbURL, changes...); err != nil {
 		return err
 	}
-	timeout := time.NewTimer(time.Minute)
+	timeout := time.NewTimer(deliveryWait)
 	defer timeout.Stop()
 	for n := 0; n < len(changes); {
 		select {
@@ -102,7 +106,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 		case err := <-done:
 			return fmt.Errorf("delivery stopped: %w", err)
 		case <-timeout.C:
-			return fmt.Errorf("%d of %d changes written within a minute", n, len(changes))
+			return fmt.Errorf("%d of %d changes written within %v", n, len(changes), deliveryWait)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

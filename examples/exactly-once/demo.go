@@ -89,7 +89,7 @@ func demo(ctx context.Context, cfg config, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "workload: %d transactions, %d row changes\n", w.Transactions, w.Changes)
-	rows, err := waitEqual(ctx, cfg.SourceURL, cfg.TargetURL, "public.items", time.Minute, done)
+	rows, err := waitEqual(ctx, cfg.SourceURL, cfg.TargetURL, "public.items", waitLimit, done)
 	if err != nil {
 		return err
 	}
@@ -110,6 +110,10 @@ func setup(ctx context.Context, adminURL, sourceURL, targetURL string) error {
 	return pgtest.ExecURL(ctx, targetURL, itemsTable)
 }
 
+// waitLimit bounds each wait of the demonstration (its tests scale it on a
+// slow machine).
+var waitLimit = time.Minute
+
 // waitForSlot waits until the replication slot exists, or the replicator
 // failed.
 func waitForSlot(ctx context.Context, url, slot string, failed <-chan error) error {
@@ -118,7 +122,7 @@ func waitForSlot(ctx context.Context, url, slot string, failed <-chan error) err
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.Background())
-	return poll(ctx, time.Minute, failed, func() (bool, error) {
+	return poll(ctx, waitLimit, failed, func() (bool, error) {
 		var ok bool
 		err := conn.QueryRow(ctx, "select exists (select 1 from pg_replication_slots where slot_name = $1)", slot).Scan(&ok)
 		return ok, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 // childEnv makes the test binary run the replicator instead of the tests,
@@ -32,6 +33,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	waitLimit = testtime.Bound(waitLimit)
 	os.Exit(pgtest.Main(m))
 }
 
@@ -146,7 +148,7 @@ func TestExactlyOnceAcrossKills(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rows, err := waitEqual(ctx, sourceURL, targetURL, "public.items", 2*time.Minute, failed)
+	rows, err := waitEqual(ctx, sourceURL, targetURL, "public.items", testtime.Bound(2*time.Minute), failed)
 	if err != nil {
 		t.Fatalf("target never matched source: %v; replicator stderr:\n%s", err, c.stderr.String())
 	}

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func TestRun(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
 	defer cancel()
 	var out bytes.Buffer
 	if err := demo(ctx, url, nil, &out); err != nil {

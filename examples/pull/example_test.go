@@ -9,11 +9,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 func TestRun(t *testing.T) {
 	t.Setenv("PULL_PASSWORD", "demo-password")
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
 	defer cancel()
 	var out bytes.Buffer
 	if err := run(ctx, nil, &out); err != nil {

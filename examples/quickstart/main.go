@@ -35,8 +35,12 @@ func main() {
 
 const name = "walrelay_quickstart"
 
+// runTimeout bounds the demonstration (its test scales it on a slow
+// machine).
+var runTimeout = 2 * time.Minute
+
 func run(ctx context.Context, out io.Writer) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
 
 	url, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)

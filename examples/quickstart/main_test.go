@@ -8,9 +8,13 @@ import (
 	"testing"
 
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	runTimeout = testtime.Bound(runTimeout)
+	os.Exit(pgtest.Main(m))
+}
 
 func TestQuickstart(t *testing.T) {
 	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))

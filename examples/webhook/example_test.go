@@ -8,14 +8,18 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	deliveryWait = testtime.Bound(deliveryWait)
+	os.Exit(pgtest.Main(m))
+}
 
 func TestExample(t *testing.T) {
 	t.Setenv("DATABASE_URL", pgtest.NewDatabase(t))
 	t.Setenv("SLOT", pgtest.Name(t, "slot"))
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(2*time.Minute))
 	defer cancel()
 	var out strings.Builder
 	if err := runTo(ctx, &out); err != nil {

@@ -30,6 +30,10 @@ var changes = []string{
 	"delete from " + table + " where id = 2",
 }
 
+// deliveryWait bounds the wait for the changes (the example's test scales
+// it on a slow machine).
+var deliveryWait = time.Minute
+
 func run(ctx context.Context) error {
 	return runTo(ctx, os.Stdout)
 }
@@ -93,7 +97,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	seen := map[string]bool{}
-	timeout := time.NewTimer(time.Minute)
+	timeout := time.NewTimer(deliveryWait)
 	defer timeout.Stop()
 	for len(seen) < len(changes) {
 		select {
@@ -104,7 +108,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 		case err := <-done:
 			return fmt.Errorf("delivery stopped: %w", err)
 		case <-timeout.C:
-			return fmt.Errorf("received %d of %d changes within a minute", len(seen), len(changes))
+			return fmt.Errorf("received %d of %d changes within %v", len(seen), len(changes), deliveryWait)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 var update = flag.Bool("update", false, "rewrite the fuzz seed corpus from a live capture")
@@ -46,7 +47,7 @@ func capture(t *testing.T) [][]byte {
 		"select pg_logical_emit_message(true, 'p', 'transactional')",
 		"select pg_logical_emit_message(false, 'p', 'not transactional')",
 	)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(30*time.Second))
 	defer cancel()
 	cfg, err := pgconn.ParseConfig(url)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 // ErrNoPostgres means no PostgreSQL server binaries were found.
@@ -257,7 +258,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	c.cmd, c.done = cmd, done
 	c.mu.Unlock()
 
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(testtime.Bound(60 * time.Second))
 	for {
 		select {
 		case <-done:
@@ -322,10 +323,10 @@ func (c *Cluster) shutdown(mode ShutdownMode) error {
 	select {
 	case <-done:
 		return nil
-	case <-time.After(60 * time.Second):
+	case <-time.After(testtime.Bound(60 * time.Second)):
 		c.signal(syscall.SIGKILL)
 		<-done
-		return errors.New("pgtest: postgres did not stop within 60s; killed")
+		return fmt.Errorf("pgtest: postgres did not stop within %v; killed", testtime.Bound(60*time.Second))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 // shared is the cluster of this test binary, set by Main.
@@ -38,7 +39,7 @@ func Main(m *testing.M) int {
 		sharedURL = u
 		return m.Run()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(2*time.Minute))
 	c, err := Start(ctx, Options{})
 	cancel()
 	if err != nil {
@@ -100,7 +101,7 @@ func Shared() *Cluster { return sharedCluster }
 // cluster can start.
 func NewCluster(t testing.TB, opts Options) *Cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(2*time.Minute))
 	defer cancel()
 	c, err := Start(ctx, opts)
 	if err != nil {
@@ -135,7 +136,7 @@ func NewDatabase(t testing.TB) string {
 
 // DropDatabase drops a database, its replication slots and connections.
 func DropDatabase(baseURL, name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(30*time.Second))
 	defer cancel()
 	conn, err := pgx.Connect(ctx, baseURL)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/walrelay/walrelay/idempotency"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 	"github.com/walrelay/walrelay/sink/kafka"
@@ -93,7 +94,7 @@ func consume(t *testing.T, brokers []string, n int, topics ...string) []*kgo.Rec
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(30*time.Second))
 	defer cancel()
 	var recs []*kgo.Record
 	for len(recs) < n {
@@ -318,7 +319,7 @@ func TestBrokerDownThenBack(t *testing.T) {
 	}
 
 	c.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(30*time.Second))
 	defer cancel()
 	err = s.Write(ctx, change("t", 2))
 	if err == nil {
@@ -405,7 +406,7 @@ func TestSASL(t *testing.T) {
 		t.Run(mech, func(t *testing.T) {
 			c := newCluster(t, kfake.EnableSASL(), kfake.Superuser(mech, "walrelay", "s3cret,="),
 				kfake.SeedTopics(1, "sequin.public.t"))
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(30*time.Second))
 			defer cancel()
 			good := newSink(t, kafka.Config{Brokers: c.ListenAddrs(),
 				SASL: &kafka.SASL{Mechanism: strings.ToLower(mech), Username: "walrelay", Password: "s3cret,="}})

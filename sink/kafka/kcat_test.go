@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 	"github.com/walrelay/walrelay/sink/kafka"
@@ -37,7 +38,7 @@ func TestKcatReadsWhatTheSinkProduced(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(30*time.Second))
 	defer cancel()
 	// -e exits at the end of every partition; %h prints headers as
 	// name=value pairs separated by commas.

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 	"github.com/walrelay/walrelay/sink/kafka"
@@ -266,7 +267,7 @@ func TestPartitionsAddedAreUsed(t *testing.T) {
 	}
 	// kafka-go's transport learns of them within its metadata TTL (6s).
 	written := 50
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	for deadline := time.Now().Add(testtime.Bound(30 * time.Second)); ; {
 		if err := s.Write(t.Context(), batch(int64(written))...); err != nil {
 			t.Fatal(err)
 		}
@@ -294,14 +295,17 @@ func TestAbandonedTryKeepsMemory(t *testing.T) {
 	defer kafka.OnRelease(func() { released.Add(1) })()
 	c := newCluster(t, kfake.SeedTopics(1, "sequin.public.t"))
 	var slept atomic.Bool
+	// A try answered at once must be answered within the timeout, also on
+	// a busy machine; the delayed one comes long after it.
+	timeout := testtime.Bound(time.Second)
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		if slept.CompareAndSwap(false, true) {
-			c.SleepControl(func() { time.Sleep(500 * time.Millisecond) })
+			c.SleepControl(func() { time.Sleep(3 * timeout) })
 		}
 		return nil, nil, false // then handled as usual
 	})
-	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), WriteTimeout: 100 * time.Millisecond})
+	s := newSink(t, kafka.Config{Brokers: c.ListenAddrs(), WriteTimeout: timeout})
 	if err := s.Write(t.Context(), change("t", 1)); err != nil {
 		t.Fatalf("Write, first try timed out: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/idempotency"
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 )
@@ -42,7 +43,8 @@ type Harness struct {
 	OrderPerRow bool
 
 	// WriteTimeout bounds every Write the suite makes, so a sink that hangs
-	// fails the test instead of stalling it. Zero means one minute.
+	// fails the test instead of stalling it. Zero means one minute. On a
+	// slow machine WALRELAY_TEST_TIME_SCALE multiplies it.
 	WriteTimeout time.Duration
 }
 
@@ -97,7 +99,7 @@ func (s *suite) writeCtx(t *testing.T) context.Context {
 	if d <= 0 {
 		d = time.Minute
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), d)
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(d))
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 	"github.com/walrelay/walrelay/sink/sinktest"
@@ -260,7 +261,9 @@ func TestHangingServer(t *testing.T) {
 		}
 		return false
 	})
-	s := newSink(t, webhook.Config{URL: rc.URL, Timeout: 100 * time.Millisecond})
+	// The timeout ends the hanging attempt; the next one, answered at once,
+	// must fit in it also on a busy machine.
+	s := newSink(t, webhook.Config{URL: rc.URL, Timeout: testtime.Bound(time.Second)})
 	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err != nil {
 		t.Fatalf("Write = %v, want success after a timed-out attempt", err)
 	}
