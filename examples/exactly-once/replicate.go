@@ -156,7 +156,7 @@ func (r *replicator) apply(ctx context.Context, tx pgx.Tx, m message.Message) er
 func (r *replicator) upsert(ctx context.Context, tx pgx.Tx, rec map[string]any, pk []string) error {
 	row := make(map[string]any, len(rec))
 	for c, v := range rec {
-		if v != message.UnchangedToast {
+		if !message.IsUnchangedToast(v) {
 			row[c] = v
 		}
 	}
