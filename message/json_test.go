@@ -785,3 +785,82 @@ func TestRawJSONLongNumberNoAllocation(t *testing.T) {
 		t.Errorf("appendRawJSON with a 1000-digit number allocates %v times, want 0", allocs)
 	}
 }
+
+// TestJSONOptionsNumericNumbers: numerics are strings by default and exact
+// JSON numbers with NumericNumbers, in records, changes and arrays; the
+// non-finite ones stay strings either way.
+func TestJSONOptionsNumericNumbers(t *testing.T) {
+	m := Message{
+		Record:  map[string]any{"n": Numeric("12345678901234567890.123456789"), "a": []any{Numeric("1.50"), Numeric("NaN"), nil}},
+		Changes: map[string]any{"n": Numeric("-0.0000001")},
+		Action:  ActionUpdate,
+	}
+	def, err := m.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	num, err := JSONOptions{NumericNumbers: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		got  []byte
+		want string
+	}{
+		{def, `{"record":{"a":["1.50","NaN",null],"n":"12345678901234567890.123456789"},"changes":{"n":"-0.0000001"},`},
+		{num, `{"record":{"a":[1.50,"NaN",null],"n":12345678901234567890.123456789},"changes":{"n":-0.0000001},`},
+	} {
+		if !bytes.HasPrefix(c.got, []byte(c.want)) {
+			t.Errorf("got %s\nwant prefix %s", c.got, c.want)
+		}
+	}
+	app, err := JSONOptions{}.Append([]byte("x"), m)
+	if err != nil || string(app) != "x"+string(def) {
+		t.Errorf("JSONOptions{}.Append = %s, %v; want x+MarshalJSON", app, err)
+	}
+}
+
+func TestUnchangedToastPredicate(t *testing.T) {
+	for _, v := range []any{nil, "unchanged_toast", UnchangedToastJSON, struct{}{}} {
+		if IsUnchangedToast(v) {
+			t.Errorf("IsUnchangedToast(%#v) = true", v)
+		}
+	}
+	if !IsUnchangedToast(UnchangedToast{}) {
+		t.Error("IsUnchangedToast(UnchangedToast{}) = false")
+	}
+	if b, err := json.Marshal(map[string]any{"c": UnchangedToast{}}); err != nil || string(b) != `{"c":"unchanged_toast"}` {
+		t.Errorf("encoding/json: %s, %v", b, err)
+	}
+}
+
+// TestRawAnnotationsAndRecordPKsRoundTrip: a message decoded from Sequin
+// JSON with non-object annotations and record_pks encodes to the same bytes.
+func TestRawAnnotationsAndRecordPKsRoundTrip(t *testing.T) {
+	for _, ann := range []string{`["not","an","object"]`, `"text"`, `42`} {
+		in := `{"record":{"b":"k","a":7},"changes":null,"action":"insert","metadata":{"table_schema":"public","table_name":"t",` +
+			`"idempotency_key":"MTox","commit_timestamp":"2024-10-28T21:37:01.127470Z","commit_lsn":1,"commit_idx":1,` +
+			`"record_pks":["k","7"],"database_name":"d","consumer":{"id":"c","name":"c","annotations":{}},` +
+			`"database":{"id":"d","name":"d","annotations":{},"database":"d","hostname":"h"},"transaction_annotations":` + ann +
+			`,"enrichment":{"x":1}}}`
+		var m Message
+		if err := m.UnmarshalJSON([]byte(in)); err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Metadata.RawTransactionAnnotations) != ann || m.Metadata.TransactionAnnotations != nil {
+			t.Errorf("annotations %s decoded to %#v / %s", ann, m.Metadata.TransactionAnnotations, m.Metadata.RawTransactionAnnotations)
+		}
+		out, err := m.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != in {
+			t.Errorf("round trip:\n got %s\nwant %s", out, in)
+		}
+	}
+	read := `{"record":{"id":1},"changes":null,"action":"read","metadata":{"commit_lsn":null,"commit_idx":null}}`
+	var m Message
+	if err := m.UnmarshalJSON([]byte(read)); err != nil || m.Metadata.CommitLSN != 0 || m.Metadata.CommitIdx != 0 {
+		t.Errorf("read with null commit: %v, %+v", err, m.Metadata)
+	}
+}

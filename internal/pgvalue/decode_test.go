@@ -111,6 +111,10 @@ func TestDecodeScalarErrors(t *testing.T) {
 		{oidBool, "true"}, {oidBool, ""}, {oidBool, "T"},
 		{oidBytea, `\x0`}, {oidBytea, `\xzz`}, {oidBytea, `a\`}, {oidBytea, `\400`}, {oidBytea, `\12`},
 		{oidJSON, `{"a":`}, {oidJSONB, ``},
+		{oidInterval, ""}, {oidInterval, "1"}, {oidInterval, "1 fortnight"}, {oidInterval, "P1Y2M"}, // iso_8601 style
+		{oidInterval, "@ 1 day"}, {oidInterval, "1 day  02:00:00"}, {oidInterval, "02:00:00 1 day"},
+		{oidInterval, "1:2:3"}, {oidInterval, "01:60:00"}, {oidInterval, "01:00:00."}, {oidInterval, "01:00:00.1234567"},
+		{oidInterval, "1 year 01:00:00 01:00:00"}, {oidInterval, "300000000 years"}, {oidInterval, "99999999999999999999:00:00"},
 		{oidTimestamptz, "2024-10-28 21:37:01"},            // no offset
 		{oidTimestamptz, "2024-10-28T21:37:01+00"},         // not ISO DateStyle
 		{oidTimestamptz, "Mon Oct 28 21:37:01 2024 UTC"},   // DateStyle Postgres
