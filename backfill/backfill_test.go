@@ -110,7 +110,7 @@ func TestIntKey(t *testing.T) {
 	m := ms[3]
 	want := message.Message{
 		Record: map[string]any{
-			"name": "item 3", "id": int64(3), "price": json.Number("4.5"),
+			"name": "item 3", "id": int64(3), "price": message.Numeric("4.5"),
 			"tags": []any{"t3", nil}, "at": "2024-01-01T00:00:03.000000Z",
 		},
 		Action: message.ActionRead,
@@ -133,10 +133,10 @@ func TestIntKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantJSON := `{"record":{"name":"item 3","id":3,"price":4.5,"tags":["t3",null],"at":"2024-01-01T00:00:03.000000Z"},` +
+	wantJSON := `{"record":{"name":"item 3","id":3,"price":"4.5","tags":["t3",null],"at":"2024-01-01T00:00:03.000000Z"},` +
 		`"changes":null,"action":"read","metadata":{"table_schema":"public","table_name":"items",` +
 		`"idempotency_key":"` + idempotency.ReadKey("bf1", int64(3)) + `","commit_timestamp":"2024-10-28T20:37:01.127470Z",` +
-		`"commit_lsn":0,"commit_idx":0,"database_name":"` + it.database.Name + `"`
+		`"commit_lsn":null,"commit_idx":null,"record_pks":["3"],"database_name":"` + it.database.Name + `"`
 	if !strings.HasPrefix(string(js), wantJSON) {
 		t.Fatalf("JSON:\n got %s\nwant prefix %s", js, wantJSON)
 	}

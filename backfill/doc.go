@@ -11,7 +11,9 @@
 // table's schema and name, Columns (the columns read, in table order),
 // PrimaryKey (the key column names), CommitTimestamp (the time the page was
 // read, UTC) and the Consumer and Database identity from [Config]. A read is
-// not part of a transaction: CommitLSN and CommitIdx are 0.
+// not part of a transaction: CommitLSN and CommitIdx are 0, and the JSON
+// has "commit_lsn":null,"commit_idx":null, as Sequin's reads do; its
+// metadata.record_pks lists the row's key values.
 //
 // # Reading a table
 //

@@ -197,8 +197,9 @@ func (c *chunks) abortAll() {
 }
 
 // observe records a live change (or truncate) of transaction xid against
-// the registered chunks of its table.
-func (c *chunks) observe(m *message.Message, xid uint32) {
+// the registered chunks of its table. oldKey holds, for an update, the key
+// values of the row before it when Postgres sent them (nil otherwise).
+func (c *chunks) observe(m *message.Message, xid uint32, oldKey map[string]any) {
 	if c.active.Load() == 0 {
 		return
 	}
@@ -215,7 +216,7 @@ func (c *chunks) observe(m *message.Message, xid uint32) {
 		k := rowKey(ch.keyCols, m.Record)
 		ch.dirty[k] = append(ch.dirty[k], xid)
 		// A primary-key update: the row's old key is stale too.
-		if old, ok := oldKey(ch.keyCols, m); ok {
+		if old, ok := movedFrom(ch.keyCols, m, oldKey); ok && old != k {
 			ch.dirty[old] = append(ch.dirty[old], xid)
 		}
 	}
@@ -230,22 +231,19 @@ func rowKey(cols []string, rec map[string]any) string {
 	return idempotency.ReadKey("", vals...)
 }
 
-// oldKey is the key an update moved the row away from, when it is known.
-func oldKey(cols []string, m *message.Message) (string, bool) {
-	if m.Action != message.ActionUpdate || len(m.Changes) == 0 {
+// movedFrom is the key an update moved the row away from, when Postgres
+// sent it (a key change, or REPLICA IDENTITY FULL).
+func movedFrom(cols []string, m *message.Message, oldKey map[string]any) (string, bool) {
+	if m.Action != message.ActionUpdate || len(oldKey) == 0 {
 		return "", false
 	}
-	changed := false
 	old := make(map[string]any, len(cols))
 	for _, c := range cols {
-		if v, ok := m.Changes[c]; ok {
-			old[c], changed = v, true
-		} else {
-			old[c] = m.Record[c]
+		v, ok := oldKey[c]
+		if !ok {
+			return "", false
 		}
-	}
-	if !changed {
-		return "", false
+		old[c] = v
 	}
 	return rowKey(cols, old), true
 }

@@ -50,7 +50,7 @@ func (r *replica) apply(m message.Message) {
 		if m.Action == message.ActionRead {
 			r.reads++
 		}
-		if old, ok := m.Changes["id"]; ok { // the primary key changed
+		if old, ok := m.Changes["id"]; ok { // the primary key changed (FULL identity)
 			delete(r.rows, old.(int64))
 		}
 		r.rows[m.Record["id"].(int64)] = m.Record
@@ -183,7 +183,8 @@ func diff(t *testing.T, want, got map[int64]map[string]any) {
 const backfillSetup = "create table items (id bigint primary key, v text not null, n bigint not null)"
 
 func TestBackfillConvergesUnderWrites(t *testing.T) {
-	e := newEnv(t, backfillSetup, "create table marker (id bigint primary key)",
+	// FULL: the replica learns a changed key's old value from changes.
+	e := newEnv(t, backfillSetup, "alter table items replica identity full", "create table marker (id bigint primary key)",
 		"insert into items select g, 'seed', 0 from generate_series(1, 5000) g")
 	s := e.open(e.config())
 	ctx, r, markers := startReplica(t, s)
@@ -358,7 +359,9 @@ func TestBackfillResumesAfterRestart(t *testing.T) {
 func TestBackfillTruncateDropsChunk(t *testing.T) {
 	e := newEnv(t, backfillSetup, "create table marker (id bigint primary key)",
 		"insert into items select g, 'seed', 0 from generate_series(1, 2000) g")
-	s := e.open(e.config())
+	cfg := e.config()
+	cfg.Truncate = TruncateEmit
+	s := e.open(cfg)
 	ctx, r, markers := startReplica(t, s)
 	errc := make(chan error, 1)
 	go func() { errc <- s.Backfill(ctx, backfill.Config{Table: "items", ID: "bf-trunc", ChunkSize: 50}) }()

@@ -59,7 +59,8 @@ type Config struct {
 	// delivered. "" = public.walrelay_backfills.
 	BackfillTable string
 
-	// Truncate says what a TRUNCATE of a published table becomes.
+	// Truncate says what a TRUNCATE of a published table becomes: by
+	// default nothing (logged at Warn with the tables), as in Sequin.
 	Truncate TruncateMode
 
 	// BufferSize bounds the decoded messages waiting for Next. 0 = 1024.
@@ -107,11 +108,13 @@ type Config struct {
 type TruncateMode int
 
 const (
+	// TruncateSkip, the default, delivers nothing for a TRUNCATE, as Sequin
+	// and Debezium do, and logs a warning naming the tables. A backfill in
+	// flight still drops the rows it read from them.
+	TruncateSkip TruncateMode = iota
 	// TruncateEmit emits one message with [message.ActionTruncate] per
-	// truncated table, with nil Record and Changes. The default.
-	TruncateEmit TruncateMode = iota
-	// TruncateSkip drops truncates, logging a warning for each.
-	TruncateSkip
+	// truncated table, with nil Record and Changes.
+	TruncateEmit
 	// TruncateFail stops the stream: Next returns a [*TruncateError].
 	TruncateFail
 )
@@ -171,7 +174,7 @@ func (c *Config) validate() error {
 	if c.StatusInterval < 0 {
 		errs = append(errs, fmt.Errorf("StatusInterval %v is negative", c.StatusInterval))
 	}
-	if c.Truncate < TruncateEmit || c.Truncate > TruncateFail {
+	if c.Truncate < TruncateSkip || c.Truncate > TruncateFail {
 		errs = append(errs, fmt.Errorf("Truncate %d is not a TruncateMode", c.Truncate))
 	}
 	if len(c.PublicationTables) > 0 && !c.CreatePublication {

@@ -3,10 +3,13 @@ package cdc
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
 )
@@ -39,16 +42,28 @@ type txState struct {
 	xid         uint32
 	commitLSN   message.LSN
 	commitTime  time.Time
-	idx         int
+	idx         int // commit_idx of the next change: Sequin's count (see handle)
 	annotations map[string]any
+	rawAnn      json.RawMessage // annotations that are JSON but not an object
 }
 
-// handle decodes one pgoutput message received at lsn.
+// handle decodes one pgoutput message received at lsn. Inside a
+// transaction, every insert, update, delete, truncate and logical message
+// takes one commit_idx, delivered or not, as Sequin counts them
+// (slot_producer.ex @advance_idx_types), so that the same WAL gives the
+// same idempotency keys.
 func (s *Stream) handle(lsn message.LSN, data []byte) error {
 	s.inLSN, s.inSize = lsn, int64(len(data))
 	msg, err := s.parser.Parse(data)
 	if err != nil {
 		return &DecodeError{LSN: lsn, Err: err}
+	}
+	if s.tx.active {
+		switch msg.(type) {
+		case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage,
+			*pglogrepl.TruncateMessage, *pglogrepl.LogicalDecodingMessage:
+			defer func() { s.tx.idx++ }()
+		}
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
@@ -86,7 +101,15 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 		if err != nil {
 			return decodeError(lsn, rel, err)
 		}
-		return s.change(rel, message.ActionUpdate, rec, changes)
+		var oldKey map[string]any
+		if m.OldTuple != nil && s.chunks.active.Load() > 0 {
+			// A backfill in flight needs the key the row moved away from,
+			// which changes no longer carries without FULL.
+			if oldKey, err = s.keyOf(rel, m.OldTuple, full); err != nil {
+				return decodeError(lsn, rel, err)
+			}
+		}
+		return s.changeFrom(rel, message.ActionUpdate, rec, changes, oldKey)
 	case *pglogrepl.DeleteMessage:
 		rel, err := s.rel(lsn, m.RelationID)
 		if err != nil {
@@ -133,12 +156,40 @@ func (s *Stream) commit(end message.LSN) {
 // change delivers a row change, after the backfills in flight took note
 // of it. Changes to the stream's own progress table are not delivered.
 func (s *Stream) change(rel *relation, action message.Action, rec, changes map[string]any) error {
+	return s.changeFrom(rel, action, rec, changes, nil)
+}
+
+// changeFrom is change for an update whose old key values (oldKey, nil
+// when unknown) a backfill in flight may need.
+func (s *Stream) changeFrom(rel *relation, action message.Action, rec, changes, oldKey map[string]any) error {
 	if rel.internal {
 		return nil
 	}
 	m := s.message(rel, action, rec, changes)
-	s.chunks.observe(&m, s.tx.xid)
+	s.chunks.observe(&m, s.tx.xid, oldKey)
 	return s.emit(m, s.inSize)
+}
+
+// keyOf decodes the primary-key columns sent in an old tuple.
+func (s *Stream) keyOf(rel *relation, old *pglogrepl.TupleData, full bool) (map[string]any, error) {
+	if err := checkWidth(rel, old); err != nil {
+		return nil, err
+	}
+	key := make(map[string]any, len(rel.primaryKey))
+	for i, c := range old.Columns {
+		if (!full && !rel.key[i]) || c.DataType != pglogrepl.TupleDataTypeText {
+			continue
+		}
+		if !slices.Contains(rel.primaryKey, rel.columns[i]) {
+			continue
+		}
+		v, err := s.value(rel, i, c)
+		if err != nil {
+			return nil, err
+		}
+		key[rel.columns[i]] = v
+	}
+	return key, nil
 }
 
 func (s *Stream) relation(lsn message.LSN, m *pglogrepl.RelationMessage) error {
@@ -173,6 +224,17 @@ func (s *Stream) relation(lsn message.LSN, m *pglogrepl.RelationMessage) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cdc: primary key of %s: %w", rel.qualified(), err)
 	}
+	// A partition's changes are reported under its root table (a
+	// publication without publish_via_partition_root sends the partition).
+	var rootSchema, rootName *string
+	if err := s.pool.QueryRow(ctx, `select n.nspname::text, c.relname::text from pg_catalog.pg_class c
+		join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+		where c.oid = pg_catalog.pg_partition_root($1::oid::regclass) and c.oid <> $1::oid`, m.RelationID).Scan(&rootSchema, &rootName); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("cdc: partition root of %s: %w", rel.qualified(), err)
+	}
+	if rootSchema != nil && rootName != nil {
+		rel.schema, rel.name = *rootSchema, *rootName
+	}
 	if len(rel.primaryKey) == 0 { // no primary key: the replica identity
 		for i, k := range rel.key {
 			if k {
@@ -194,24 +256,24 @@ func (s *Stream) rel(lsn message.LSN, id uint32) (*relation, error) {
 
 func (s *Stream) message(rel *relation, action message.Action, rec, changes map[string]any) message.Message {
 	idx := s.tx.idx
-	s.tx.idx++
 	return message.Message{
 		Record:  rec,
 		Changes: changes,
 		Action:  action,
 		Metadata: message.Metadata{
-			TableSchema:            rel.schema,
-			TableName:              rel.name,
-			IdempotencyKey:         idempotency.ChangeKey(s.tx.commitLSN, idx),
-			CommitTimestamp:        s.tx.commitTime,
-			CommitLSN:              s.tx.commitLSN,
-			CommitIdx:              idx,
-			DatabaseName:           s.database.Name,
-			Consumer:               s.consumer,
-			Database:               s.database,
-			TransactionAnnotations: s.tx.annotations,
-			PrimaryKey:             rel.primaryKey,
-			Columns:                rel.columns,
+			TableSchema:               rel.schema,
+			TableName:                 rel.name,
+			IdempotencyKey:            idempotency.ChangeKey(s.tx.commitLSN, idx),
+			CommitTimestamp:           s.tx.commitTime,
+			CommitLSN:                 s.tx.commitLSN,
+			CommitIdx:                 idx,
+			DatabaseName:              s.database.Name,
+			Consumer:                  s.consumer,
+			Database:                  s.database,
+			TransactionAnnotations:    s.tx.annotations,
+			RawTransactionAnnotations: s.tx.rawAnn,
+			PrimaryKey:                rel.primaryKey,
+			Columns:                   rel.columns,
 		},
 	}
 }
@@ -254,7 +316,7 @@ func (s *Stream) row(rel *relation, t, old *pglogrepl.TupleData, full bool) (map
 	rec := make(map[string]any, len(t.Columns))
 	for i, c := range t.Columns {
 		if c.DataType == pglogrepl.TupleDataTypeToast {
-			rec[rel.columns[i]] = message.UnchangedToast
+			rec[rel.columns[i]] = message.UnchangedToast{}
 			if old != nil && (full || rel.key[i]) && old.Columns[i].DataType == pglogrepl.TupleDataTypeText {
 				v, err := s.value(rel, i, old.Columns[i])
 				if err != nil {
@@ -273,18 +335,16 @@ func (s *Stream) row(rel *relation, t, old *pglogrepl.TupleData, full bool) (map
 	return rec, nil
 }
 
-// changes returns the old values of the columns an update changed: all
-// columns with REPLICA IDENTITY FULL, the key columns when the key changed,
-// and an empty map without an old tuple.
+// changes returns the old values of the columns an update changed, from
+// the old row of a table with REPLICA IDENTITY FULL; without it (no old
+// tuple, or only the old key of a key change) an empty map, as Sequin,
+// which reads only full old rows (processor.ex old_tuple_data).
 func (s *Stream) changes(rel *relation, t, old *pglogrepl.TupleData, full bool) (map[string]any, error) {
 	changes := map[string]any{}
-	if old == nil {
+	if old == nil || !full {
 		return changes, nil
 	}
 	for i, oc := range old.Columns {
-		if !full && !rel.key[i] {
-			continue // not sent: the 'n' is not a real NULL
-		}
 		nc := t.Columns[i]
 		if nc.DataType == pglogrepl.TupleDataTypeToast || oc.DataType == pglogrepl.TupleDataTypeToast {
 			continue // unchanged
@@ -301,9 +361,9 @@ func (s *Stream) changes(rel *relation, t, old *pglogrepl.TupleData, full bool) 
 	return changes, nil
 }
 
-// oldRow decodes a deleted row: every column with REPLICA IDENTITY FULL,
-// only the key columns otherwise (the others are not sent, and are left out
-// rather than reported as NULL).
+// oldRow decodes a deleted row: every column. Without REPLICA IDENTITY
+// FULL only the key columns are sent; the others are null, as Sequin and
+// Debezium report them.
 func (s *Stream) oldRow(rel *relation, old *pglogrepl.TupleData, full bool) (map[string]any, error) {
 	if err := checkWidth(rel, old); err != nil {
 		return nil, err
@@ -311,10 +371,11 @@ func (s *Stream) oldRow(rel *relation, old *pglogrepl.TupleData, full bool) (map
 	rec := make(map[string]any, len(old.Columns))
 	for i, c := range old.Columns {
 		if !full && !rel.key[i] {
+			rec[rel.columns[i]] = nil
 			continue
 		}
 		if c.DataType == pglogrepl.TupleDataTypeToast {
-			rec[rel.columns[i]] = message.UnchangedToast
+			rec[rel.columns[i]] = message.UnchangedToast{}
 			continue
 		}
 		v, err := s.value(rel, i, c)
@@ -339,12 +400,23 @@ func (s *Stream) truncate(lsn message.LSN, m *pglogrepl.TruncateMessage) error {
 	}
 	switch s.cfg.Truncate {
 	case TruncateSkip:
-		s.cfg.Logger.Warn("truncate skipped (Config.Truncate = TruncateSkip)", "tables", names, "commit_lsn", s.tx.commitLSN.String())
+		s.cfg.Logger.Warn("truncate not delivered (Config.Truncate = TruncateSkip, the default)", "tables", names, "commit_lsn", s.tx.commitLSN.String())
+		for _, rel := range rels {
+			// Backfills in flight must still drop the rows they read.
+			m := s.message(rel, message.ActionTruncate, nil, nil)
+			s.chunks.observe(&m, s.tx.xid, nil)
+		}
 		return nil
 	case TruncateFail:
 		return &TruncateError{Tables: names, CommitLSN: s.tx.commitLSN}
 	}
-	for _, rel := range rels {
+	for i, rel := range rels {
+		if i > 0 {
+			// Each table's message needs a key of its own: a TRUNCATE of n
+			// tables takes n commit_idx values here (Sequin, which delivers
+			// no truncates, counts one).
+			s.tx.idx++
+		}
 		if err := s.change(rel, message.ActionTruncate, nil, nil); err != nil {
 			return err
 		}
@@ -361,19 +433,29 @@ func (s *Stream) logicalMessage(m *pglogrepl.LogicalDecodingMessage) {
 	switch m.Prefix {
 	case prefixAnnotationsSet, prefixWalrelayAnnotationSet:
 		if s.annotationsTooLarge(m) {
-			s.tx.annotations = nil
+			s.tx.annotations, s.tx.rawAnn = nil, nil
 			return
 		}
 		var ann map[string]any
-		dec := json.NewDecoder(bytes.NewReader(m.Content))
-		dec.UseNumber()
-		if err := dec.Decode(&ann); err != nil || dec.More() || ann == nil {
-			s.cfg.Logger.Warn("invalid transaction annotations: want a JSON object; annotations cleared",
-				"commit_lsn", s.tx.commitLSN.String(), "err", err)
-			ann = nil
+		var raw json.RawMessage
+		if c := bytes.TrimSpace(m.Content); len(c) > 0 && c[0] != '{' && json.Valid(c) {
+			// Any JSON passes through, as Sequin passes it; null clears.
+			if string(c) != "null" {
+				var buf bytes.Buffer
+				_ = json.Compact(&buf, c) // valid: cannot fail
+				raw = buf.Bytes()
+			}
+		} else {
+			dec := json.NewDecoder(bytes.NewReader(m.Content))
+			dec.UseNumber()
+			if err := dec.Decode(&ann); err != nil || dec.More() || ann == nil {
+				s.cfg.Logger.Warn("invalid transaction annotations: not JSON; annotations cleared",
+					"commit_lsn", s.tx.commitLSN.String(), "err", err)
+				ann = nil
+			}
 		}
-		s.tx.annotations = ann
+		s.tx.annotations, s.tx.rawAnn = ann, raw
 	case prefixAnnotationsClear, prefixWalrelayAnnotationClr:
-		s.tx.annotations = nil
+		s.tx.annotations, s.tx.rawAnn = nil, nil
 	}
 }

@@ -11,8 +11,9 @@
 // Tables without a primary key need a REPLICA IDENTITY for updates and
 // deletes to be published. For updates to carry the prior values of every
 // changed column in Changes, and deletes the whole old row, set
-// ALTER TABLE … REPLICA IDENTITY FULL; otherwise Changes holds only a changed
-// primary key (or is empty) and a delete's Record only the key columns.
+// ALTER TABLE … REPLICA IDENTITY FULL; otherwise Changes is empty ({}, also
+// when the primary key changed) and a delete's Record has the key columns'
+// values and null for the others, as in Sequin.
 //
 // Config.ConnString is a libpq URL or keyword/value string, parsed by pgx,
 // and is used for the replication connection and the stream's queries
@@ -77,18 +78,38 @@
 // and index, idempotency key, the consumer and database identity from Config
 // (defaults: the slot name, the database name, host and system identifier),
 // and the transaction's annotations. Values are mapped as package message
-// documents. Unchanged TOASTed columns that Postgres does not send are
-// filled from the old row when there is one (REPLICA IDENTITY FULL), and are
-// otherwise [message.UnchangedToast] — never NULL. A TRUNCATE becomes one
-// [message.ActionTruncate] message per table by default (Config.Truncate).
+// documents, in the JSON Sequin writes (message/SEQUIN.md compares the two
+// for every type and rule). Unchanged TOASTed columns that Postgres does not
+// send are filled from the old row when there is one (REPLICA IDENTITY
+// FULL), and are otherwise [message.UnchangedToast] ("unchanged_toast" in
+// JSON) — never NULL.
+//
+// The index (commit_idx) counts, within the transaction, every insert,
+// update, delete, truncate and logical message Postgres sent, delivered or
+// not, as Sequin counts them; the same WAL therefore gives the idempotency
+// keys Sequin gives, and a consumer deduplicating across a move between the
+// two sees equal keys for equal changes.
+//
+// Changes to a partition are reported under the root partitioned table's
+// schema and name: a publication the stream creates uses
+// publish_via_partition_root = true, and a partition an existing publication
+// sends is mapped to its root (pg_partition_root).
+//
+// A TRUNCATE is not delivered by default, as in Sequin: the stream logs a
+// warning naming the tables (Config.Logger), and backfills in flight drop
+// the rows they read from them. Config.Truncate = [TruncateEmit] delivers one
+// [message.ActionTruncate] message per table instead, and [TruncateFail]
+// stops the stream with a [*TruncateError].
 //
 // Transaction annotations are set from inside the transaction with
 //
 //	select pg_logical_emit_message(true, 'sequin:transaction_annotations.set', '{"user": "ann"}');
 //
 // (or the prefix walrelay:transaction_annotations.set) and apply to the
-// changes after it in that transaction; …clear clears them. Annotations that
-// are not a JSON object are logged and dropped (null); nothing else is lost.
+// changes after it in that transaction; …clear clears them. Annotations
+// that are JSON but not an object (an array, a string) pass through as they
+// are, in Metadata.RawTransactionAnnotations, as Sequin passes them; text
+// that is not JSON is logged and dropped (null).
 //
 // # Memory
 //

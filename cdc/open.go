@@ -180,6 +180,8 @@ func createPublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 		}
 		sql += " for table " + strings.Join(quoted, ", ")
 	}
+	// Changes to partitions are published as changes to their root table.
+	sql += " with (publish_via_partition_root = true)"
 	if _, err := conn.Exec(ctx, sql); err != nil && pgCode(err) != "42710" {
 		return fmt.Errorf("cdc: create publication %q: %w", name, err)
 	}

@@ -4,10 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -28,7 +31,8 @@ func TestInsertUpdateDelete(t *testing.T) {
 	}{
 		{message.ActionInsert, map[string]any{"id": int64(1), "name": "ann", "age": int64(30)}, nil},
 		{message.ActionUpdate, map[string]any{"id": int64(1), "name": "ann", "age": int64(31)}, map[string]any{}},
-		{message.ActionDelete, map[string]any{"id": int64(1)}, nil},
+		// Without FULL, the key and null for the columns Postgres did not send.
+		{message.ActionDelete, map[string]any{"id": int64(1), "name": nil, "age": nil}, nil},
 	}
 	for i, m := range msgs {
 		w := want[i]
@@ -103,8 +107,9 @@ func TestKeyChangeDefaultIdentity(t *testing.T) {
 	s := e.open(e.config())
 	e.exec("insert into t values (1, 'x')", "update t set id = 2 where id = 1")
 	msgs := next(t, s, 2)
-	if want := map[string]any{"id": int64(1)}; !reflect.DeepEqual(msgs[1].Changes, want) {
-		t.Errorf("changes = %v, want %v (only the key is known)", msgs[1].Changes, want)
+	// Sequin reads changes only from full old rows: {} although the old key is known.
+	if want := map[string]any{}; !reflect.DeepEqual(msgs[1].Changes, want) {
+		t.Errorf("changes = %v, want %v", msgs[1].Changes, want)
 	}
 	if want := map[string]any{"id": int64(2), "a": "x"}; !reflect.DeepEqual(msgs[1].Record, want) {
 		t.Errorf("record = %v", msgs[1].Record)
@@ -133,9 +138,33 @@ func TestAnnotations(t *testing.T) {
 	}
 }
 
+// TestTruncateSkippedByDefault: a TRUNCATE is no message (as in Sequin),
+// only a warning naming the tables; it still takes a commit_idx.
+func TestTruncateSkippedByDefault(t *testing.T) {
+	e := newEnv(t, "create table a (id int primary key)", "create table b (id int primary key)")
+	cfg := e.config()
+	var log pgtest.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	s := e.open(cfg)
+	e.exec("insert into a values (1)", "begin", "truncate a, b", "insert into b values (2)", "commit")
+	msgs := next(t, s, 2)
+	if msgs[0].Metadata.TableName != "a" || msgs[1].Metadata.TableName != "b" || msgs[1].Action != message.ActionInsert {
+		t.Fatalf("messages %s:%s %s:%s", msgs[0].Action, msgs[0].Metadata.TableName, msgs[1].Action, msgs[1].Metadata.TableName)
+	}
+	if msgs[1].Metadata.CommitIdx != 1 {
+		t.Errorf("insert after the truncate: commit_idx %d, want 1", msgs[1].Metadata.CommitIdx)
+	}
+	if out := log.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "truncate") ||
+		!strings.Contains(out, "public.a") || !strings.Contains(out, "public.b") {
+		t.Errorf("log = %q, want a warning naming public.a and public.b", out)
+	}
+}
+
 func TestTruncate(t *testing.T) {
 	e := newEnv(t, "create table a (id int primary key)", "create table b (id int primary key)")
-	s := e.open(e.config())
+	cfg := e.config()
+	cfg.Truncate = TruncateEmit
+	s := e.open(cfg)
 	e.exec("insert into a values (1)", "truncate a, b", "insert into b values (2)")
 	msgs := next(t, s, 4)
 	got := ""

@@ -75,6 +75,7 @@ func consumerMain() int {
 		StatusInterval:    50 * time.Millisecond,
 		HeartbeatInterval: hb,
 		Backoff:           quickBackoff,
+		Truncate:          cdc.TruncateEmit, // the audit counts truncates
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -14,7 +14,7 @@ func benchInsert() Message {
 			"customer_id": int64(789),
 			"product":     "Wireless Headphones",
 			"quantity":    int32(1),
-			"price":       json.Number("199.99"),
+			"price":       Numeric("199.99"),
 			"in_stock":    true,
 			"discount":    nil,
 			"attributes":  json.RawMessage(`{"color":"black","sizes":[1,2,3]}`),
@@ -62,4 +62,32 @@ func BenchmarkAppendJSON(b *testing.B) {
 		}
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// BenchmarkAppendJSONNumerics compares numerics written as strings (the
+// default, Sequin's form) with JSONOptions.NumericNumbers: the string form
+// must not cost more.
+func BenchmarkAppendJSONNumerics(b *testing.B) {
+	m := benchInsert()
+	m.Record = map[string]any{
+		"id": int64(1), "amount": Numeric("1234567.89"), "tax": Numeric("0.0000001"),
+		"total": Numeric("12345678901234567890.123456789"), "rate": Numeric("1.5000"),
+		"history": []any{Numeric("1.50"), Numeric("NaN"), Numeric("99.99")},
+	}
+	m.Metadata.Columns = []string{"id", "amount", "tax", "total", "rate", "history"}
+	for _, bc := range []struct {
+		name string
+		o    JSONOptions
+	}{{"string", JSONOptions{}}, {"number", JSONOptions{NumericNumbers: true}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			buf := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = bc.o.Append(buf[:0], m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

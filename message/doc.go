@@ -1,7 +1,10 @@
 // Package message defines the change messages walrelay delivers — [Message],
 // [Metadata], [Action], [LSN] — and their JSON encoding, byte for byte the
 // shape Sequin delivers, so that consumers written for Sequin work
-// unchanged.
+// unchanged. SEQUIN.md, next to this package's source, compares walrelay's
+// JSON with Sequin's for every Postgres type and message rule, with the
+// Sequin source that decides each, and lists the few deliberate
+// differences (where Sequin loses data).
 //
 // # The shape
 //
@@ -12,11 +15,12 @@
 //	 "metadata":{"table_schema":"public","table_name":"orders",
 //	  "idempotency_key":"MTIzNDU2Nzg5OjA=",
 //	  "commit_timestamp":"2024-10-28T21:37:01.127470Z",
-//	  "commit_lsn":123456789,"commit_idx":0,"database_name":"myapp-prod",
+//	  "commit_lsn":123456789,"commit_idx":0,"record_pks":["1234"],
+//	  "database_name":"myapp-prod",
 //	  "consumer":{"id":"…","name":"…","annotations":{}},
 //	  "database":{"id":"…","name":"myapp-prod","annotations":{},
 //	   "database":"myapp","hostname":"db.example.com"},
-//	  "transaction_annotations":null}}
+//	  "transaction_annotations":null,"enrichment":null}}
 //
 // In it:
 //
@@ -25,8 +29,17 @@
 //   - commit_timestamp is RFC 3339 in UTC with exactly six fractional digits
 //     (microseconds, truncated) and Z.
 //   - commit_lsn is the transaction's commit LSN as a JSON integer (not the
-//     "16/B374D848" text of [LSN.String]); commit_idx counts the
-//     transaction's changes from 0. Together they identify a change.
+//     "16/B374D848" text of [LSN.String]); commit_idx is the change's
+//     position in the transaction, from 0, counting (as Sequin does) every
+//     insert, update, delete, truncate and logical message of it, delivered
+//     or not. Together they identify a change. A read (action read) is in
+//     no transaction: both are null.
+//   - record_pks is Sequin's list of the primary-key values as strings
+//     ([AppendKeyText] form), in table column order when
+//     [Metadata.Columns] lists the key columns (Sequin sorts them by
+//     column number), else in [Metadata.PrimaryKey] order; [] without a
+//     key. [Metadata.RecordPKs], when set, is written instead.
+//   - enrichment is [Metadata.Enrichment], null when nil.
 //   - database_name is deprecated; it repeats database.name unless
 //     [Metadata.DatabaseName] is set.
 //   - Metadata.PrimaryKey, Metadata.Columns and Metadata.Position are not
@@ -43,7 +56,8 @@
 //     default, and its published examples always show an object, so
 //     consumers may index into them without a null check.
 //   - transaction_annotations: null when none were set in the transaction,
-//     as in Sequin; an object otherwise.
+//     as in Sequin; an object otherwise, or, when the annotations set were
+//     JSON but not an object, [Metadata.RawTransactionAnnotations] as it is.
 //
 // # Key order
 //
@@ -62,19 +76,27 @@
 //   - float32, float64: the shortest representation that reads back to the
 //     same float, as encoding/json writes it (1e-7, 1e+21 in exponent form);
 //     NaN, +Inf and -Inf as the strings "NaN", "Infinity" and "-Infinity".
-//   - json.Number (Postgres numeric): its digits as they are, never through
-//     float64, so a 1000-digit numeric survives; a json.Number that is not a
-//     JSON number (numeric's NaN, Infinity) is written as a string.
+//   - [Numeric] (Postgres numeric): a JSON string of its exact text,
+//     "1.5000", as Sequin writes numerics, so a 1000-digit numeric survives
+//     and keeps its scale; NaN, Infinity and -Infinity likewise. With
+//     [JSONOptions].NumericNumbers, finite numerics are JSON numbers with the
+//     same digits instead (1.5000).
+//   - json.Number: its digits as they are, never through float64; one that
+//     is not a JSON number is written as a string.
+//   - [Interval] (Postgres interval): {"days":3,"microseconds":14706789000,
+//     "months":14}, as Sequin writes it.
 //   - json.RawMessage (json, jsonb): embedded, compacted; it must be valid
 //     JSON or encoding fails with a [*RawJSONError]. A nil RawMessage is null.
 //   - string: escaped as encoding/json escapes, except that <, > and & are
 //     left alone (no HTML escaping); U+2028 and U+2029 are escaped; invalid
 //     UTF-8 becomes U+FFFD, written as the character itself.
-//   - []byte (bytea): a standard, padded base64 string; nil is null.
+//   - []byte: Postgres's bytea hex text, "\\x00ff"; nil is null. (Streams
+//     and backfills decode bytea columns to that text as a string, so it is
+//     written the same way.)
 //   - []any (arrays): a JSON array; map[string]any: an object, keys sorted.
 //   - time.Time: a string in UTC with six fractional digits and Z, like
 //     commit_timestamp; years outside 0–9999 are an error.
-//   - [UnchangedToast]: the string [UnchangedToastJSON].
+//   - [UnchangedToast]: the string [UnchangedToastJSON], "unchanged_toast".
 //   - anything else: encoding/json's encoding, without HTML escaping; its
 //     errors (and a panic in a MarshalJSON method) are returned as errors.
 //
@@ -88,9 +110,10 @@
 //
 // Postgres does not resend a large (TOASTed) column that an update left
 // unchanged. When no old row is available to fill it in, the Record carries
-// [UnchangedToast] for that column, written as the string
-// "__walrelay_unchanged_toast__": never null, never a stale value. Compare
-// with [UnchangedToastJSON] when consuming.
+// [UnchangedToast]{} for that column (test with [IsUnchangedToast]),
+// written as the string "unchanged_toast", as Sequin writes it: never null,
+// never a stale value. Compare with [UnchangedToastJSON] when consuming
+// JSON.
 //
 // # Idempotency keys
 //
@@ -142,7 +165,10 @@
 // []any. It records the record's key order in Metadata.Columns. For
 // messages whose values are in these decoded forms, encoding, decoding and
 // encoding again gives identical bytes; for any other message the result is
-// equal as JSON (a jsonb object's keys come back sorted). Unknown fields,
-// such as Sequin's "enrichment", are ignored; commit_lsn may also be given
-// as Postgres LSN text.
+// equal as JSON (a jsonb object's keys come back sorted). Unknown fields
+// are ignored; record_pks goes to Metadata.RecordPKs, enrichment to
+// Metadata.Enrichment, a non-object transaction_annotations to
+// Metadata.RawTransactionAnnotations, and a null commit_lsn or commit_idx
+// decodes as 0; commit_lsn may also be given as Postgres LSN text. Numerics
+// written as strings decode as strings.
 package message

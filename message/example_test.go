@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/walrelay/walrelay/message"
@@ -13,11 +14,11 @@ func ExampleMessage_MarshalJSON() {
 	m := message.Message{
 		Record: map[string]any{
 			"id":      int64(1),
-			"price":   json.Number("19.990"), // numeric: exact digits
+			"price":   message.Numeric("19.990"), // numeric: exact text
 			"ratio":   math.NaN(),
 			"tags":    json.RawMessage(`["a", "b"]`), // jsonb
-			"avatar":  []byte{0xde, 0xad},            // bytea
-			"notes":   message.UnchangedToast,
+			"avatar":  `\xdead`,                      // bytea: Postgres hex text
+			"notes":   message.UnchangedToast{},
 			"deleted": nil,
 		},
 		Changes: map[string]any{}, // an update whose old row is unknown
@@ -29,6 +30,7 @@ func ExampleMessage_MarshalJSON() {
 			CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 127470000, time.UTC),
 			CommitLSN:       123,
 			Database:        message.Database{Name: "shop"},
+			PrimaryKey:      []string{"id"},
 			Columns:         []string{"id", "price", "ratio", "tags", "avatar", "notes", "deleted"},
 		},
 	}
@@ -39,7 +41,23 @@ func ExampleMessage_MarshalJSON() {
 	}
 	fmt.Println(string(b))
 	// Output:
-	// {"record":{"id":1,"price":19.990,"ratio":"NaN","tags":["a","b"],"avatar":"3q0=","notes":"__walrelay_unchanged_toast__","deleted":null},"changes":{},"action":"update","metadata":{"table_schema":"public","table_name":"items","idempotency_key":"MTIzOjA=","commit_timestamp":"2024-10-28T21:37:01.127470Z","commit_lsn":123,"commit_idx":0,"database_name":"shop","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"shop","annotations":{},"database":"","hostname":""},"transaction_annotations":null}}
+	// {"record":{"id":1,"price":"19.990","ratio":"NaN","tags":["a","b"],"avatar":"\\xdead","notes":"unchanged_toast","deleted":null},"changes":{},"action":"update","metadata":{"table_schema":"public","table_name":"items","idempotency_key":"MTIzOjA=","commit_timestamp":"2024-10-28T21:37:01.127470Z","commit_lsn":123,"commit_idx":0,"record_pks":["1"],"database_name":"shop","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"shop","annotations":{},"database":"","hostname":""},"transaction_annotations":null,"enrichment":null}}
+}
+
+// Numerics are JSON strings by default, as Sequin writes them; JSONOptions
+// can write them as exact JSON numbers.
+func ExampleJSONOptions() {
+	m := message.Message{
+		Record: map[string]any{"price": message.Numeric("12.50"), "ratio": message.Numeric("NaN")},
+		Action: message.ActionInsert,
+	}
+	def, _ := m.RecordJSON()
+	num, _ := message.JSONOptions{NumericNumbers: true}.Marshal(m)
+	fmt.Println(string(def))
+	fmt.Println(string(num[:strings.Index(string(num), `,"changes"`)]))
+	// Output:
+	// {"price":"12.50","ratio":"NaN"}
+	// {"record":{"price":12.50,"ratio":"NaN"}
 }
 
 func ExampleMessage_AppendJSON() {

@@ -2,7 +2,7 @@ package message
 
 import (
 	"bytes"
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,23 +60,55 @@ func (m Message) MarshalJSON() ([]byte, error) {
 // than 32 entries, where column order does not apply, allocates once). On
 // error it returns dst with its original length.
 func (m Message) AppendJSON(dst []byte) ([]byte, error) {
-	b, err := m.appendJSON(dst)
+	return JSONOptions{}.Append(dst, m)
+}
+
+// JSONOptions are choices in the JSON encoding of a [Message]. The zero
+// value writes the default shape, the bytes of [Message.MarshalJSON]. Its
+// methods fit where an encoder function is wanted, such as a sink's
+// Encoder:
+//
+//	enc := message.JSONOptions{NumericNumbers: true}.Marshal
+type JSONOptions struct {
+	// NumericNumbers writes Postgres numerics ([Numeric]) as JSON numbers
+	// with their exact digits ("price":12.50) instead of JSON strings
+	// ("price":"12.50", Sequin's form), in Record, Changes and arrays.
+	// NaN, Infinity and -Infinity stay strings. A JSON decoder that reads
+	// numbers into float64 rounds such numbers; decode them exactly
+	// (json.Decoder.UseNumber) or keep the default.
+	NumericNumbers bool
+}
+
+// Marshal is [Message.MarshalJSON] with the options applied.
+func (o JSONOptions) Marshal(m Message) ([]byte, error) {
+	b, err := o.Append(make([]byte, 0, 512), m)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Append is [Message.AppendJSON] with the options applied: it appends the
+// JSON of m to dst and returns the extended slice, or dst with its original
+// length on error.
+func (o JSONOptions) Append(dst []byte, m Message) ([]byte, error) {
+	b, err := m.appendJSON(dst, o)
 	if err != nil {
 		return dst, err
 	}
 	return b, nil
 }
 
-func (m Message) appendJSON(b []byte) ([]byte, error) {
+func (m Message) appendJSON(b []byte, o JSONOptions) ([]byte, error) {
 	md := &m.Metadata
 	var err error
 
 	b = append(b, `{"record":`...)
-	if b, err = appendRow(b, m.Record, md.Columns); err != nil {
+	if b, err = appendRow(b, m.Record, md.Columns, o); err != nil {
 		return b, fmt.Errorf("message: record: %w", err)
 	}
 	b = append(b, `,"changes":`...)
-	if b, err = appendRow(b, m.Changes, md.Columns); err != nil {
+	if b, err = appendRow(b, m.Changes, md.Columns, o); err != nil {
 		return b, fmt.Errorf("message: changes: %w", err)
 	}
 	b = append(b, `,"action":`...)
@@ -92,10 +124,17 @@ func (m Message) appendJSON(b []byte) ([]byte, error) {
 	if b, err = appendTime(b, md.CommitTimestamp); err != nil {
 		return b, fmt.Errorf("message: commit_timestamp: %w", err)
 	}
-	b = append(b, `","commit_lsn":`...)
-	b = strconv.AppendUint(b, uint64(md.CommitLSN), 10)
-	b = append(b, `,"commit_idx":`...)
-	b = strconv.AppendInt(b, int64(md.CommitIdx), 10)
+	if m.Action == ActionRead {
+		// A read is in no transaction: Sequin writes both as null.
+		b = append(b, `","commit_lsn":null,"commit_idx":null`...)
+	} else {
+		b = append(b, `","commit_lsn":`...)
+		b = strconv.AppendUint(b, uint64(md.CommitLSN), 10)
+		b = append(b, `,"commit_idx":`...)
+		b = strconv.AppendInt(b, int64(md.CommitIdx), 10)
+	}
+	b = append(b, `,"record_pks":`...)
+	b = m.appendRecordPKs(b)
 	b = append(b, `,"database_name":`...)
 	dbName := md.DatabaseName
 	if dbName == "" {
@@ -108,7 +147,7 @@ func (m Message) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"name":`...)
 	b = appendString(b, md.Consumer.Name)
 	b = append(b, `,"annotations":`...)
-	if b, err = appendAnnotations(b, md.Consumer.Annotations); err != nil {
+	if b, err = appendAnnotations(b, md.Consumer.Annotations, o); err != nil {
 		return b, fmt.Errorf("message: consumer annotations: %w", err)
 	}
 
@@ -117,7 +156,7 @@ func (m Message) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"name":`...)
 	b = appendString(b, md.Database.Name)
 	b = append(b, `,"annotations":`...)
-	if b, err = appendAnnotations(b, md.Database.Annotations); err != nil {
+	if b, err = appendAnnotations(b, md.Database.Annotations, o); err != nil {
 		return b, fmt.Errorf("message: database annotations: %w", err)
 	}
 	b = append(b, `,"database":`...)
@@ -126,43 +165,135 @@ func (m Message) appendJSON(b []byte) ([]byte, error) {
 	b = appendString(b, md.Database.Hostname)
 
 	b = append(b, `},"transaction_annotations":`...)
-	if b, err = appendMap(b, md.TransactionAnnotations, 1); err != nil {
+	if md.TransactionAnnotations == nil && md.RawTransactionAnnotations != nil {
+		b, err = appendRawJSON(b, md.RawTransactionAnnotations)
+	} else {
+		b, err = appendMap(b, md.TransactionAnnotations, 1, o)
+	}
+	if err != nil {
 		return b, fmt.Errorf("message: transaction_annotations: %w", err)
+	}
+	b = append(b, `,"enrichment":`...)
+	if b, err = appendMap(b, md.Enrichment, 1, o); err != nil {
+		return b, fmt.Errorf("message: enrichment: %w", err)
 	}
 	return append(b, "}}"...), nil
 }
 
+// appendRecordPKs writes metadata.record_pks: Metadata.RecordPKs when set,
+// else the primary-key values as strings in their key text
+// ([AppendKeyText]), in the order Sequin gives them, which is table column
+// order (Metadata.Columns) when it lists every key column, and key order
+// otherwise; [] when there is no key.
+func (m Message) appendRecordPKs(b []byte) []byte {
+	pk, cols := m.Metadata.PrimaryKey, m.Metadata.Columns
+	b = append(b, '[')
+	if m.Metadata.RecordPKs != nil {
+		for i, v := range m.Metadata.RecordPKs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, v)
+		}
+		return append(b, ']')
+	}
+	n := 0
+	if len(pk) > 1 && columnsCover(cols, pk) {
+		for _, c := range cols {
+			if slices.Contains(pk, c) {
+				if n > 0 {
+					b = append(b, ',')
+				}
+				b = appendKeyString(b, m.Record[c])
+				n++
+			}
+		}
+		return append(b, ']')
+	}
+	for i, c := range pk {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendKeyString(b, m.Record[c])
+	}
+	return append(b, ']')
+}
+
+// columnsCover reports whether every name of pk is in cols exactly once.
+func columnsCover(cols, pk []string) bool {
+	n := 0
+	for _, c := range cols {
+		if slices.Contains(pk, c) {
+			n++
+		}
+	}
+	return n == len(pk)
+}
+
+// appendKeyString writes a key value's text ([AppendKeyText]) as a JSON
+// string.
+func appendKeyString(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case string:
+		return appendString(b, v)
+	case int64:
+		b = append(b, '"')
+		b = strconv.AppendInt(b, v, 10)
+		return append(b, '"')
+	}
+	var buf [64]byte
+	return appendString(b, string(AppendKeyText(buf[:0], v)))
+}
+
+// appendBytea writes bytes as Postgres's bytea hex text, "\\x00ff" in JSON.
+func appendBytea(b []byte, v []byte) []byte {
+	b = append(b, `"\\x`...)
+	b = hex.AppendEncode(b, v)
+	return append(b, '"')
+}
+
+// appendInterval writes {"days":…,"microseconds":…,"months":…}.
+func appendInterval(b []byte, iv Interval) []byte {
+	b = append(b, `{"days":`...)
+	b = strconv.AppendInt(b, int64(iv.Days), 10)
+	b = append(b, `,"microseconds":`...)
+	b = strconv.AppendInt(b, iv.Microseconds, 10)
+	b = append(b, `,"months":`...)
+	b = strconv.AppendInt(b, int64(iv.Months), 10)
+	return append(b, '}')
+}
+
 // appendAnnotations writes consumer and database annotations: an object,
 // and {} when there are none (Sequin's default is an empty map).
-func appendAnnotations(b []byte, a map[string]any) ([]byte, error) {
+func appendAnnotations(b []byte, a map[string]any, o JSONOptions) ([]byte, error) {
 	if a == nil {
 		return append(b, "{}"...), nil
 	}
-	return appendMap(b, a, 1)
+	return appendMap(b, a, 1, o)
 }
 
 // appendRow writes a Record or Changes map: null when nil, keys in column
 // order when cols covers them, sorted otherwise.
-func appendRow(b []byte, row map[string]any, cols []string) ([]byte, error) {
+func appendRow(b []byte, row map[string]any, cols []string, o JSONOptions) ([]byte, error) {
 	if row == nil {
 		return append(b, "null"...), nil
 	}
 	if len(row) > 0 && len(cols) >= len(row) {
 		start := len(b)
-		out, ok, err := appendInColumnOrder(b, row, cols)
+		out, ok, err := appendInColumnOrder(b, row, cols, o)
 		if err != nil || ok {
 			return out, err
 		}
 		b = out[:start]
 	}
-	return appendMap(b, row, 1)
+	return appendMap(b, row, 1, o)
 }
 
 // appendInColumnOrder writes row with its keys in the order of cols. It
 // reports false, having written a partial object, when some key of row is
 // not in cols or a column is listed twice; the caller then falls back to
 // sorted keys.
-func appendInColumnOrder(b []byte, row map[string]any, cols []string) ([]byte, bool, error) {
+func appendInColumnOrder(b []byte, row map[string]any, cols []string, o JSONOptions) ([]byte, bool, error) {
 	b = append(b, '{')
 	n := 0
 	// seen is a 64-bit filter over the columns written so far: a repeated
@@ -184,7 +315,7 @@ func appendInColumnOrder(b []byte, row map[string]any, cols []string) ([]byte, b
 		b = appendString(b, c)
 		b = append(b, ':')
 		var err error
-		if b, err = appendValue(b, v, 1); err != nil {
+		if b, err = appendValue(b, v, 1, o); err != nil {
 			return b, false, atPath(err, "column", c)
 		}
 		n++
@@ -206,7 +337,7 @@ func columnHash(s string) uint {
 const sortKeysStack = 32
 
 // appendMap writes m as an object with sorted keys; nil is null.
-func appendMap(b []byte, m map[string]any, depth int) ([]byte, error) {
+func appendMap(b []byte, m map[string]any, depth int, o JSONOptions) ([]byte, error) {
 	if m == nil {
 		return append(b, "null"...), nil
 	}
@@ -227,7 +358,7 @@ func appendMap(b []byte, m map[string]any, depth int) ([]byte, error) {
 		b = appendString(b, k)
 		b = append(b, ':')
 		var err error
-		if b, err = appendValue(b, m[k], depth+1); err != nil {
+		if b, err = appendValue(b, m[k], depth+1, o); err != nil {
 			return b, atPath(err, "key", k)
 		}
 	}
@@ -272,7 +403,7 @@ func atPath(err error, kind, name string) error {
 }
 
 // appendValue writes one value; see the package doc for each type's form.
-func appendValue(b []byte, v any, depth int) ([]byte, error) {
+func appendValue(b []byte, v any, depth int, o JSONOptions) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
 		return append(b, "null"...), nil
@@ -307,6 +438,17 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		return appendFloat(b, v, 64), nil
 	case float32:
 		return appendFloat(b, float64(v), 32), nil
+	case Numeric:
+		if isNumber(string(v)) {
+			if o.NumericNumbers {
+				return append(b, v...), nil
+			}
+			// A JSON number needs no escaping inside a string.
+			b = append(b, '"')
+			b = append(b, v...)
+			return append(b, '"'), nil
+		}
+		return appendString(b, string(v)), nil
 	case json.Number:
 		if isNumber(string(v)) {
 			return append(b, v...), nil
@@ -321,9 +463,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		if v == nil {
 			return append(b, "null"...), nil
 		}
-		b = append(b, '"')
-		b = base64.StdEncoding.AppendEncode(b, v)
-		return append(b, '"'), nil
+		return appendBytea(b, v), nil
 	case time.Time:
 		b = append(b, '"')
 		b, err := appendTime(b, v)
@@ -332,16 +472,18 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return append(b, '"'), nil
 	case []any:
-		return appendArray(b, v, depth)
+		return appendArray(b, v, depth, o)
 	case map[string]any:
-		return appendMap(b, v, depth)
-	case unchangedToast:
+		return appendMap(b, v, depth, o)
+	case Interval:
+		return appendInterval(b, v), nil
+	case UnchangedToast:
 		return append(b, `"`+UnchangedToastJSON+`"`...), nil
 	}
 	return appendOther(b, v, depth)
 }
 
-func appendArray(b []byte, a []any, depth int) ([]byte, error) {
+func appendArray(b []byte, a []any, depth int, o JSONOptions) ([]byte, error) {
 	if a == nil {
 		return append(b, "null"...), nil
 	}
@@ -354,7 +496,7 @@ func appendArray(b []byte, a []any, depth int) ([]byte, error) {
 			b = append(b, ',')
 		}
 		var err error
-		if b, err = appendValue(b, v, depth+1); err != nil {
+		if b, err = appendValue(b, v, depth+1, o); err != nil {
 			return b, atPath(err, "index", strconv.Itoa(i))
 		}
 	}

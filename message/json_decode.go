@@ -24,11 +24,13 @@ type wireMetadata struct {
 	IdempotencyKey         string          `json:"idempotency_key"`
 	CommitTimestamp        string          `json:"commit_timestamp"`
 	CommitLSN              json.RawMessage `json:"commit_lsn"`
-	CommitIdx              int             `json:"commit_idx"`
+	CommitIdx              *int            `json:"commit_idx"`
+	RecordPKs              []string        `json:"record_pks"`
 	DatabaseName           string          `json:"database_name"`
 	Consumer               wireConsumer    `json:"consumer"`
 	Database               wireDatabase    `json:"database"`
 	TransactionAnnotations json.RawMessage `json:"transaction_annotations"`
+	Enrichment             json.RawMessage `json:"enrichment"`
 }
 
 type wireConsumer struct {
@@ -47,8 +49,10 @@ type wireDatabase struct {
 
 // UnmarshalJSON parses the seed shape (see the package doc) into m,
 // replacing its contents; the JSON null leaves m unchanged. Unknown fields
-// (such as Sequin's "enrichment") are ignored and the action is not checked
-// (see [Action.Valid]).
+// are ignored and the action is not checked (see [Action.Valid]).
+// record_pks is kept in Metadata.RecordPKs; a transaction_annotations value
+// that is not an object or null goes to Metadata.RawTransactionAnnotations;
+// a null commit_lsn or commit_idx (a read) decodes as 0.
 //
 // Values decode to: nil, bool, int64 for integers that fit it, json.Number
 // for every other number (exact), string, []any and map[string]any. The
@@ -84,7 +88,12 @@ func (w *wireMetadata) decode(md *Metadata) error {
 	md.TableSchema = w.TableSchema
 	md.TableName = w.TableName
 	md.IdempotencyKey = w.IdempotencyKey
-	md.CommitIdx = w.CommitIdx
+	if w.CommitIdx != nil {
+		md.CommitIdx = *w.CommitIdx
+	}
+	if len(w.RecordPKs) > 0 {
+		md.RecordPKs = w.RecordPKs
+	}
 	md.DatabaseName = w.DatabaseName
 	md.Consumer.ID = w.Consumer.ID
 	md.Consumer.Name = w.Consumer.Name
@@ -115,8 +124,18 @@ func (w *wireMetadata) decode(md *Metadata) error {
 	if md.Database.Annotations, _, err = decodeObject(w.Database.Annotations); err != nil {
 		return fmt.Errorf("database annotations: %w", err)
 	}
-	if md.TransactionAnnotations, _, err = decodeObject(w.TransactionAnnotations); err != nil {
+	if ta := bytes.TrimSpace(w.TransactionAnnotations); len(ta) > 0 && ta[0] != '{' && string(ta) != "null" {
+		// Valid JSON (json.Unmarshal checked it) that is not an object.
+		var c bytes.Buffer
+		if err := json.Compact(&c, ta); err != nil {
+			return fmt.Errorf("transaction_annotations: %w", err)
+		}
+		md.RawTransactionAnnotations = c.Bytes()
+	} else if md.TransactionAnnotations, _, err = decodeObject(w.TransactionAnnotations); err != nil {
 		return fmt.Errorf("transaction_annotations: %w", err)
+	}
+	if md.Enrichment, _, err = decodeObject(w.Enrichment); err != nil {
+		return fmt.Errorf("enrichment: %w", err)
 	}
 	return nil
 }

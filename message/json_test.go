@@ -41,7 +41,7 @@ func goldenMessages() map[string]Message {
 				"customer_id": int64(789),
 				"product":     "Wireless Headphones",
 				"quantity":    int32(1),
-				"price":       json.Number("199.99"),
+				"price":       Numeric("199.99"),
 				"note":        nil,
 				"created_at":  time.Date(2024, 10, 28, 22, 37, 1, 127470000, cet),
 			},
@@ -66,12 +66,12 @@ func goldenMessages() map[string]Message {
 			Record: map[string]any{
 				"id":         int64(1234),
 				"status":     "shipped",
-				"total":      json.Number("1000000000000000000000000.000001"),
+				"total":      Numeric("1000000000000000000000000.000001"),
 				"updated_at": "2024-10-28T21:40:00.000000Z",
 			},
 			Changes: map[string]any{
 				"status": "pending",
-				"total":  json.Number("999.5"),
+				"total":  Numeric("999.5"),
 			},
 			Action: ActionUpdate,
 			Metadata: Metadata{
@@ -83,6 +83,7 @@ func goldenMessages() map[string]Message {
 				CommitIdx:       1,
 				Consumer:        goldenConsumer,
 				Database:        goldenDatabase,
+				PrimaryKey:      []string{"id"},
 				Columns:         []string{"id", "status", "total", "updated_at"},
 			},
 		},
@@ -90,7 +91,7 @@ func goldenMessages() map[string]Message {
 			Record: map[string]any{
 				"id":     int64(1234),
 				"status": "delivered",
-				"notes":  UnchangedToast,
+				"notes":  UnchangedToast{},
 			},
 			Changes: map[string]any{},
 			Action:  ActionUpdate,
@@ -107,7 +108,8 @@ func goldenMessages() map[string]Message {
 			},
 		},
 		"delete": {
-			Record: map[string]any{"id": int64(1234)},
+			// Without REPLICA IDENTITY FULL: the key, and null for the rest.
+			Record: map[string]any{"id": int64(1234), "status": nil, "notes": nil},
 			Action: ActionDelete,
 			Metadata: Metadata{
 				TableSchema:     "public",
@@ -118,13 +120,14 @@ func goldenMessages() map[string]Message {
 				CommitIdx:       3,
 				Consumer:        goldenConsumer,
 				Database:        goldenDatabase,
+				PrimaryKey:      []string{"id"},
 				Columns:         []string{"id", "status", "notes"},
 			},
 		},
 		"read": {
 			Record: map[string]any{
 				"id":      int64(1234),
-				"payload": []byte("hi\x00\xff"),
+				"payload": "\\x686900ff", // bytea, as a stream decodes it
 				"attrs":   json.RawMessage(`{ "b": [1, 2.5, "x<y"],` + "\n\t" + `"a": null }`),
 				"ratio":   math.NaN(),
 				"score":   0.1,
@@ -138,6 +141,24 @@ func goldenMessages() map[string]Message {
 				CommitTimestamp: time.Date(2024, 10, 29, 10, 0, 0, 0, time.UTC),
 				Consumer:        Consumer{ID: goldenConsumer.ID, Name: goldenConsumer.Name},
 				Database:        goldenDatabase,
+				PrimaryKey:      []string{"id"},
+			},
+		},
+		"annotations_not_object": {
+			Record: map[string]any{"id": "a1", "n": int64(2), "d": Interval{Months: 14, Days: 3, Microseconds: 14706789000}},
+			Action: ActionInsert,
+			Metadata: Metadata{
+				TableSchema:               "other",
+				TableName:                 "Odd Table",
+				IdempotencyKey:            "MTIzNDU2Nzk0OjI=",
+				CommitTimestamp:           time.Date(2024, 10, 29, 9, 15, 30, 0, time.UTC),
+				CommitLSN:                 123456794,
+				CommitIdx:                 2,
+				Consumer:                  goldenConsumer,
+				Database:                  goldenDatabase,
+				RawTransactionAnnotations: json.RawMessage(`["not", "an",` + "\n" + ` "object"]`),
+				PrimaryKey:                []string{"n", "id"},
+				Columns:                   []string{"id", "n", "d"},
 			},
 		},
 	}
@@ -188,10 +209,10 @@ func TestMarshalJSONKeyOrder(t *testing.T) {
 	want := []string{
 		"record", "id", "customer_id", "product", "quantity", "price", "note", "created_at",
 		"changes", "action", "metadata", "table_schema", "table_name", "idempotency_key",
-		"commit_timestamp", "commit_lsn", "commit_idx", "database_name",
+		"commit_timestamp", "commit_lsn", "commit_idx", "record_pks", "database_name",
 		"consumer", "id", "name", "annotations", "team",
 		"database", "id", "name", "annotations", "database", "hostname",
-		"transaction_annotations", "request_id", "source", "username",
+		"transaction_annotations", "request_id", "source", "username", "enrichment",
 	}
 	if got := objectKeys(t, b); !reflect.DeepEqual(got, want) {
 		t.Errorf("keys =\n%q\nwant\n%q", got, want)
@@ -318,8 +339,13 @@ func TestValueEncoding(t *testing.T) {
 		{"string line separators", "a\u2028b\u2029c", `"a\u2028b\u2029c"`},
 		{"string invalid utf8", "a\xffb\xc3", "\"a\uFFFDb\uFFFD\""},
 		{"string long plain", strings.Repeat("abcdefgh", 5) + "\n", `"` + strings.Repeat("abcdefgh", 5) + `\n"`},
-		{"bytes", []byte("hi\x00\xff"), `"aGkA/w=="`},
-		{"bytes empty", []byte{}, `""`},
+		{"bytes", []byte("hi\x00\xff"), `"\\x686900ff"`},
+		{"bytes empty", []byte{}, `"\\x"`},
+		{"numeric", Numeric("12345678901234567890.123456789"), `"12345678901234567890.123456789"`},
+		{"numeric scale kept", Numeric("1.5000"), `"1.5000"`},
+		{"numeric NaN", Numeric("NaN"), `"NaN"`},
+		{"numeric odd text escaped", Numeric("a\"b"), `"a\"b"`},
+		{"interval", Interval{Months: -1, Days: -3, Microseconds: -1000000}, `{"days":-3,"microseconds":-1000000,"months":-1}`},
 		{"bytes nil", []byte(nil), `null`},
 		{"array", []any{int64(1), "two", nil, 3.5}, `[1,"two",null,3.5]`},
 		{"array empty", []any{}, `[]`},
@@ -334,7 +360,7 @@ func TestValueEncoding(t *testing.T) {
 		{"time truncated to micros", time.Date(2024, 1, 2, 3, 4, 5, 999999999, time.UTC), `"2024-01-02T03:04:05.999999Z"`},
 		{"time zero", time.Time{}, `"0001-01-01T00:00:00.000000Z"`},
 		{"time year 9999", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), `"9999-12-31T23:59:59.000000Z"`},
-		{"unchanged toast", UnchangedToast, `"` + UnchangedToastJSON + `"`},
+		{"unchanged toast", UnchangedToast{}, `"` + UnchangedToastJSON + `"`},
 		{"fallback struct", textID{A: "<", B: "b"}, `{"A":"<","B":"b"}`},
 		{"fallback map of strings", map[string]string{"k": "v"}, `{"k":"v"}`},
 		{"fallback slice of strings", []string{"a", "b"}, `["a","b"]`},
@@ -579,10 +605,10 @@ func TestNullAndEmptyRules(t *testing.T) {
 	}{
 		{"zero message", Message{}, []string{
 			`{"record":null,"changes":null,"action":"",`,
-			`"commit_timestamp":"0001-01-01T00:00:00.000000Z","commit_lsn":0,"commit_idx":0,"database_name":""`,
+			`"commit_timestamp":"0001-01-01T00:00:00.000000Z","commit_lsn":0,"commit_idx":0,"record_pks":[],"database_name":""`,
 			`"consumer":{"id":"","name":"","annotations":{}}`,
 			`"database":{"id":"","name":"","annotations":{},"database":"","hostname":""}`,
-			`"transaction_annotations":null}}`,
+			`"transaction_annotations":null,"enrichment":null}}`,
 		}},
 		{"empty maps", Message{
 			Record: map[string]any{}, Changes: map[string]any{},
@@ -595,7 +621,7 @@ func TestNullAndEmptyRules(t *testing.T) {
 		}, []string{
 			`{"record":{},"changes":{},`,
 			`"annotations":{}}`,
-			`"transaction_annotations":{}}}`,
+			`"transaction_annotations":{},"enrichment":null}}`,
 		}},
 		{"database_name mirrors database.name", Message{Metadata: Metadata{Database: Database{Name: "db1"}}}, []string{
 			`"database_name":"db1"`, `"database":{"id":"","name":"db1"`,
@@ -757,5 +783,84 @@ func TestRawJSONLongNumberNoAllocation(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("appendRawJSON with a 1000-digit number allocates %v times, want 0", allocs)
+	}
+}
+
+// TestJSONOptionsNumericNumbers: numerics are strings by default and exact
+// JSON numbers with NumericNumbers, in records, changes and arrays; the
+// non-finite ones stay strings either way.
+func TestJSONOptionsNumericNumbers(t *testing.T) {
+	m := Message{
+		Record:  map[string]any{"n": Numeric("12345678901234567890.123456789"), "a": []any{Numeric("1.50"), Numeric("NaN"), nil}},
+		Changes: map[string]any{"n": Numeric("-0.0000001")},
+		Action:  ActionUpdate,
+	}
+	def, err := m.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	num, err := JSONOptions{NumericNumbers: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		got  []byte
+		want string
+	}{
+		{def, `{"record":{"a":["1.50","NaN",null],"n":"12345678901234567890.123456789"},"changes":{"n":"-0.0000001"},`},
+		{num, `{"record":{"a":[1.50,"NaN",null],"n":12345678901234567890.123456789},"changes":{"n":-0.0000001},`},
+	} {
+		if !bytes.HasPrefix(c.got, []byte(c.want)) {
+			t.Errorf("got %s\nwant prefix %s", c.got, c.want)
+		}
+	}
+	app, err := JSONOptions{}.Append([]byte("x"), m)
+	if err != nil || string(app) != "x"+string(def) {
+		t.Errorf("JSONOptions{}.Append = %s, %v; want x+MarshalJSON", app, err)
+	}
+}
+
+func TestUnchangedToastPredicate(t *testing.T) {
+	for _, v := range []any{nil, "unchanged_toast", UnchangedToastJSON, struct{}{}} {
+		if IsUnchangedToast(v) {
+			t.Errorf("IsUnchangedToast(%#v) = true", v)
+		}
+	}
+	if !IsUnchangedToast(UnchangedToast{}) {
+		t.Error("IsUnchangedToast(UnchangedToast{}) = false")
+	}
+	if b, err := json.Marshal(map[string]any{"c": UnchangedToast{}}); err != nil || string(b) != `{"c":"unchanged_toast"}` {
+		t.Errorf("encoding/json: %s, %v", b, err)
+	}
+}
+
+// TestRawAnnotationsAndRecordPKsRoundTrip: a message decoded from Sequin
+// JSON with non-object annotations and record_pks encodes to the same bytes.
+func TestRawAnnotationsAndRecordPKsRoundTrip(t *testing.T) {
+	for _, ann := range []string{`["not","an","object"]`, `"text"`, `42`} {
+		in := `{"record":{"b":"k","a":7},"changes":null,"action":"insert","metadata":{"table_schema":"public","table_name":"t",` +
+			`"idempotency_key":"MTox","commit_timestamp":"2024-10-28T21:37:01.127470Z","commit_lsn":1,"commit_idx":1,` +
+			`"record_pks":["k","7"],"database_name":"d","consumer":{"id":"c","name":"c","annotations":{}},` +
+			`"database":{"id":"d","name":"d","annotations":{},"database":"d","hostname":"h"},"transaction_annotations":` + ann +
+			`,"enrichment":{"x":1}}}`
+		var m Message
+		if err := m.UnmarshalJSON([]byte(in)); err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Metadata.RawTransactionAnnotations) != ann || m.Metadata.TransactionAnnotations != nil {
+			t.Errorf("annotations %s decoded to %#v / %s", ann, m.Metadata.TransactionAnnotations, m.Metadata.RawTransactionAnnotations)
+		}
+		out, err := m.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(out) != in {
+			t.Errorf("round trip:\n got %s\nwant %s", out, in)
+		}
+	}
+	read := `{"record":{"id":1},"changes":null,"action":"read","metadata":{"commit_lsn":null,"commit_idx":null}}`
+	var m Message
+	if err := m.UnmarshalJSON([]byte(read)); err != nil || m.Metadata.CommitLSN != 0 || m.Metadata.CommitIdx != 0 {
+		t.Errorf("read with null commit: %v, %+v", err, m.Metadata)
 	}
 }

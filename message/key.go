@@ -1,14 +1,15 @@
 package message
 
 import (
-	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
 )
 
-// AppendKeyText appends the text form of a primary-key value: strings as
-// they are, integers in decimal, []byte as standard base64, time.Time as in
+// AppendKeyText appends the text form of a primary-key value: strings and
+// [Numeric] as they are, integers in decimal, []byte as Postgres bytea hex
+// text (\x00ff), time.Time as in
 // JSON (UTC, six fractional digits, Z) without quotes, nil as nothing, and
 // other values (json.Number, float64, …) with fmt's %v. It is the one
 // formatting of key values: idempotency keys of reads, Kafka message keys and
@@ -19,6 +20,8 @@ func AppendKeyText(dst []byte, v any) []byte {
 		return dst
 	case string:
 		return append(dst, v...)
+	case Numeric:
+		return append(dst, v...)
 	case int64:
 		return strconv.AppendInt(dst, v, 10)
 	case int:
@@ -26,7 +29,8 @@ func AppendKeyText(dst []byte, v any) []byte {
 	case int32:
 		return strconv.AppendInt(dst, int64(v), 10)
 	case []byte:
-		return base64.StdEncoding.AppendEncode(dst, v)
+		dst = append(dst, '\\', 'x')
+		return hex.AppendEncode(dst, v)
 	case time.Time:
 		if b, err := appendTime(dst, v); err == nil {
 			return b

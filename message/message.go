@@ -1,6 +1,7 @@
 package message
 
 import (
+	"encoding/json"
 	"time"
 )
 
@@ -32,13 +33,16 @@ func (a Action) Valid() bool {
 // Message is one change (or backfill read) of one row.
 //
 // Record and Changes hold JSON-ready values: nil, bool, int64, float64,
-// string, json.Number (exact numerics), json.RawMessage (json and jsonb),
-// []byte (bytea; encoded as base64), []any (arrays), map[string]any,
-// time.Time (encoded as RFC 3339 UTC with six fractional digits) and
-// [UnchangedToast]. Other values are encoded with encoding/json.
+// string, [Numeric] (Postgres numeric), [Interval], json.RawMessage (json
+// and jsonb), []any (arrays), map[string]any, time.Time (encoded as RFC 3339
+// UTC with six fractional digits), json.Number, []byte (encoded as Postgres
+// bytea hex text) and [UnchangedToast]. Other values are encoded with
+// encoding/json. A stream decodes bytea columns to their Postgres hex text,
+// a string such as `\x00ff` (in JSON "\\x00ff").
 type Message struct {
-	// Record is the row after the change; for a delete, the old row
-	// (only its key columns unless the table has REPLICA IDENTITY FULL).
+	// Record is the row after the change; for a delete, the old row: every
+	// column, with null for the columns Postgres did not send (all but the
+	// key columns, unless the table has REPLICA IDENTITY FULL).
 	Record map[string]any
 	// Changes holds, for an update, the prior values of the columns whose
 	// value changed. It is empty (not nil) when the old row is unknown, and
@@ -54,9 +58,13 @@ type Metadata struct {
 	TableName       string
 	IdempotencyKey  string
 	CommitTimestamp time.Time
-	// CommitLSN is the commit LSN of the transaction (pgoutput Begin's final LSN).
+	// CommitLSN is the commit LSN of the transaction (pgoutput Begin's final
+	// LSN). A read has none: its JSON commit_lsn is null.
 	CommitLSN LSN
-	// CommitIdx counts the changes of a transaction from 0.
+	// CommitIdx is the position of the change in its transaction, from 0,
+	// counted as Sequin counts: every insert, update, delete, truncate and
+	// logical message of the transaction takes one, delivered or not. A read
+	// has none: its JSON commit_idx is null.
 	CommitIdx int
 	// DatabaseName mirrors Database.Name. Deprecated: use Database.Name; it
 	// is still emitted in JSON for compatibility.
@@ -64,6 +72,19 @@ type Metadata struct {
 	Consumer               Consumer
 	Database               Database
 	TransactionAnnotations map[string]any
+	// RawTransactionAnnotations holds transaction annotations that are
+	// valid JSON but not an object (an array, a string, a number), as they
+	// were set. It is written as transaction_annotations when
+	// TransactionAnnotations is nil.
+	RawTransactionAnnotations json.RawMessage
+	// RecordPKs, when not nil, is written as metadata.record_pks as it is;
+	// when nil (as streams and backfills leave it), record_pks is derived
+	// from Record and PrimaryKey (see the package doc). UnmarshalJSON sets
+	// it.
+	RecordPKs []string
+	// Enrichment is Sequin's metadata.enrichment: null when nil. walrelay
+	// never sets it; a transform may.
+	Enrichment map[string]any
 
 	// PrimaryKey names the table's primary-key (or replica identity)
 	// columns in key order. It is not part of the JSON.
@@ -103,17 +124,48 @@ type Database struct {
 	Hostname    string
 }
 
-// unchangedToast is the type of [UnchangedToast].
-type unchangedToast struct{}
+// UnchangedToast is the value a Record holds for a TOASTed column whose
+// value an update left unchanged and that Postgres did not send (pgoutput's
+// 'u'), when no old row was available to fill it in. It is never a NULL and
+// never a real value. In JSON it is the string [UnchangedToastJSON], as in
+// Sequin. Test for it with [IsUnchangedToast].
+type UnchangedToast struct{}
 
-// UnchangedToast marks, in a Record, a TOASTed column whose value an update
-// left unchanged and that Postgres did not send (pgoutput's 'u'), when no old
-// row was available to fill it in. It is never a NULL and never a real value.
-// In JSON it is the string [UnchangedToastJSON].
-var UnchangedToast any = unchangedToast{}
+// UnchangedToastJSON is how [UnchangedToast] appears in JSON (Sequin's
+// marker).
+const UnchangedToastJSON = "unchanged_toast"
 
-// UnchangedToastJSON is how [UnchangedToast] appears in JSON.
-const UnchangedToastJSON = "__walrelay_unchanged_toast__"
+// IsUnchangedToast reports whether v is the [UnchangedToast] marker.
+func IsUnchangedToast(v any) bool {
+	_, ok := v.(UnchangedToast)
+	return ok
+}
+
+// MarshalJSON writes [UnchangedToastJSON] as a JSON string.
+func (UnchangedToast) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + UnchangedToastJSON + `"`), nil
+}
+
+// Numeric is a Postgres numeric value: its exact text as Postgres prints it
+// ("12345678901234567890.123456789", "1.5000", "NaN", "Infinity"). In JSON
+// it is a string of that text, as Sequin writes numerics; [JSONOptions]
+// can write the finite ones as JSON numbers instead, every digit kept.
+type Numeric string
+
+// MarshalJSON writes the numeric as a JSON string of its text.
+func (n Numeric) MarshalJSON() ([]byte, error) { return appendString(nil, string(n)), nil }
+
+// Interval is a Postgres interval: months, days and microseconds, the
+// three fields Postgres keeps (a year is 12 months). In JSON it is
+// {"days":3,"microseconds":14706789000,"months":14}, as Sequin writes it.
+type Interval struct {
+	Months       int32
+	Days         int32
+	Microseconds int64
+}
+
+// MarshalJSON writes the interval as a JSON object with sorted keys.
+func (iv Interval) MarshalJSON() ([]byte, error) { return appendInterval(nil, iv), nil }
 
 // PrimaryKeyValues returns the record's primary-key values in key order.
 func (m Message) PrimaryKeyValues() []any {

@@ -33,7 +33,7 @@ func TestExample(t *testing.T) {
 	want := `insert public.custom_sink_example {"id":1,"note":"first"}
 insert public.custom_sink_example {"id":2,"note":"second"}
 update public.custom_sink_example {"id":1,"note":"first, edited"}
-delete public.custom_sink_example {"id":2}
+delete public.custom_sink_example {"id":2,"note":null}
 `
 	if !strings.HasSuffix(out.String(), want) {
 		t.Fatalf("output:\n%s\nwant it to end with:\n%s", out.String(), want)

@@ -97,6 +97,11 @@ func demo(ctx context.Context, cfg config, out io.Writer) error {
 	return nil
 }
 
+// sourceIdentity gives the source table REPLICA IDENTITY FULL, so that an
+// update that changes a row's primary key carries the old key in Changes
+// (without it Changes is {}, as in Sequin, and the old row would stay).
+const sourceIdentity = "alter table public.items replica identity full"
+
 // setup creates the source and target databases and their items tables.
 func setup(ctx context.Context, adminURL, sourceURL, targetURL string) error {
 	for _, db := range []string{"source", "target"} {
@@ -104,7 +109,7 @@ func setup(ctx context.Context, adminURL, sourceURL, targetURL string) error {
 			return err
 		}
 	}
-	if err := pgtest.ExecURL(ctx, sourceURL, itemsTable); err != nil {
+	if err := pgtest.ExecURL(ctx, sourceURL, itemsTable, sourceIdentity); err != nil {
 		return err
 	}
 	return pgtest.ExecURL(ctx, targetURL, itemsTable)

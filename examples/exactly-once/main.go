@@ -18,7 +18,10 @@
 // With neither, it starts a throwaway Postgres, creates both databases,
 // runs a demonstration workload, waits until the copy matches and exits.
 //
-// The source needs wal_level=logical. The slot (SLOT, default
+// The source needs wal_level=logical, and the source table REPLICA
+// IDENTITY FULL if its primary keys change: only then does an update that
+// moves a row carry the old key (in Changes) for the old row to be
+// removed. The slot (SLOT, default
 // walrelay_exactly_once) and publication (PUBLICATION, default
 // walrelay_exactly_once) are created on the first run; rows that were in
 // the source before that are not copied. Claimed keys live in the target

@@ -89,7 +89,7 @@ func TestExactlyOnceAcrossKills(t *testing.T) {
 	ctx := t.Context()
 
 	sourceURL, targetURL := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
-	pgtest.Exec(t, sourceURL, itemsTable)
+	pgtest.Exec(t, sourceURL, itemsTable, sourceIdentity)
 	pgtest.Exec(t, targetURL, itemsTable,
 		// Every row the replicator writes leaves one line in items_log, in
 		// the same transaction: the count shows each change applied once.

@@ -133,7 +133,8 @@ func (r *replicator) apply(ctx context.Context, tx pgx.Tx, m message.Message) er
 	case message.ActionInsert, message.ActionRead:
 		return r.upsert(ctx, tx, m.Record, pk)
 	case message.ActionUpdate:
-		// A changed primary key arrives in Changes: remove the old row.
+		// A changed primary key arrives in Changes (the source table has
+		// REPLICA IDENTITY FULL): remove the old row.
 		if old, moved := oldKey(m, pk); moved {
 			if err := r.delete(ctx, tx, old, pk); err != nil {
 				return err
@@ -156,7 +157,7 @@ func (r *replicator) apply(ctx context.Context, tx pgx.Tx, m message.Message) er
 func (r *replicator) upsert(ctx context.Context, tx pgx.Tx, rec map[string]any, pk []string) error {
 	row := make(map[string]any, len(rec))
 	for c, v := range rec {
-		if v != message.UnchangedToast {
+		if !message.IsUnchangedToast(v) {
 			row[c] = v
 		}
 	}

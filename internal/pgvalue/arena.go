@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unsafe"
+
+	"github.com/walrelay/walrelay/message"
 )
 
 // Arena holds the values [Mapper.DecodeIn] decodes in a few large blocks,
@@ -22,7 +24,7 @@ type Arena struct {
 	ints   []int64
 	floats []float64
 	raws   []json.RawMessage
-	nums   []json.Number
+	nums   []message.Numeric
 }
 
 const (
@@ -50,7 +52,7 @@ var (
 	typeInt64   = typeOf(int64(0))
 	typeFloat64 = typeOf(float64(0))
 	typeRaw     = typeOf(json.RawMessage(nil))
-	typeNumber  = typeOf(json.Number(""))
+	typeNumber  = typeOf(message.Numeric(""))
 )
 
 // box returns an interface of dynamic type typ whose value is *p. p must
@@ -125,9 +127,9 @@ func (a *Arena) boxRaw(r json.RawMessage) any {
 	return box(typeRaw, unsafe.Pointer(&a.raws[len(a.raws)-1]))
 }
 
-func (a *Arena) boxNumber(n json.Number) any {
+func (a *Arena) boxNumber(n message.Numeric) any {
 	if len(a.nums) == cap(a.nums) {
-		a.nums = make([]json.Number, 0, arenaSlab)
+		a.nums = make([]message.Numeric, 0, arenaSlab)
 	}
 	a.nums = append(a.nums, n)
 	return box(typeNumber, unsafe.Pointer(&a.nums[len(a.nums)-1]))
@@ -155,7 +157,11 @@ func (m *Mapper) DecodeIn(a *Arena, oid uint32, text []byte) (any, error) {
 		}
 	case kindNumeric:
 		if _, ok := special(text); !ok && isJSONNumber(text) {
-			return a.boxNumber(json.Number(a.String(text))), nil
+			return a.boxNumber(message.Numeric(a.String(text))), nil
+		}
+	case kindBytea:
+		if isLowerHexBytea(text) {
+			return a.boxString(a.String(text)), nil
 		}
 	case kindJSON:
 		if len(text) > 0 {

@@ -122,7 +122,7 @@ func TestDecodeInValuesSurvive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `["text 0",1000003,0.00,{"i":0},"2024-10-28T19:00:00.000000Z"]`; string(b) != want {
+	if want := `["text 0",1000003,"0.00",{"i":0},"2024-10-28T19:00:00.000000Z"]`; string(b) != want {
 		t.Errorf("JSON %s, want %s", b, want)
 	}
 }

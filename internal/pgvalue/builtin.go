@@ -22,14 +22,16 @@ func builtinScalar(oid uint32) (kind, bool) {
 		return kindTimestamptz, true
 	case 1114: // timestamp
 		return kindTimestamp, true
+	case 1186: // interval
+		return kindInterval, true
 	case 18, 19, 22, 24, 25, 27, 28, 29, 30, 142, 194, 600, 601, 602, 603, 604, 628, 650, 705, 718,
-		774, 790, 829, 869, 1033, 1042, 1043, 1082, 1083, 1186, 1266, 1560, 1562, 1790, 2202, 2203,
+		774, 790, 829, 869, 1033, 1042, 1043, 1082, 1083, 1266, 1560, 1562, 1790, 2202, 2203,
 		2204, 2205, 2206, 2950, 2970, 3220, 3614, 3615, 3642, 3734, 3769, 3904, 3906, 3908, 3910,
 		3912, 3926, 4072, 4089, 4096, 4191, 4451, 4532, 4533, 4534, 4535, 4536, 5038, 5069:
 		// char, name, int2vector, regproc, text, tid, xid, cid, oidvector, xml,
 		// pg_node_tree, point, lseg, path, box, polygon, line, cidr, unknown,
 		// circle, macaddr8, money, macaddr, inet, aclitem, bpchar, varchar,
-		// date, time, interval, timetz, bit, varbit, refcursor, regprocedure,
+		// date, time, timetz, bit, varbit, refcursor, regprocedure,
 		// regoper, regoperator, regclass, regtype, uuid, txid_snapshot, pg_lsn,
 		// tsvector, tsquery, gtsvector, regconfig, regdictionary, the range and
 		// multirange types, jsonpath, regnamespace, regrole, regcollation,

@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"testing"
+
+	"github.com/walrelay/walrelay/message"
 )
 
 const (
@@ -27,6 +30,7 @@ const (
 	oidTimestamptz = 1184
 	oidTstzArr     = 1185
 	oidNumeric     = 1700
+	oidInterval    = 1186
 	oidJSONB       = 3802
 	oidJSONBArr    = 3807
 )
@@ -45,13 +49,26 @@ func TestDecodeScalars(t *testing.T) {
 		{oidFloat8, "1e+300", 1e300},
 		{oidFloat8, "1.7976931348623157e+308", 1.7976931348623157e308},
 		{oidFloat4, "-Infinity", "-Infinity"},
-		{oidNumeric, "12.3400", json.Number("12.3400")},
-		{oidNumeric, "-0.5", json.Number("-0.5")},
-		{oidNumeric, "Infinity", "Infinity"},
+		{oidNumeric, "12.3400", message.Numeric("12.3400")},
+		{oidNumeric, "-0.5", message.Numeric("-0.5")},
+		{oidNumeric, "Infinity", message.Numeric("Infinity")},
 		{oidBool, "t", true},
-		{oidBytea, `\x00FF`, []byte{0, 0xff}},
-		{oidBytea, `ab\\c\000\377`, []byte{'a', 'b', '\\', 'c', 0, 0xff}},
-		{oidBytea, ``, []byte{}},
+		{oidBytea, `\x00FF`, `\x00ff`},
+		{oidBytea, `\x00ff48656c6c6f`, `\x00ff48656c6c6f`},
+		{oidBytea, `ab\\c\000\377`, `\x61625c6300ff`},
+		{oidBytea, ``, `\x`},
+		{oidInterval, "1 year 2 mons 3 days 04:05:06.789", message.Interval{Months: 14, Days: 3, Microseconds: 14706789000}},
+		{oidInterval, "1 year 2 mons", message.Interval{Months: 14}},
+		{oidInterval, "3 days", message.Interval{Days: 3}},
+		{oidInterval, "04:05:06", message.Interval{Microseconds: 14706000000}},
+		{oidInterval, "-1 mons -3 days -00:00:01", message.Interval{Months: -1, Days: -3, Microseconds: -1000000}},
+		{oidInterval, "2 years", message.Interval{Months: 24}},
+		{oidInterval, "01:00:00", message.Interval{Microseconds: 3600000000}},
+		{oidInterval, "100:00:00", message.Interval{Microseconds: 360000000000}},
+		{oidInterval, "-1 days +00:00:01.5", message.Interval{Days: -1, Microseconds: 1500000}},
+		{oidInterval, "00:00:00", message.Interval{}},
+		{oidInterval, "infinity", "infinity"},
+		{oidInterval, "-2562047788:00:54.775808", message.Interval{Microseconds: math.MinInt64}},
 		{oidJSON, ` {"a" : 1} `, json.RawMessage(` {"a" : 1} `)},
 		{oidTimestamptz, "2024-10-28 21:37:01.12747+00", "2024-10-28T21:37:01.127470Z"},
 		{oidTimestamptz, "2024-10-28 21:37:01-09:30", "2024-10-29T07:07:01.000000Z"},
@@ -94,6 +111,10 @@ func TestDecodeScalarErrors(t *testing.T) {
 		{oidBool, "true"}, {oidBool, ""}, {oidBool, "T"},
 		{oidBytea, `\x0`}, {oidBytea, `\xzz`}, {oidBytea, `a\`}, {oidBytea, `\400`}, {oidBytea, `\12`},
 		{oidJSONB, ``},
+		{oidInterval, ""}, {oidInterval, "1"}, {oidInterval, "1 fortnight"}, {oidInterval, "P1Y2M"}, // iso_8601 style
+		{oidInterval, "@ 1 day"}, {oidInterval, "1 day  02:00:00"}, {oidInterval, "02:00:00 1 day"},
+		{oidInterval, "1:2:3"}, {oidInterval, "01:60:00"}, {oidInterval, "01:00:00."}, {oidInterval, "01:00:00.1234567"},
+		{oidInterval, "1 year 01:00:00 01:00:00"}, {oidInterval, "300000000 years"}, {oidInterval, "99999999999999999999:00:00"},
 		{oidTimestamptz, "2024-10-28 21:37:01"},            // no offset
 		{oidTimestamptz, "2024-10-28T21:37:01+00"},         // not ISO DateStyle
 		{oidTimestamptz, "Mon Oct 28 21:37:01 2024 UTC"},   // DateStyle Postgres
@@ -147,7 +168,7 @@ func TestDecodeArrays(t *testing.T) {
 		{"braces in quotes", oidTextArr, `{"{a,b}","}"}`, []any{"{a,b}", "}"}},
 		{"utf8", oidTextArr, `{héllo,"wörld"}`, []any{"héllo", "wörld"}},
 		{"bool", oidBoolArr, "{t,f}", []any{true, false}},
-		{"bytea", oidByteaArr, `{"\\x00ff","\\x"}`, []any{[]byte{0, 0xff}, []byte{}}},
+		{"bytea", oidByteaArr, `{"\\x00ff","\\x"}`, []any{`\x00ff`, `\x`}},
 		{"jsonb", oidJSONBArr, `{"{\"a\": [1, 2]}",null}`, []any{json.RawMessage(`{"a": [1, 2]}`), nil}},
 		{"timestamptz", oidTstzArr, `{"2024-10-28 21:37:01.12747+00"}`, []any{"2024-10-28T21:37:01.127470Z"}},
 		{"box uses ;", oidBoxArr, "{(1,1),(0,0);(3,3),(2,2)}", []any{"(1,1),(0,0)", "(3,3),(2,2)"}},
@@ -243,10 +264,11 @@ func ExampleMapper_Decode() {
 	}{
 		{1184, "2024-10-28 23:37:01.12747+02"}, // timestamptz
 		{1700, "3.14159265358979323846264338327950288"},
-		{701, "NaN"},             // float8
-		{1009, `{a,"b,c",NULL}`}, // text[]
-		{17, `\xdeadbeef`},       // bytea
-		{3802, `{"a": [1, 2]}`},  // jsonb
+		{701, "NaN"},                                // float8
+		{1009, `{a,"b,c",NULL}`},                    // text[]
+		{17, `\xdeadbeef`},                          // bytea
+		{1186, "1 year 2 mons 3 days 04:05:06.789"}, // interval
+		{3802, `{"a": [1, 2]}`},                     // jsonb
 	} {
 		v, err := m.Decode(c.oid, []byte(c.text))
 		if err != nil {
@@ -258,10 +280,11 @@ func ExampleMapper_Decode() {
 	}
 	// Output:
 	// string "2024-10-28T21:37:01.127470Z"
-	// json.Number 3.14159265358979323846264338327950288
+	// message.Numeric "3.14159265358979323846264338327950288"
 	// string "NaN"
 	// []interface {} ["a","b,c",null]
-	// []uint8 "3q2+7w=="
+	// string "\\xdeadbeef"
+	// message.Interval {"days":3,"microseconds":14706789000,"months":14}
 	// json.RawMessage {"a":[1,2]}
 }
 

@@ -13,10 +13,14 @@
 //   - int2, int4, int8, oid: int64
 //   - float4, float8: float64 parsed from the printed digits (so a float4
 //     1.1 stays 1.1); NaN, Infinity and -Infinity: those strings
-//   - numeric: json.Number holding the exact digits, any length; NaN,
-//     Infinity and -Infinity: those strings
+//   - numeric: message.Numeric holding the exact text, any length,
+//     NaN, Infinity and -Infinity included
 //   - bool: bool
-//   - bytea: []byte (hex or escape bytea_output)
+//   - bytea: a string, its Postgres hex text (\x00ff…; escape bytea_output
+//     is converted to it)
+//   - interval: message.Interval (months, days, microseconds), from
+//     IntervalStyle postgres, the default; infinity and -infinity
+//     (PostgreSQL 17+): those strings
 //   - json, jsonb: json.RawMessage (a copy; not re-validated: Postgres
 //     stores only valid JSON, at any depth)
 //   - timestamptz: string, RFC 3339 in UTC with exactly six fractional
@@ -28,7 +32,7 @@
 //     type; lower bounds are dropped
 //   - domains: as their base type
 //   - everything else — text types, uuid, enums, date, time, timetz,
-//     interval, network and geometric types, money, xml, tsvector, ranges,
+//     network and geometric types, money, xml, tsvector, ranges,
 //     composites, extension types, types never resolved: the Postgres text
 //     as a string
 //

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/walrelay/walrelay/message"
 )
 
 // Querier runs a query. *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it.
@@ -32,6 +34,7 @@ const (
 	kindTimestamptz
 	kindTimestamp
 	kindArray
+	kindInterval
 )
 
 var kindNames = [...]string{
@@ -45,6 +48,7 @@ var kindNames = [...]string{
 	kindTimestamptz: "timestamptz",
 	kindTimestamp:   "timestamp",
 	kindArray:       "array",
+	kindInterval:    "interval",
 }
 
 func (k kind) String() string {
@@ -265,7 +269,11 @@ func (m *Mapper) DecodeOwned(oid uint32, text []byte) (any, error) {
 		return unsafe.String(unsafe.SliceData(text), len(text)), nil
 	case kindNumeric:
 		if _, ok := special(text); !ok && isJSONNumber(text) {
-			return json.Number(unsafe.String(unsafe.SliceData(text), len(text))), nil
+			return message.Numeric(unsafe.String(unsafe.SliceData(text), len(text))), nil
+		}
+	case kindBytea:
+		if isLowerHexBytea(text) {
+			return unsafe.String(unsafe.SliceData(text), len(text)), nil
 		}
 	case kindJSON:
 		if len(text) > 0 {
@@ -301,6 +309,8 @@ func (m *Mapper) decode(oid uint32, ti typeInfo, text []byte, depth int) (any, e
 		v, err = decodeTimestamp(text, true)
 	case kindTimestamp:
 		v, err = decodeTimestamp(text, false)
+	case kindInterval:
+		v, err = decodeInterval(text)
 	case kindArray:
 		v, err = m.decodeArray(ti, text, depth)
 		if err != nil {

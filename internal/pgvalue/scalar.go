@@ -1,11 +1,13 @@
 package pgvalue
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"math"
 	"strconv"
+	"unsafe"
+
+	"github.com/walrelay/walrelay/message"
 )
 
 var (
@@ -122,16 +124,17 @@ func isFloatSyntax(b []byte) bool {
 	return i == len(b)
 }
 
-// decodeNumeric keeps the exact digits as a json.Number; it checks them
-// against the JSON number grammar, which numeric_out's output always meets.
+// decodeNumeric keeps the exact text as a message.Numeric; it checks it
+// against the JSON number grammar, which numeric_out's output always meets
+// (NaN, Infinity and -Infinity aside).
 func decodeNumeric(b []byte) (any, error) {
 	if s, ok := special(b); ok {
-		return s, nil
+		return message.Numeric(s), nil
 	}
 	if !isJSONNumber(b) {
 		return nil, ErrSyntax
 	}
-	return json.Number(b), nil
+	return message.Numeric(b), nil
 }
 
 // isJSONNumber reports whether b is a number in RFC 8259's grammar.
@@ -190,19 +193,22 @@ func decodeBool(b []byte) (any, error) {
 	return nil, ErrSyntax
 }
 
-// decodeBytea decodes both bytea_output formats: hex (\x0aff…, the
-// default) and escape (printable bytes as themselves, \\ and \ooo octal).
+// decodeBytea returns bytea as Postgres's hex text (\x0aff…), the form
+// Sequin delivers, from either bytea_output format: hex text is checked and
+// kept as it is (digits lower-cased), escape text (printable bytes as
+// themselves, \\ and \ooo octal) is converted.
 func decodeBytea(b []byte) (any, error) {
 	if len(b) >= 2 && b[0] == '\\' && b[1] == 'x' {
-		h := b[2:]
-		if len(h)%2 != 0 {
+		if !isHexBytea(b) {
 			return nil, ErrSyntax
 		}
-		out := make([]byte, len(h)/2)
-		if _, err := hex.Decode(out, h); err != nil {
-			return nil, ErrSyntax
+		out := []byte(string(b))
+		for i := 2; i < len(out); i++ {
+			if c := out[i]; 'A' <= c && c <= 'F' {
+				out[i] = c + 'a' - 'A'
+			}
 		}
-		return out, nil
+		return unsafe.String(unsafe.SliceData(out), len(out)), nil
 	}
 	n := 0
 	for i := 0; i < len(b); i++ {
@@ -218,7 +224,8 @@ func decodeBytea(b []byte) (any, error) {
 		}
 		n++
 	}
-	out := make([]byte, 0, n)
+	out := make([]byte, 2, 2+2*n)
+	out[0], out[1] = '\\', 'x'
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if c == '\\' {
@@ -229,9 +236,39 @@ func decodeBytea(b []byte) (any, error) {
 				i += 3
 			}
 		}
-		out = append(out, c)
+		out = append(out, hexDigits[c>>4], hexDigits[c&0xf])
 	}
-	return out, nil
+	return unsafe.String(unsafe.SliceData(out), len(out)), nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// isHexBytea reports whether b is "\x" and an even number of hex digits,
+// and lower-case: the text byteaout prints in hex mode.
+func isHexBytea(b []byte) bool {
+	if len(b)%2 != 0 {
+		return false
+	}
+	for _, c := range b[2:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// isLowerHexBytea reports whether b is exactly what byteaout prints in hex
+// mode: "\\x" and an even number of lower-case hex digits.
+func isLowerHexBytea(b []byte) bool {
+	if len(b) < 2 || b[0] != '\\' || b[1] != 'x' || len(b)%2 != 0 {
+		return false
+	}
+	for _, c := range b[2:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
