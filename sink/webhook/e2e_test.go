@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,15 +90,17 @@ func TestEndToEndRedirectsNeverAcknowledged(t *testing.T) {
 			http.Error(w, "maintenance", http.StatusServiceUnavailable)
 			return
 		}
-		var m message.Message
-		if err := m.UnmarshalJSON(body); err != nil {
+		var b struct{ Data []message.Message }
+		if err := json.Unmarshal(body, &b); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		mu.Lock()
-		if _, ok := delivered[m.Metadata.IdempotencyKey]; !ok {
-			delivered[m.Metadata.IdempotencyKey] = time.Now()
-			lsns[m.Metadata.IdempotencyKey] = m.Metadata.CommitLSN
+		for _, m := range b.Data {
+			if _, ok := delivered[m.Metadata.IdempotencyKey]; !ok {
+				delivered[m.Metadata.IdempotencyKey] = time.Now()
+				lsns[m.Metadata.IdempotencyKey] = m.Metadata.CommitLSN
+			}
 		}
 		mu.Unlock()
 	}))

@@ -94,8 +94,8 @@ func (e *StatusError) Error() string {
 	return msg
 }
 
-// Write delivers msgs: one request per message, or with Config.Batch one
-// request per MaxBatchSize messages, in order. It returns nil once every
+// Write delivers msgs: one {"data":[…]} request per MaxBatchSize messages,
+// or with Config.Single one request per message, in order. It returns nil once every
 // request got a 2xx answer. Failed requests are retried as Config says,
 // each attempt signed afresh. On error the caller must retry the whole
 // batch, which may deliver some messages twice.
@@ -106,7 +106,7 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	if s.closed.Load() {
 		return sink.ErrClosed
 	}
-	if !s.cfg.Batch {
+	if s.cfg.Single {
 		for _, m := range msgs {
 			body, err := s.cfg.Encoder(m)
 			if err != nil {
@@ -134,9 +134,9 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	return nil
 }
 
-// batch encodes {"data":[…]} and the batch's id: "batch_" and the hex of a
-// SHA-256 over its messages' idempotency keys, so the same batch always has
-// the same id.
+// batch encodes {"data":[…]} and the batch's id: for one message its
+// idempotency key, for more "batch_" and the hex of a SHA-256 over their
+// idempotency keys, so the same batch always has the same id.
 func (s *Sink) batch(msgs []message.Message) (body []byte, id string, err error) {
 	h := sha256.New()
 	body = append(make([]byte, 0, 4096), `{"data":[`...)
@@ -157,6 +157,9 @@ func (s *Sink) batch(msgs []message.Message) (body []byte, id string, err error)
 		h.Write([]byte{'\n'})
 	}
 	body = append(body, "]}"...)
+	if len(msgs) == 1 {
+		return body, msgs[0].Metadata.IdempotencyKey, nil
+	}
 	return body, "batch_" + hex.EncodeToString(h.Sum(nil)[:16]), nil
 }
 
