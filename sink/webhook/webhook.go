@@ -95,10 +95,10 @@ func (e *StatusError) Error() string {
 }
 
 // Write delivers msgs: one {"data":[…]} request per MaxBatchSize messages,
-// or with Config.Single one request per message, in order. It returns nil once every
-// request got a 2xx answer. Failed requests are retried as Config says,
-// each attempt signed afresh. On error the caller must retry the whole
-// batch, which may deliver some messages twice.
+// or with Config.Single one request per message, in order. It returns nil
+// once every request got a 2xx answer. Failed requests are retried as
+// Config says, each attempt signed afresh. On error the caller must retry
+// the whole batch, which may deliver some messages twice.
 func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("webhook: %w", err)
@@ -183,7 +183,7 @@ func (s *Sink) appendMessage(body []byte, m message.Message) ([]byte, error) {
 		return nil, sink.Permanent(fmt.Errorf("webhook: encode %s: %w", m.Metadata.IdempotencyKey, err))
 	}
 	if !json.Valid(b) {
-		return nil, sink.Permanent(fmt.Errorf("webhook: encode %s: batch mode needs JSON and the encoder wrote something else", m.Metadata.IdempotencyKey))
+		return nil, sink.Permanent(fmt.Errorf("webhook: encode %s: a {\"data\":[…]} body needs JSON and the encoder wrote something else (Config.Single sends other encodings)", m.Metadata.IdempotencyKey))
 	}
 	return append(body, b...), nil
 }
