@@ -173,6 +173,13 @@ func TestInteropStandardWebhooks(t *testing.T) {
 		r := startNodeReceiver(t, map[string]any{"secret": unprefixed(key2)})
 		deliver(t, r, webhook.Config{Secret: key2}, sinktest.Messages(1, 1))
 	})
+	t.Run("unpadded secret at either end", func(t *testing.T) {
+		unpadded := strings.TrimRight(key2, "=")
+		r := startNodeReceiver(t, map[string]any{"secret": key2})
+		deliver(t, r, webhook.Config{Secret: unpadded}, sinktest.Messages(1, 1))
+		r = startNodeReceiver(t, map[string]any{"secret": unprefixed(unpadded)})
+		deliver(t, r, webhook.Config{Secret: key2}, sinktest.Messages(1, 1))
+	})
 	t.Run("key rotation", func(t *testing.T) {
 		// The sender signs with the old and the new key; receivers holding
 		// either verify, one holding neither refuses.
