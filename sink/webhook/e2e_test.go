@@ -195,7 +195,7 @@ func TestEndToEndRedirectsNeverAcknowledged(t *testing.T) {
 				return false
 			}
 		}
-		return len(samples) >= inRedirectPhase+10
+		return len(samples) >= inRedirectPhase+25
 	})
 	mu.Lock()
 	if len(delivered) != 0 {
