@@ -1,7 +1,8 @@
 // Command webhook streams the changes of a Postgres table to an HTTP
 // endpoint as signed webhooks, and runs that endpoint itself: a receiver on
-// 127.0.0.1 that verifies each request's signature, skips redeliveries by
-// idempotency key and prints what it receives.
+// 127.0.0.1 that verifies each request's signature and that its timestamp is
+// within five minutes of its clock, skips redeliveries by idempotency key and
+// prints what it receives.
 //
 // Usage:
 //

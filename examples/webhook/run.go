@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,11 @@ func runTo(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: receiver(secret, received), ReadHeaderTimeout: 10 * time.Second}
+	handler, err := receiver(secret, received)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	fmt.Fprintf(out, "receiver listening on http://%s/hooks\n", ln.Addr())
@@ -121,11 +126,18 @@ func runTo(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// receiver verifies each request's signature, skips redeliveries and hands
-// new messages to received. It answers 2xx only once the message is handed
-// over, so the sender retries anything not taken.
-func receiver(secret string, received chan<- message.Message) http.Handler {
-	var mu sync.Mutex // one message at a time, in order
+// receiver verifies each request's signature and timestamp, skips
+// redeliveries and hands new messages to received. It answers 2xx only once
+// the messages are handed over, so the sender retries anything not taken.
+func receiver(secret string, received chan<- message.Message) (http.Handler, error) {
+	// Requests signed more than five minutes away from this clock are
+	// refused, so a captured request cannot be replayed later. Every
+	// retry is signed afresh, so a long outage does not trip this.
+	verifier, err := webhook.NewVerifier(webhook.VerifierConfig{Secrets: []string{secret}, Tolerance: 5 * time.Minute})
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex // one request at a time, in order
 	seen := map[string]bool{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -133,27 +145,30 @@ func receiver(secret string, received chan<- message.Message) http.Handler {
 			http.Error(w, "read error", http.StatusBadRequest)
 			return
 		}
-		if err := webhook.Verify(secret, r.Header, body); err != nil {
+		if err := verifier.Verify(r.Header, body); err != nil {
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}
-		var m message.Message
-		if err := m.UnmarshalJSON(body); err != nil {
-			http.Error(w, "not a message", http.StatusBadRequest)
+		var batch struct{ Data []message.Message }
+		if err := json.Unmarshal(body, &batch); err != nil {
+			http.Error(w, "not a batch of messages", http.StatusBadRequest)
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		if seen[m.Metadata.IdempotencyKey] {
-			return // a redelivery: already processed
+		for _, m := range batch.Data {
+			if seen[m.Metadata.IdempotencyKey] {
+				continue // a redelivery: already processed
+			}
+			select {
+			case received <- m:
+				seen[m.Metadata.IdempotencyKey] = true
+			case <-r.Context().Done():
+				http.Error(w, "not taken", http.StatusServiceUnavailable)
+				return
+			}
 		}
-		select {
-		case received <- m:
-			seen[m.Metadata.IdempotencyKey] = true
-		case <-r.Context().Done():
-			http.Error(w, "not taken", http.StatusServiceUnavailable)
-		}
-	})
+	}), nil
 }
 
 // newSecret returns a random Standard Webhooks secret.

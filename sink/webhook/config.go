@@ -20,7 +20,9 @@ import (
 
 // Defaults used for zero Config fields.
 const (
-	DefaultTimeout       = 30 * time.Second
+	DefaultTimeout = 30 * time.Second
+	// DefaultMaxBatchSize is MaxBatchSize's default when Config.Batch is
+	// set; without it the default is 1.
 	DefaultMaxBatchSize  = 100
 	DefaultMaxRetryAfter = time.Minute
 	DefaultContentType   = "application/json"
@@ -53,12 +55,17 @@ type Config struct {
 	// character such as CR or LF. Values never appear in errors or logs.
 	Header http.Header
 
-	// Batch sends one request per batch of up to MaxBatchSize messages, with
-	// the body {"data":[…]}, instead of one request per message.
-	Batch bool
-	// MaxBatchSize caps the messages of one batch request; larger Writes
-	// are split, in order. Default 100. Ignored unless Batch is set.
+	// MaxBatchSize caps the messages of one request, whose body is
+	// {"data":[…]} as Sequin's webhook sink sends it; larger Writes are split,
+	// in order. Default 1, as in Sequin; 100 when Batch is set.
 	MaxBatchSize int
+	// Batch only raises the default MaxBatchSize to 100. (Bodies are
+	// {"data":[…]} with or without it, unless Single is set.)
+	Batch bool
+	// Single sends each message alone, the body being the encoder's output
+	// itself rather than {"data":[…]} (Sequin's batch=false), so that it
+	// need not be JSON. It conflicts with Batch and a MaxBatchSize above 1.
+	Single bool
 
 	// Timeout bounds each request attempt, response included. Default 30 s.
 	Timeout time.Duration
@@ -147,6 +154,8 @@ func (c Config) validate() (Config, [][]byte, error) {
 	switch {
 	case c.MaxBatchSize < 0:
 		return c, nil, fmt.Errorf("webhook: config: MaxBatchSize %d is negative", c.MaxBatchSize)
+	case c.Single && (c.Batch || c.MaxBatchSize > 1):
+		return c, nil, errors.New("webhook: config: Single sends one message per request and conflicts with Batch and MaxBatchSize")
 	case c.Timeout < 0:
 		return c, nil, fmt.Errorf("webhook: config: Timeout %s is negative", c.Timeout)
 	case c.MaxAttempts < 0:
@@ -189,7 +198,10 @@ func (c Config) validate() (Config, [][]byte, error) {
 		c.ContentType = DefaultContentType
 	}
 	if c.MaxBatchSize == 0 {
-		c.MaxBatchSize = DefaultMaxBatchSize
+		c.MaxBatchSize = 1
+		if c.Batch {
+			c.MaxBatchSize = DefaultMaxBatchSize
+		}
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -335,7 +347,13 @@ func (c Config) String() string {
 		b.WriteString(", Header: " + strings.Join(c.headerNames(), ", ") + " " + redacted)
 	}
 	if c.Batch {
-		fmt.Fprintf(&b, ", Batch: true, MaxBatchSize: %d", c.MaxBatchSize)
+		b.WriteString(", Batch: true")
+	}
+	if c.Single {
+		b.WriteString(", Single: true")
+	}
+	if c.MaxBatchSize != 0 {
+		fmt.Fprintf(&b, ", MaxBatchSize: %d", c.MaxBatchSize)
 	}
 	if c.Timeout != 0 {
 		fmt.Fprintf(&b, ", Timeout: %s", c.Timeout)
@@ -371,7 +389,10 @@ func (c Config) LogValue() slog.Value {
 	if len(c.Header) > 0 {
 		attrs = append(attrs, slog.String("header", strings.Join(c.headerNames(), ",")))
 	}
-	attrs = append(attrs, slog.Bool("batch", c.Batch))
+	attrs = append(attrs, slog.Bool("single", c.Single))
+	if c.MaxBatchSize != 0 {
+		attrs = append(attrs, slog.Int("max_batch_size", c.MaxBatchSize))
+	}
 	if c.MaxAttempts != 0 {
 		attrs = append(attrs, slog.Int("max_attempts", c.MaxAttempts))
 	}

@@ -130,7 +130,7 @@ func TestInteropStandardWebhooks(t *testing.T) {
 				t.Fatalf("request %d refused by the official verifier: %s", v.N, v.Error)
 			}
 			vs = append(vs, v)
-			if cfg.Batch {
+			if !cfg.Single {
 				var b struct{ Data []message.Message }
 				if err := json.Unmarshal(v.Data, &b); err != nil {
 					t.Fatal(err)
@@ -155,6 +155,8 @@ func TestInteropStandardWebhooks(t *testing.T) {
 	t.Run("single", func(t *testing.T) {
 		r := startNodeReceiver(t, map[string]any{"secret": key1})
 		deliver(t, r, webhook.Config{Secret: key1}, sinktest.Messages(1, 3))
+		r = startNodeReceiver(t, map[string]any{"secret": key1})
+		deliver(t, r, webhook.Config{Secret: key1, Single: true}, sinktest.Messages(1, 2))
 	})
 	t.Run("batch", func(t *testing.T) {
 		r := startNodeReceiver(t, map[string]any{"secret": key1})
@@ -169,6 +171,13 @@ func TestInteropStandardWebhooks(t *testing.T) {
 	})
 	t.Run("unprefixed secret at the receiver", func(t *testing.T) {
 		r := startNodeReceiver(t, map[string]any{"secret": unprefixed(key2)})
+		deliver(t, r, webhook.Config{Secret: key2}, sinktest.Messages(1, 1))
+	})
+	t.Run("unpadded secret at either end", func(t *testing.T) {
+		unpadded := strings.TrimRight(key2, "=")
+		r := startNodeReceiver(t, map[string]any{"secret": key2})
+		deliver(t, r, webhook.Config{Secret: unpadded}, sinktest.Messages(1, 1))
+		r = startNodeReceiver(t, map[string]any{"secret": unprefixed(unpadded)})
 		deliver(t, r, webhook.Config{Secret: key2}, sinktest.Messages(1, 1))
 	})
 	t.Run("key rotation", func(t *testing.T) {

@@ -90,8 +90,10 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "ok")
 }
 
+// decode reads a request body: {"data":[…]}, or with batch false a bare
+// message when the body is not {"data":[…]}.
 func decode(body []byte, batch bool) ([]message.Message, error) {
-	if !batch {
+	if !batch && !bytes.HasPrefix(body, []byte(`{"data":`)) {
 		var m message.Message
 		if err := json.Unmarshal(body, &m); err != nil {
 			return nil, err
@@ -133,10 +135,12 @@ func newSink(t *testing.T, cfg webhook.Config) *webhook.Sink {
 	return s
 }
 
-func conformance(batch bool) sinktest.Harness {
+func conformance(cfg webhook.Config) sinktest.Harness {
 	faulty := func(t *testing.T) (sink.Sink, func(context.Context) ([]message.Message, error), func(bool)) {
-		rc := newReceiver(t, batch, nil)
-		s := newSink(t, webhook.Config{URL: rc.URL, Batch: batch, MaxBatchSize: 2, MaxAttempts: 3, Secret: secret})
+		rc := newReceiver(t, !cfg.Single, nil)
+		cfg := cfg
+		cfg.URL, cfg.MaxAttempts, cfg.Secret = rc.URL, 3, secret
+		s := newSink(t, cfg)
 		return s, rc.received, rc.failing.Store
 	}
 	return sinktest.Harness{
@@ -148,8 +152,11 @@ func conformance(batch bool) sinktest.Harness {
 	}
 }
 
-func TestConformance(t *testing.T)      { sinktest.Run(t, conformance(false)) }
-func TestConformanceBatch(t *testing.T) { sinktest.Run(t, conformance(true)) }
+func TestConformance(t *testing.T) { sinktest.Run(t, conformance(webhook.Config{})) }
+func TestConformanceBatch(t *testing.T) {
+	sinktest.Run(t, conformance(webhook.Config{MaxBatchSize: 2}))
+}
+func TestConformanceSingle(t *testing.T) { sinktest.Run(t, conformance(webhook.Config{Single: true})) }
 
 // TestStopOn: a status listed in Config.StopOn fails the Write at once,
 // permanently, with a StatusError naming the status and the body.
@@ -505,6 +512,36 @@ func TestVerifyTolerance(t *testing.T) {
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
+// TestDefaultBody: by default, as in Sequin, every request's body is
+// {"data":[…]}, one message per request; Single sends the message alone.
+func TestDefaultBody(t *testing.T) {
+	msgs := sinktest.Messages(1, 2)
+	for _, single := range []bool{false, true} {
+		rc := newReceiver(t, false, nil)
+		s := newSink(t, webhook.Config{URL: rc.URL, Single: single})
+		if err := s.Write(t.Context(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+		reqs := rc.requests()
+		if len(reqs) != 2 {
+			t.Fatalf("single=%v: %d requests, want 2", single, len(reqs))
+		}
+		for i, r := range reqs {
+			js, _ := msgs[i].MarshalJSON()
+			want := `{"data":[` + string(js) + `]}`
+			if single {
+				want = string(js)
+			}
+			if string(r.body) != want || r.header.Get("Idempotency-Key") != msgs[i].Metadata.IdempotencyKey {
+				t.Fatalf("single=%v: request %d: %.80s… with key %q, want %.80s… with %q", single, i, r.body, r.header.Get("Idempotency-Key"), want, msgs[i].Metadata.IdempotencyKey)
+			}
+		}
+	}
+	if _, err := webhook.New(webhook.Config{URL: "http://x", Single: true, Batch: true}); err == nil {
+		t.Fatal("New accepted Single with Batch")
+	}
+}
+
 func TestBatch(t *testing.T) {
 	rc := newReceiver(t, true, nil)
 	s := newSink(t, webhook.Config{URL: rc.URL, Batch: true, MaxBatchSize: 2})
@@ -523,8 +560,12 @@ func TestBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		sizes = append(sizes, len(got))
-		if !strings.HasPrefix(r.header.Get("Idempotency-Key"), "batch_") {
-			t.Fatalf("batch Idempotency-Key %q", r.header.Get("Idempotency-Key"))
+		want := "batch_"
+		if len(got) == 1 { // a batch of one goes by its message's key
+			want = got[0].Metadata.IdempotencyKey
+		}
+		if !strings.HasPrefix(r.header.Get("Idempotency-Key"), want) {
+			t.Fatalf("batch Idempotency-Key %q, want %q…", r.header.Get("Idempotency-Key"), want)
 		}
 	}
 	if fmt.Sprint(sizes) != "[2 2 1 2]" {
@@ -604,11 +645,11 @@ func TestBatchNeedsJSON(t *testing.T) {
 func TestEncoders(t *testing.T) {
 	rc := newReceiver(t, false, func(n int, w http.ResponseWriter, r *http.Request) bool { return true })
 	errEnc := errors.New("cannot encode")
-	s := newSink(t, webhook.Config{URL: rc.URL, Encoder: func(message.Message) ([]byte, error) { return nil, errEnc }})
+	s := newSink(t, webhook.Config{URL: rc.URL, Encoder: func(message.Message) ([]byte, error) { return nil, errEnc }, Single: true})
 	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); !errors.Is(err, errEnc) || !sink.IsPermanent(err) {
 		t.Fatalf("Write = %v, want the encoder's error, permanent", err)
 	}
-	s = newSink(t, webhook.Config{URL: rc.URL, Encoder: sink.Event, ContentType: "application/vnd.legacy+json"})
+	s = newSink(t, webhook.Config{URL: rc.URL, Encoder: sink.Event, ContentType: "application/vnd.legacy+json", Single: true})
 	m := sinktest.Messages(1, 1)[0]
 	if err := s.Write(t.Context(), m); err != nil {
 		t.Fatal(err)
