@@ -115,7 +115,8 @@ func TestFetchSeveralPartitions(t *testing.T) {
 func TestAtLeastOnceAcrossReapedInstances(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
 	produce(t, c, "t", 0, 0, 40)
-	s := newServer(t, Config{Brokers: c.ListenAddrs(), IdleTimeout: 100 * time.Millisecond, Prefetch: 8})
+	s := newServer(t, Config{Brokers: c.ListenAddrs(), IdleTimeout: 100 * time.Millisecond, Prefetch: 8,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	var got []int64
 	reaped := 0
 	deadline := time.Now().Add(60 * time.Second)
@@ -437,4 +438,12 @@ func TestConcurrentInstances(t *testing.T) {
 			t.Errorf("%s delivered %d times", v, n)
 		}
 	}
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
