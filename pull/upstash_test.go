@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -63,6 +64,14 @@ func TestRecordShape(t *testing.T) {
 func TestFetchLongPoll(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
 	s := newServer(t, Config{Brokers: c.ListenAddrs()})
+	started := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(started) })
+		s.h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s = &server{h: s.h, srv: srv}
 	type result struct {
 		status int
 		body   []byte
@@ -72,9 +81,10 @@ func TestFetchLongPoll(t *testing.T) {
 		status, body := s.do(t, "POST", "/fetch", `{"topic":"t","partition":0,"offset":0,"timeout":20000}`)
 		done <- result{status, body}
 	}()
-	// The record is produced while the call waits (or before it starts:
-	// either way the call must return it, not an empty page).
-	time.Sleep(200 * time.Millisecond)
+	<-started
+	// Produce while the call waits at the end of the partition (a later
+	// start would not change the answer: the record is there either way).
+	time.Sleep(100 * time.Millisecond)
 	produce(t, c, "t", 0, 0, 1)
 	r := <-done
 	var recs []Record
@@ -446,4 +456,37 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+func TestConsumeHeadersValidated(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	s := newServer(t, Config{Brokers: c.ListenAddrs()})
+	for _, hdr := range [][]string{
+		{"Kafka-Enable-Auto-Commit", "sometimes"},
+		{"Kafka-Auto-Commit-Interval", "-1"},
+		{"Kafka-Auto-Commit-Interval", "9223372036855"},
+		{"Kafka-Auto-Offset-Reset", "smallest"},
+		{"Kafka-Session-Timeout-Ms", "0"},
+		{"Kafka-Session-Timeout-Ms", "3600001"},
+		{"Kafka-Session-Timeout-Ms", "soon"},
+	} {
+		status, body := s.do(t, "POST", "/consume/g/i", `{"topic":"t","timeout":0}`, hdr...)
+		var e errorBody
+		if status != http.StatusBadRequest || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, hdr[0]) {
+			t.Errorf("%s: %s: %d %s, want 400 naming the header", hdr[0], hdr[1], status, body)
+		}
+	}
+	if n := s.h.numInstances(); n != 0 {
+		t.Errorf("rejected calls created %d instances", n)
+	}
+	// A valid session timeout is the instance's.
+	if status, body := s.do(t, "POST", "/consume/g/i", `{"topic":"t","timeout":0}`, "Kafka-Session-Timeout-Ms", "1500"); status != http.StatusOK {
+		t.Fatalf("%d %s", status, body)
+	}
+	s.h.mu.Lock()
+	got := s.h.instances[instanceKey{"g", "i"}].opts.sessionTimeout
+	s.h.mu.Unlock()
+	if got != 1500*time.Millisecond {
+		t.Errorf("session timeout %v", got)
+	}
 }
