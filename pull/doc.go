@@ -31,7 +31,7 @@
 //
 // # What is served
 //
-// Only topics on the allow-list [Config.Topics] — by default [DefaultTopics],
+// Only topics on the allow-list [Config.Topics] — by default [DefaultTopicPattern],
 // the "sequin.*" topics package sink/kafka writes — are served; any other
 // is answered 403 and left out of /topics. Consumer-group names are
 // namespaced: a client's group "g" is Kafka group [Config.GroupPrefix]+"g"

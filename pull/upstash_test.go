@@ -274,7 +274,7 @@ func TestTopicChange(t *testing.T) {
 func TestAdminEndpoints(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(3, "sequin.public.a"), kfake.SeedTopics(1, "sequin.public.b"), kfake.SeedTopics(1, "other"))
 	produce(t, c, "sequin.public.b", 0, 0, 4)
-	s := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: DefaultTopics})
+	s := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: []string{DefaultTopicPattern}})
 
 	status, body := s.do(t, "GET", "/topics", "")
 	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"sequin.public.a":3,"sequin.public.b":1}` {
@@ -332,7 +332,7 @@ func TestLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: DefaultTopics, MaxResponseBytes: 700 << 10,
+	s := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: []string{DefaultTopicPattern}, MaxResponseBytes: 700 << 10,
 		MaxInstances: 2, GroupPrefix: "mine."})
 
 	if recs := s.records(t, "GET", "/fetch?topic=sequin.public.big", ""); !slices.Equal(offsets(recs), []int64{0, 1}) {
@@ -488,5 +488,34 @@ func TestConsumeHeadersValidated(t *testing.T) {
 	s.h.mu.Unlock()
 	if got != 1500*time.Millisecond {
 		t.Errorf("session timeout %v", got)
+	}
+}
+
+// With auto-commit on, what an instance returned is committed in the
+// background once the interval has passed, without another call, and
+// when the handler closes.
+func TestAutoCommitInBackgroundAndAtClose(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	produce(t, c, "t", 0, 0, 6)
+	s := newServer(t, Config{Brokers: c.ListenAddrs()})
+	hdr := append([]string{"Kafka-Auto-Commit-Interval", "100"}, earliest...)
+	recs := s.consumeUntil(t, "POST", "/consume/bg/a", `{"topic":"t","limit":3}`, 1, hdr...)
+	want := recs[len(recs)-1].Offset + 1
+	waitFor(t, "the background commit", func() bool { return committed(t, c, "bg", "t", 0) == want })
+	if s.h.numInstances() != 1 {
+		t.Error("the instance is gone")
+	}
+
+	// A long interval: nothing in the background, but Close commits.
+	recs = s.consumeUntil(t, "POST", "/consume/cl/a", `{"topic":"t","limit":2}`, 1,
+		append([]string{"Kafka-Auto-Commit-Interval", "3600000"}, earliest...)...)
+	if got := committed(t, c, "cl", "t", 0); got != -1 {
+		t.Errorf("committed %d before Close", got)
+	}
+	if err := s.h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := committed(t, c, "cl", "t", 0), recs[len(recs)-1].Offset+1; got != want {
+		t.Errorf("after Close committed %d, want %d", got, want)
 	}
 }
