@@ -23,8 +23,8 @@ const (
 	DefaultIdleTimeout       = 5 * time.Minute
 	DefaultMaxFetchBytes     = 1 << 20
 	DefaultMaxResponseBytes  = 4 << 20
-	DefaultPrefetch          = 32
-	DefaultMaxInstances      = 100
+	DefaultPrefetch          = 16
+	DefaultMaxInstances      = 64
 	DefaultSessionTimeout    = 30 * time.Second
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRealm             = "walrelay"
