@@ -55,7 +55,7 @@ func (h *Handler) consumers(w http.ResponseWriter, r *http.Request) {
 
 	out := []groupAssignments{}
 	for group, members := range groups {
-		described, err := h.describeGroup(r.Context(), group)
+		described, _, err := h.describeGroup(r.Context(), group)
 		if err != nil {
 			writeErr(w, fmt.Errorf("describe group %q: %w", group, err))
 			return

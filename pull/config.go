@@ -23,8 +23,8 @@ const (
 	DefaultIdleTimeout       = 5 * time.Minute
 	DefaultMaxFetchBytes     = 1 << 20
 	DefaultMaxResponseBytes  = 4 << 20
-	DefaultPrefetch          = 32
-	DefaultMaxInstances      = 100
+	DefaultPrefetch          = 16
+	DefaultMaxInstances      = 64
 	DefaultSessionTimeout    = 30 * time.Second
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRealm             = "walrelay"
@@ -34,9 +34,9 @@ const (
 	DefaultGroupPrefix = "walrelay.pull."
 )
 
-// DefaultTopics is the topic allow-list used when [Config.Topics] is
-// empty: the per-table topics package sink/kafka writes by default.
-var DefaultTopics = []string{kafka.DefaultPrefix + ".*"}
+// DefaultTopicPattern is the topic allow-list used when [Config.Topics]
+// is empty: the per-table topics package sink/kafka writes by default.
+const DefaultTopicPattern = kafka.DefaultPrefix + ".*"
 
 // Config configures a [Handler]. Brokers and either Username and Password
 // or InsecureNoAuth are required; every other zero value is a default.
@@ -63,7 +63,7 @@ type Config struct {
 	// Topics is the allow-list of topics the API serves: an entry is a
 	// topic name, or a prefix followed by "*" ("sequin.*"; "*" alone
 	// allows every topic). Other topics are answered 403 and left out of
-	// /topics. Empty means [DefaultTopics].
+	// /topics. Empty means [DefaultTopicPattern] alone.
 	Topics []string
 	// GroupPrefix is put before the consumer-group name of every consume,
 	// commit and committed call: a client's group "g" is Kafka group
@@ -192,7 +192,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if len(c.Topics) == 0 {
-		c.Topics = DefaultTopics
+		c.Topics = []string{DefaultTopicPattern}
 	}
 	if c.GroupPrefix == "" {
 		c.GroupPrefix = DefaultGroupPrefix

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -55,6 +56,9 @@ type instance struct {
 	inUse    int
 	lastUsed time.Time
 
+	// readerMu guards replacing and closing reader, which Close may do
+	// while a call holds sem; calls read reader under sem alone.
+	readerMu sync.Mutex
 	// Guarded by sem.
 	topics     []string
 	reader     *kafkago.Reader
@@ -65,6 +69,8 @@ type instance struct {
 }
 
 func (inst *instance) close() error {
+	inst.readerMu.Lock()
+	defer inst.readerMu.Unlock()
 	if err := inst.reader.Close(); err != nil {
 		return fmt.Errorf("pull: close consumer %s/%s: %w", inst.key.group, inst.key.name, err)
 	}
@@ -127,6 +133,7 @@ func (h *Handler) consume(w http.ResponseWriter, r *http.Request) {
 	if inst.opts.autoCommit && time.Since(inst.lastCommit) >= inst.opts.autoCommitInterval {
 		h.autoCommit(r.Context(), inst)
 	}
+
 	msgs, err := h.collect(r.Context(), inst, &budget{maxRecords: limit, bytes: h.cfg.MaxResponseBytes}, timeout)
 	if r.Context().Err() != nil {
 		// The client is gone: keep what was fetched for its next call.
@@ -396,20 +403,34 @@ func (h *Handler) resubscribe(ctx context.Context, inst *instance, topics []stri
 	if inst.opts.autoCommit {
 		h.autoCommit(ctx, inst)
 	}
-	if err := inst.close(); err != nil {
+	inst.readerMu.Lock()
+	defer inst.readerMu.Unlock()
+	if err := inst.reader.Close(); err != nil {
 		h.log.Debug("pull: closing the consumer for its new topics", slog.Any("error", err))
 	}
 	inst.topics = topics
 	inst.pending = nil
 	clear(inst.delivered)
 	clear(inst.committed)
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed { // Close has closed, or will close, the old reader only
+		return errClosed
+	}
 	inst.reader = h.newReader(inst)
 	return nil
 }
 
+// autoCommitTimeout bounds an automatic commit (during a rebalance
+// kafka-go holds commits until the group has formed again).
+const autoCommitTimeout = 5 * time.Second
+
 // autoCommit commits what the instance delivered; a failure is logged:
 // the records are redelivered, never lost.
 func (h *Handler) autoCommit(ctx context.Context, inst *instance) {
+	ctx, cancel := context.WithTimeout(ctx, autoCommitTimeout)
+	defer cancel()
 	if err := h.commitDelivered(ctx, inst); err != nil {
 		h.log.Debug("pull: auto-commit failed; the records will be redelivered",
 			slog.String("group", inst.key.group), slog.String("instance", inst.key.name), slog.Any("error", err))
@@ -465,10 +486,10 @@ func (h *Handler) commitOffsets(ctx context.Context, inst *instance, offsets []t
 }
 
 // owned returns the partitions the group assigns to the instance now, or
-// nil when that cannot be told.
+// nil when that cannot be told (the group is rebalancing, say).
 func (h *Handler) owned(ctx context.Context, inst *instance) map[topicPartition]bool {
-	members, err := h.describeGroup(ctx, inst.key.group)
-	if err != nil {
+	members, state, err := h.describeGroup(ctx, inst.key.group)
+	if err != nil || state != "Stable" {
 		return nil
 	}
 	m, ok := members[inst.clientID]
@@ -484,22 +505,25 @@ func (h *Handler) owned(ctx context.Context, inst *instance) map[topicPartition]
 	return owned
 }
 
-// describeGroup returns the members of a group by client id.
-func (h *Handler) describeGroup(ctx context.Context, group string) (map[string]kafkago.DescribeGroupsResponseMember, error) {
+// describeGroup returns the members of a group by client id, and the
+// group's state.
+func (h *Handler) describeGroup(ctx context.Context, group string) (map[string]kafkago.DescribeGroupsResponseMember, string, error) {
 	res, err := h.client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{h.groupID(group)}})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out := map[string]kafkago.DescribeGroupsResponseMember{}
+	state := ""
 	for _, g := range res.Groups {
 		if g.Error != nil {
-			return nil, g.Error
+			return nil, "", g.Error
 		}
+		state = g.GroupState
 		for _, m := range g.Members {
 			out[m.ClientID] = m
 		}
 	}
-	return out, nil
+	return out, state, nil
 }
 
 func messageSize(m *kafkago.Message) int {
@@ -749,9 +773,6 @@ func (h *Handler) committed(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// reapCommitTimeout bounds the commit of an instance being reaped.
-const reapCommitTimeout = 5 * time.Second
-
 // reap closes instances idle for longer than IdleTimeout — those with
 // auto-commit on commit what they delivered first — and makes the
 // background commits of idle auto-commit instances.
@@ -779,9 +800,7 @@ func (h *Handler) reap() {
 			for _, inst := range idle {
 				// Out of the map with no call in progress: the reaper owns it.
 				if inst.opts.autoCommit {
-					ctx, cancel := context.WithTimeout(context.Background(), reapCommitTimeout)
-					h.autoCommit(ctx, inst)
-					cancel()
+					h.autoCommit(context.Background(), inst)
 				}
 				err := inst.close()
 				h.log.Debug("pull: idle consumer closed", slog.String("group", inst.key.group),
@@ -794,9 +813,7 @@ func (h *Handler) reap() {
 					continue // a call is using it
 				}
 				if inst.dirty() && time.Since(inst.lastCommit) >= inst.opts.autoCommitInterval {
-					ctx, cancel := context.WithTimeout(context.Background(), reapCommitTimeout)
-					h.autoCommit(ctx, inst)
-					cancel()
+					h.autoCommit(context.Background(), inst)
 				}
 				<-inst.sem
 			}

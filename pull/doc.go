@@ -31,7 +31,7 @@
 //
 // # What is served
 //
-// Only topics on the allow-list [Config.Topics] — by default [DefaultTopics],
+// Only topics on the allow-list [Config.Topics] — by default [DefaultTopicPattern],
 // the "sequin.*" topics package sink/kafka writes — are served; any other
 // is answered 403 and left out of /topics. Consumer-group names are
 // namespaced: a client's group "g" is Kafka group [Config.GroupPrefix]+"g"
@@ -149,7 +149,12 @@
 // least one record, however large. JSON escaping can make the body larger
 // than that count. At most [Config.MaxInstances] consumer instances live at
 // once (429 beyond), each reading at most [Config.Prefetch] records ahead,
-// with Kafka fetches of [Config.MaxFetchBytes]. A timeout that does not fit
+// with Kafka fetches of [Config.MaxFetchBytes]. Memory is therefore bounded
+// by about MaxInstances × (Prefetch × the largest record + MaxFetchBytes)
+// for the instances, plus twice MaxResponseBytes for each response being
+// written (records and their JSON); with the defaults and 1 MiB records,
+// about 1 GiB for 64 busy instances — lower Prefetch or MaxInstances when
+// records are large. A timeout that does not fit
 // a duration, a partition beyond 2³¹-1, a negative number or a body over
 // 1 MiB is 400 (413 for the body).
 //

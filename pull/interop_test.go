@@ -53,8 +53,8 @@ func TestUpstashClientInterop(t *testing.T) {
 		}
 	}
 
-	main := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: DefaultTopics})
-	cron := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: DefaultTopics, IdleTimeout: 300 * time.Millisecond})
+	main := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: []string{DefaultTopicPattern}})
+	cron := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: []string{DefaultTopicPattern}, IdleTimeout: 300 * time.Millisecond})
 
 	// The script cannot produce through the API (walrelay writes its
 	// topics), so the test serves it a helper that does.

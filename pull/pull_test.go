@@ -304,6 +304,8 @@ func TestBadParameters(t *testing.T) {
 		{"POST", "/commit/g/i", `{"topic":"t","partition":0}`, 400, "offset is required"},
 		{"POST", "/commit/g/i", `[{"topic":"t","partition":0,"offset":"x"}]`, 400, "offset"},
 		{"POST", "/committed/g/i", ``, 400, "topic, partition"},
+		{"POST", "/committed/g/i", `[{"topic":"t","partition":4294967296}]`, 400, "partition"},
+		{"POST", "/commit/g/i?timeout=9223372036855", `{"topic":"t","partition":0,"offset":1}`, 400, "timeout"},
 		{"POST", "/offsets/yesterday", `{"topic":"t","partition":0}`, 400, "earliest, latest"},
 		// Producing is walrelay's job.
 		{"POST", "/produce", `{"topic":"t","value":"x"}`, 403, "producing"},

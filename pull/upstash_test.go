@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -63,6 +64,14 @@ func TestRecordShape(t *testing.T) {
 func TestFetchLongPoll(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
 	s := newServer(t, Config{Brokers: c.ListenAddrs()})
+	started := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(started) })
+		s.h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s = &server{h: s.h, srv: srv}
 	type result struct {
 		status int
 		body   []byte
@@ -72,9 +81,10 @@ func TestFetchLongPoll(t *testing.T) {
 		status, body := s.do(t, "POST", "/fetch", `{"topic":"t","partition":0,"offset":0,"timeout":20000}`)
 		done <- result{status, body}
 	}()
-	// The record is produced while the call waits (or before it starts:
-	// either way the call must return it, not an empty page).
-	time.Sleep(200 * time.Millisecond)
+	<-started
+	// Produce while the call waits at the end of the partition (a later
+	// start would not change the answer: the record is there either way).
+	time.Sleep(100 * time.Millisecond)
 	produce(t, c, "t", 0, 0, 1)
 	r := <-done
 	var recs []Record
@@ -115,7 +125,8 @@ func TestFetchSeveralPartitions(t *testing.T) {
 func TestAtLeastOnceAcrossReapedInstances(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(1, "t"))
 	produce(t, c, "t", 0, 0, 40)
-	s := newServer(t, Config{Brokers: c.ListenAddrs(), IdleTimeout: 100 * time.Millisecond, Prefetch: 8})
+	s := newServer(t, Config{Brokers: c.ListenAddrs(), IdleTimeout: 100 * time.Millisecond, Prefetch: 8,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	var got []int64
 	reaped := 0
 	deadline := time.Now().Add(60 * time.Second)
@@ -263,7 +274,7 @@ func TestTopicChange(t *testing.T) {
 func TestAdminEndpoints(t *testing.T) {
 	c := newCluster(t, kfake.SeedTopics(3, "sequin.public.a"), kfake.SeedTopics(1, "sequin.public.b"), kfake.SeedTopics(1, "other"))
 	produce(t, c, "sequin.public.b", 0, 0, 4)
-	s := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: DefaultTopics})
+	s := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: []string{DefaultTopicPattern}})
 
 	status, body := s.do(t, "GET", "/topics", "")
 	if status != http.StatusOK || strings.TrimSpace(string(body)) != `{"sequin.public.a":3,"sequin.public.b":1}` {
@@ -321,7 +332,7 @@ func TestLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: DefaultTopics, MaxResponseBytes: 700 << 10,
+	s := newServer(t, Config{Brokers: c.ListenAddrs(), Topics: []string{DefaultTopicPattern}, MaxResponseBytes: 700 << 10,
 		MaxInstances: 2, GroupPrefix: "mine."})
 
 	if recs := s.records(t, "GET", "/fetch?topic=sequin.public.big", ""); !slices.Equal(offsets(recs), []int64{0, 1}) {
@@ -436,5 +447,75 @@ func TestConcurrentInstances(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s delivered %d times", v, n)
 		}
+	}
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func TestConsumeHeadersValidated(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	s := newServer(t, Config{Brokers: c.ListenAddrs()})
+	for _, hdr := range [][]string{
+		{"Kafka-Enable-Auto-Commit", "sometimes"},
+		{"Kafka-Auto-Commit-Interval", "-1"},
+		{"Kafka-Auto-Commit-Interval", "9223372036855"},
+		{"Kafka-Auto-Offset-Reset", "smallest"},
+		{"Kafka-Session-Timeout-Ms", "0"},
+		{"Kafka-Session-Timeout-Ms", "3600001"},
+		{"Kafka-Session-Timeout-Ms", "soon"},
+	} {
+		status, body := s.do(t, "POST", "/consume/g/i", `{"topic":"t","timeout":0}`, hdr...)
+		var e errorBody
+		if status != http.StatusBadRequest || json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, hdr[0]) {
+			t.Errorf("%s: %s: %d %s, want 400 naming the header", hdr[0], hdr[1], status, body)
+		}
+	}
+	if n := s.h.numInstances(); n != 0 {
+		t.Errorf("rejected calls created %d instances", n)
+	}
+	// A valid session timeout is the instance's.
+	if status, body := s.do(t, "POST", "/consume/g/i", `{"topic":"t","timeout":0}`, "Kafka-Session-Timeout-Ms", "1500"); status != http.StatusOK {
+		t.Fatalf("%d %s", status, body)
+	}
+	s.h.mu.Lock()
+	got := s.h.instances[instanceKey{"g", "i"}].opts.sessionTimeout
+	s.h.mu.Unlock()
+	if got != 1500*time.Millisecond {
+		t.Errorf("session timeout %v", got)
+	}
+}
+
+// With auto-commit on, what an instance returned is committed in the
+// background once the interval has passed, without another call, and
+// when the handler closes.
+func TestAutoCommitInBackgroundAndAtClose(t *testing.T) {
+	c := newCluster(t, kfake.SeedTopics(1, "t"))
+	produce(t, c, "t", 0, 0, 6)
+	s := newServer(t, Config{Brokers: c.ListenAddrs()})
+	hdr := append([]string{"Kafka-Auto-Commit-Interval", "100"}, earliest...)
+	recs := s.consumeUntil(t, "POST", "/consume/bg/a", `{"topic":"t","limit":3}`, 1, hdr...)
+	want := recs[len(recs)-1].Offset + 1
+	waitFor(t, "the background commit", func() bool { return committed(t, c, "bg", "t", 0) == want })
+	if s.h.numInstances() != 1 {
+		t.Error("the instance is gone")
+	}
+
+	// A long interval: nothing in the background, but Close commits.
+	recs = s.consumeUntil(t, "POST", "/consume/cl/a", `{"topic":"t","limit":2}`, 1,
+		append([]string{"Kafka-Auto-Commit-Interval", "3600000"}, earliest...)...)
+	if got := committed(t, c, "cl", "t", 0); got != -1 {
+		t.Errorf("committed %d before Close", got)
+	}
+	if err := s.h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := committed(t, c, "cl", "t", 0), recs[len(recs)-1].Offset+1; got != want {
+		t.Errorf("after Close committed %d, want %d", got, want)
 	}
 }
