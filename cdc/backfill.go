@@ -731,10 +731,12 @@ func (s *Stream) saveProgress(ctx context.Context, p BackfillProgress) error {
 }
 
 // BackfillStatus returns the saved progress of backfill id, or nil when it
-// never saved any.
+// never saved any (also when the progress table does not exist yet: it
+// reads, and creates nothing).
 func (s *Stream) BackfillStatus(ctx context.Context, id string) (*BackfillProgress, error) {
-	if err := s.ensureProgressTable(ctx); err != nil {
-		return nil, err
+	p, err := s.loadProgress(ctx, id)
+	if c := pgCode(err); c == "42P01" || c == "3F000" { // undefined_table or _schema: no backfill has run
+		return nil, nil
 	}
-	return s.loadProgress(ctx, id)
+	return p, err
 }
