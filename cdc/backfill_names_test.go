@@ -54,18 +54,23 @@ func TestBackfillReplicaIdentityCheck(t *testing.T) {
 	if !errors.Is(err, ErrReplicaIdentity) {
 		t.Fatalf("Backfill by id with the identity on other = %v, want ErrReplicaIdentity", err)
 	}
+	ackAll(t.Context(), s)
+	if err := s.Backfill(t.Context(), backfill.Config{Table: "t", ID: "y", OrderBy: []string{"other"}}); err != nil {
+		t.Fatalf("Backfill by the identity column: %v", err)
+	}
+}
+
+// ackAll acknowledges every message of s, in a goroutine, until ctx ends.
+func ackAll(ctx context.Context, s *Stream) {
 	go func() {
 		for {
-			m, err := s.Next(t.Context())
+			m, err := s.Next(ctx)
 			if err != nil {
 				return
 			}
 			s.Ack(m)
 		}
 	}()
-	if err := s.Backfill(t.Context(), backfill.Config{Table: "t", ID: "y", OrderBy: []string{"other"}}); err != nil {
-		t.Fatalf("Backfill by the identity column: %v", err)
-	}
 }
 
 // updatedTable is a table for backfillUnderUpdates: sql names it in SQL,

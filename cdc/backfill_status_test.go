@@ -38,15 +38,7 @@ func TestBackfillStatusCreatesNothing(t *testing.T) {
 
 	// After a backfill it reports the saved progress.
 	ctx := t.Context()
-	go func() {
-		for {
-			m, err := s.Next(ctx)
-			if err != nil {
-				return
-			}
-			s.Ack(m)
-		}
-	}()
+	ackAll(ctx, s)
 	if err := s.Backfill(ctx, backfill.Config{Table: "items", ID: "x"}); err != nil {
 		t.Fatal(err)
 	}
