@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,17 +312,18 @@ type BackfillProgress struct {
 // last saved chunk, or returns at once if that backfill finished. Several
 // backfills may run at once, on different tables or IDs.
 //
-// The table needs a primary key. cfg.ChunkSize 0 sizes chunks adaptively
-// (see backfill.DefaultChunkSize: from 1,000 rows toward about 200ms of
-// reading per chunk); cfg.OrderBy is
-// not supported here. A TRUNCATE of the table while a chunk is in flight
+// cfg.Table is written as in SQL (see [message.ParseTable]). cfg.ChunkSize
+// 0 sizes chunks adaptively (see backfill.DefaultChunkSize: from 1,000 rows
+// toward about 200ms of reading per chunk). Rows are paged by the primary
+// key, or by cfg.OrderBy, and matched to changes by their primary key or,
+// in a table without one, by the cfg.OrderBy columns. A change must tell
+// which key it moved a row away from, so the table's replica identity must
+// carry those columns: the default (the primary key), FULL, or an index
+// holding all of them; Backfill returns an error otherwise. A TRUNCATE of the table while a chunk is in flight
 // drops that chunk's rows (the truncate message follows the reads already
 // delivered); an update of a row's primary key makes both its old and new
 // key stale for the chunk in flight.
 func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
-	if len(cfg.OrderBy) > 0 {
-		return errors.New("cdc: backfill: OrderBy is not supported by Stream.Backfill; the table needs a primary key")
-	}
 	if cfg.Consumer.ID == "" && cfg.Consumer.Name == "" {
 		cfg.Consumer = s.consumer
 	}
@@ -402,6 +404,15 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		return err
 	}
 	schema, table := it.Table() // the names changes to the table carry
+	for {
+		err := s.checkIdentity(ctx, schema, table, it.PrimaryKey())
+		if err == nil {
+			break
+		}
+		if err := again(err); err != nil {
+			return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, err)
+		}
+	}
 	type inflight struct {
 		ch     *chunk
 		cursor backfill.Cursor
@@ -508,6 +519,39 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 			return err
 		}
 	}
+}
+
+// ErrReplicaIdentity: the table's replica identity does not carry the
+// columns that identify its rows in a backfill, so an update that changes
+// them would not say which row it changed.
+var ErrReplicaIdentity = errors.New("the replica identity does not include the backfill's key columns (set REPLICA IDENTITY FULL, or page by the primary key)")
+
+// checkIdentity checks that every update of the table that changes the
+// key columns carries their old values: the replica identity is the
+// default one (the primary key, which is then the key: a table without one
+// publishes no updates), FULL, NOTHING (no updates either), or an index
+// holding every key column.
+func (s *Stream) checkIdentity(ctx context.Context, schema, table string, key []string) error {
+	var ident string
+	var cols []string
+	err := s.pool.QueryRow(ctx, `select c.relreplident::text, coalesce((select array_agg(a.attname::text)
+			from pg_catalog.pg_index i
+			join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+			where i.indrelid = c.oid and i.indisreplident), '{}')
+		from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+		where n.nspname = $1 and c.relname = $2`, schema, table).Scan(&ident, &cols)
+	if err != nil {
+		return fmt.Errorf("check replica identity: %w", err)
+	}
+	if ident != "i" {
+		return nil
+	}
+	for _, k := range key {
+		if !slices.Contains(cols, k) {
+			return fmt.Errorf("%s: key column %q: %w", pgx.Identifier{schema, table}.Sanitize(), k, ErrReplicaIdentity)
+		}
+	}
+	return nil
 }
 
 // sameTable reports whether two table names name the same table.
@@ -733,10 +777,12 @@ func (s *Stream) saveProgress(ctx context.Context, p BackfillProgress) error {
 }
 
 // BackfillStatus returns the saved progress of backfill id, or nil when it
-// never saved any.
+// never saved any (also when the progress table does not exist yet: it
+// reads, and creates nothing).
 func (s *Stream) BackfillStatus(ctx context.Context, id string) (*BackfillProgress, error) {
-	if err := s.ensureProgressTable(ctx); err != nil {
-		return nil, err
+	p, err := s.loadProgress(ctx, id)
+	if c := pgCode(err); c == "42P01" || c == "3F000" { // undefined_table or _schema: no backfill has run
+		return nil, nil
 	}
-	return s.loadProgress(ctx, id)
+	return p, err
 }

@@ -2,8 +2,10 @@ package cdc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,24 +16,91 @@ import (
 )
 
 // TestBackfillQuotedNamesUnderWrites backfills tables whose names need
-// quotes — dots, double quotes, upper case — while their rows are updated,
-// and checks the watermark guarantee: every update raises a row's n, so a
-// read carrying a lower n than a change of that row delivered before it
-// overtook the newer change. Each table ends equal to its replica. The
-// chunk in flight must be matched to the table's changes by the names the
-// catalog (and so every change) carries.
+// quotes — dots, double quotes, upper case — while their rows are updated
+// (see backfillUnderUpdates). The chunk in flight must be matched to the
+// table's changes by the names the catalog (and so every change) carries.
 func TestBackfillQuotedNamesUnderWrites(t *testing.T) {
-	const rows, chunk = 1500, 50
-	tables := []struct{ sql, name, schema, table string }{
-		{`"my.schema"."Line ""Items"""`, `"my.schema"."Line ""Items"""`, "my.schema", `Line "Items"`},
-		{`"Sales".orders`, `"Sales".ORDERS`, "Sales", "orders"},
-		{`"a.b"`, `"a.b"`, "public", "a.b"},
+	backfillUnderUpdates(t, []string{`create schema "my.schema"`, `create schema "Sales"`}, []updatedTable{
+		{sql: `"my.schema"."Line ""Items"""`, name: `"my.schema"."Line ""Items"""`, schema: "my.schema", table: `Line "Items"`},
+		{sql: `"Sales".orders`, name: `"Sales".ORDERS`, schema: "Sales", table: "orders"},
+		{sql: `"a.b"`, name: `"a.b"`, schema: "public", table: "a.b"},
+	})
+}
+
+// TestBackfillOrderByUnderWrites backfills tables paged by OrderBy — one
+// without a primary key (REPLICA IDENTITY FULL), one with a primary key
+// paged by another column — while their rows are updated.
+func TestBackfillOrderByUnderWrites(t *testing.T) {
+	backfillUnderUpdates(t, nil, []updatedTable{
+		{sql: "nopk", name: "nopk", schema: "public", table: "nopk", orderBy: []string{"id"},
+			create: "create table nopk (id bigint not null unique, n bigint not null); alter table nopk replica identity full"},
+		{sql: "bypos", name: "bypos", schema: "public", table: "bypos", orderBy: []string{"pos"},
+			create: "create table bypos (id bigint primary key, n bigint not null, pos bigint not null unique)"},
+	})
+}
+
+// TestBackfillReplicaIdentityCheck checks that Backfill refuses a table whose
+// replica identity does not carry its key columns: an update changing them
+// would not say which row it changed.
+func TestBackfillReplicaIdentityCheck(t *testing.T) {
+	e := newEnv(t,
+		"create table t (id bigint not null unique, other bigint not null unique)",
+		"create unique index t_other on t (other)",
+		"alter table t replica identity using index t_other",
+		"insert into t values (1, 1)",
+	)
+	s := e.open(e.config())
+	err := s.Backfill(t.Context(), backfill.Config{Table: "t", ID: "x", OrderBy: []string{"id"}})
+	if !errors.Is(err, ErrReplicaIdentity) {
+		t.Fatalf("Backfill by id with the identity on other = %v, want ErrReplicaIdentity", err)
 	}
-	setup := []string{`create schema "my.schema"`, `create schema "Sales"`, "create table marker (id bigint primary key)"}
+	ackAll(t.Context(), s)
+	if err := s.Backfill(t.Context(), backfill.Config{Table: "t", ID: "y", OrderBy: []string{"other"}}); err != nil {
+		t.Fatalf("Backfill by the identity column: %v", err)
+	}
+}
+
+// ackAll acknowledges every message of s, in a goroutine, until ctx ends.
+func ackAll(ctx context.Context, s *Stream) {
+	go func() {
+		for {
+			m, err := s.Next(ctx)
+			if err != nil {
+				return
+			}
+			s.Ack(m)
+		}
+	}()
+}
+
+// updatedTable is a table for backfillUnderUpdates: sql names it in SQL,
+// name in backfill.Config, schema and table as messages carry them. Its
+// rows have a bigint id and n.
+type updatedTable struct {
+	sql, name, schema, table string
+	orderBy                  []string
+	create                   string // default: id primary key, n
+}
+
+// backfillUnderUpdates backfills every table at once while writers update
+// their rows, and checks the watermark guarantee: every update raises a
+// row's n, so a read carrying a lower n than a change of that row
+// delivered before it overtook the newer change. Each table ends equal to
+// its replica.
+func backfillUnderUpdates(t *testing.T, setup []string, tables []updatedTable) {
+	const rows, chunk = 1500, 50
+	setup = append(setup, "create table marker (id bigint primary key)")
 	for _, tb := range tables {
-		setup = append(setup,
-			"create table "+tb.sql+" (id bigint primary key, n bigint not null)",
-			fmt.Sprintf("insert into %s select g, 0 from generate_series(1, %d) g", tb.sql, rows))
+		create := tb.create
+		if create == "" {
+			create = "create table " + tb.sql + " (id bigint primary key, n bigint not null)"
+		}
+		cols, vals := "id, n", "g, 0"
+		if slices.Contains(tb.orderBy, "pos") {
+			cols, vals = "id, n, pos", "g, 0, (g * 7919) % 1500"
+		}
+		setup = append(setup, create,
+			fmt.Sprintf("insert into %s (%s) select %s from generate_series(1, %d) g", tb.sql, cols, vals, rows))
 	}
 	e := newEnv(t, setup...)
 	s := e.open(e.config())
@@ -118,7 +187,7 @@ func TestBackfillQuotedNamesUnderWrites(t *testing.T) {
 	var bwg sync.WaitGroup
 	for i, tb := range tables {
 		bwg.Go(func() {
-			cfg := backfill.Config{Table: tb.name, ID: fmt.Sprintf("q%d", i), ChunkSize: chunk}
+			cfg := backfill.Config{Table: tb.name, ID: fmt.Sprintf("q%d", i), ChunkSize: chunk, OrderBy: tb.orderBy}
 			if err := s.Backfill(ctx, cfg); err != nil {
 				t.Errorf("Backfill %s: %v", tb.name, err)
 			}

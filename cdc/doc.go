@@ -183,6 +183,11 @@
 // [Stream.Backfill] delivers the rows already in a table as read messages
 // through the same stream, interleaved with live changes so that a read
 // never overtakes a newer change of its row, and resumable after a restart.
+// It pages by the primary key or by backfill.Config.OrderBy; the table's
+// replica identity must carry the columns that identify its rows (the
+// primary key by default, REPLICA IDENTITY FULL for a table without one),
+// else Backfill returns [ErrReplicaIdentity]. [Stream.BackfillStatus]
+// reports a backfill's saved progress without creating anything.
 //
 // # Errors and standbys
 //
