@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/testtime"
 )
@@ -130,9 +131,15 @@ func checkReplay(t *testing.T, e *env, ds *deliveries) (perPK map[string]int, eq
 // when it exits, its backfill fails, or after timeout (scaled by testtime).
 func waitStderr(t *testing.T, c *consumer, what string, timeout time.Duration) {
 	t.Helper()
+	waitStderrCount(t, c, what, 1, timeout)
+}
+
+// waitStderrCount is waitStderr for the nth time what is written.
+func waitStderrCount(t *testing.T, c *consumer, what string, n int, timeout time.Duration) {
+	t.Helper()
 	timeout = testtime.Bound(timeout)
 	deadline := time.Now().Add(timeout)
-	for !strings.Contains(c.stderr.String(), what) {
+	for strings.Count(c.stderr.String(), what) < n {
 		if err := c.alive(); err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +147,7 @@ func waitStderr(t *testing.T, c *consumer, what string, timeout time.Duration) {
 			t.Fatalf("backfill failed: %s", c.stderr.String())
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %q after %v; stderr:\n%s", what, timeout, c.stderr.String())
+			t.Fatalf("no %q (%d times) after %v; stderr:\n%s", what, n, timeout, c.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -179,12 +186,12 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 	// The consumer holds its sink at a third of the rows, then at two
 	// thirds: however fast it runs, the backfill is mid-way at each restart.
 	limit := outPath(e, "read-limit")
-	setLimit := func(n int) {
+	hold := func(n int) {
 		if err := os.WriteFile(limit, []byte(fmt.Sprint(n)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	setLimit(rows / 3)
+	hold(rows / 3)
 	c := startConsumer(t, e, ds, "FAULTS_BACKFILL_TABLE=public.items", "FAULTS_BACKFILL_ID=f11r", "FAULTS_WRITE_DELAY=50ms", "FAULTS_READ_LIMIT="+limit)
 	readCount := func() int {
 		all, err := ds.all()
@@ -200,29 +207,28 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 		return n
 	}
 	ctx := context.Background()
-	// Once the first reads arrive, restart twice, half a second apart,
-	// while the slowed writes (at most 500 messages per 50ms) go on reading.
-	// The writers stop after the restarts, so that the consumer catches up.
-	for deadline := time.Now().Add(testtime.Bound(time.Minute)); readCount() == 0; {
-		if err := c.alive(); err != nil {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no read after %v", testtime.Bound(time.Minute))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Restart fast at the first hold and immediately at the second. The
+	// writers stop after the restarts, so that the consumer catches up.
 	for i, mode := range []pgtest.ShutdownMode{pgtest.Fast, pgtest.Immediate} {
-		time.Sleep(500 * time.Millisecond)
+		waitStderrCount(t, c, "consumer: held at", i+1, 3*time.Minute)
 		if strings.Contains(c.stderr.String(), "backfill done") {
 			t.Fatalf("the backfill finished before restart %d", i+1)
 		}
 		mon.allowRegression()
-		if err := cl.Restart(ctx, mode); err != nil {
+		if mode == pgtest.Fast {
+			// A fast shutdown waits until the walsender's client confirmed
+			// all it was sent: the consumer goes on once it has begun.
+			restarted := make(chan error, 1)
+			go func() { restarted <- cl.Restart(ctx, mode) }()
+			waitRefused(t, e.url)
+			hold(2 * rows / 3)
+			if err := <-restarted; err != nil {
+				t.Fatal(err)
+			}
+		} else if err := cl.Restart(ctx, mode); err != nil {
 			t.Fatal(err)
 		}
 		mon.allowRegression()
-		setLimit((i + 2) * rows / 3)
 	}
 	if err := os.Remove(limit); err != nil {
 		t.Fatal(err)
@@ -237,6 +243,26 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 	compare(t, e, ds, mon, result{Fault: "F11r", Name: "backfill across Postgres restarts", Runs: 2}, compareOpts{commitOrder: true})
 	perPK, equal := checkReplay(t, e, ds)
 	t.Logf("F11r: %d rows read (%d reads), replay equals the table: %v", len(perPK), readCount(), equal)
+}
+
+// waitRefused waits until the server at url refuses connections: it is
+// shutting down.
+func waitRefused(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(testtime.Bound(time.Minute))
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), testtime.Bound(10*time.Second))
+		conn, err := pgx.Connect(ctx, url)
+		cancel()
+		if err != nil {
+			return
+		}
+		conn.Close(context.Background())
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still accepts connections after %v", testtime.Bound(time.Minute))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // F12: the consumer running a backfill is killed mid-way and restarted; the
