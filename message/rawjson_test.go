@@ -38,3 +38,27 @@ func TestRawJSONAnyDepth(t *testing.T) {
 		t.Fatalf("cyclic map: err = %v, want errTooDeep", err)
 	}
 }
+
+// BenchmarkAppendRawJSON validates and compacts a jsonb document of nested
+// objects and arrays, as a json column's value is embedded.
+func BenchmarkAppendRawJSON(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"items": [`)
+	for i := range 40 {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(`{"sku": "A-1234", "qty": 3, "price": 19.99, "tags": ["red", "large"], "meta": {"gift": false, "note": null}}`)
+	}
+	sb.WriteString(`], "total": 799.6}`)
+	raw := []byte(sb.String())
+	buf := make([]byte, 0, len(raw))
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = appendRawJSON(buf[:0], raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
