@@ -114,6 +114,9 @@
 //     Postgres sent them (validated and compacted by the encoder, at any
 //     nesting depth — Postgres accepts jsonb deeper than encoding/json's
 //     10,000 levels).
+//   - A database's or role's output settings (DateStyle, IntervalStyle,
+//     TimeZone, extra_float_digits) do not change what is decoded: the
+//     stream's connections, its backfill reads included, set them.
 //   - A value the mapping cannot decode (an output format a setting or an
 //     extension changed, say) follows Config.Undecodable: by default the
 //     stream stops with a [*DecodeError] naming the table, column and LSN —

@@ -36,6 +36,8 @@ package faults
 //	REVOKE of pg_logical_emit_message          cdc TestRevokeEmitMessageAsDocumented
 //	8 rows of 64 MiB, consumer stalled         cdc TestBufferBytesBoundsStalledConsumer (buffered <= budget + 1 message)
 //	Config printed or logged with a password   cdc TestConfigPrintsNoPassword
+//	database DateStyle/IntervalStyle/TimeZone
+//	  set to other output formats              cdc TestDatabaseOutputSettingsDoNotChangeValues
 
 import (
 	"context"
