@@ -123,7 +123,7 @@
 //     never skipping it, since reopening stops at the same change until the
 //     policy is changed; with [UndecodableText] the value is delivered as
 //     its Postgres text, logged, and handed to Config.DeadLetter, and the
-//     stream goes on.
+//     stream goes on. Backfill reads follow the same policy.
 //   - pg_logical_emit_message is executable by PUBLIC: any role that can log
 //     in can write transaction annotations, of any size. A
 //     transaction-annotations message larger than Config.MaxAnnotationBytes
