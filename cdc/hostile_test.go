@@ -342,6 +342,11 @@ func TestUndecodableValuePolicy(t *testing.T) {
 	if attrs, ok := logs.find(slog.LevelWarn, "undecodable"); !ok || attrs["column"].String() != "account" || attrs["table"].String() != "public.orders" {
 		t.Fatalf("warning = %v, %v; want one naming the table and column", attrs, ok)
 	}
+	// Backfill reads get the same policy, without an LSN.
+	v, err := s.undecodableRead("public.orders")("account", []byte("also-not-an-int4"), errors.New("bad"))
+	if err != nil || v != "also-not-an-int4" || len(dead) != 2 || dead[1] != "0/0|public.orders|account|also-not-an-int4" {
+		t.Fatalf("backfill read: %v, %v; dead letters %q", v, err, dead)
+	}
 	// The next row decodes as usual.
 	if err := s.handle(lsn+100, tuple([]byte{'I', 0, 0, 0x40, 0x07, 'N'}, benchRow)); err != nil {
 		t.Fatal(err)

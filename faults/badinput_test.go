@@ -30,7 +30,7 @@ package faults
 //	  (15,000), stream and backfill            cdc TestDeepJSONStreamsAndBackfills; pgvalue TestDecodeDeepJSON;
 //	                                           message TestRawJSONAnyDepth
 //	a value the mapping cannot decode          cdc TestUndecodableValuePolicy (fail naming table, column, LSN;
-//	                                             or UndecodableText + DeadLetter)
+//	                                             or UndecodableText + DeadLetter); backfill TestUndecodableValue
 //	40 MB annotation from a LOGIN-only role,
 //	  and a 40 MB message of another prefix    cdc TestHugeAnnotationFromLoginRole (heap peak < 100 MB)
 //	REVOKE of pg_logical_emit_message          cdc TestRevokeEmitMessageAsDocumented
