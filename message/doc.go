@@ -134,5 +134,7 @@
 // encoding again gives identical bytes; for any other message the result is
 // equal as JSON (a jsonb object's keys come back sorted). Unknown fields,
 // such as Sequin's "enrichment", are ignored; commit_lsn may also be given
-// as Postgres LSN text.
+// as Postgres LSN text. It decodes with encoding/json, which refuses values
+// nested more than 10000 levels deep: a message carrying such a jsonb value
+// encodes, but does not decode back.
 package message

@@ -62,3 +62,17 @@ func BenchmarkAppendRawJSON(b *testing.B) {
 		}
 	}
 }
+
+// What the package doc says of decoding: a message with a value nested
+// past 10000 levels encodes, and UnmarshalJSON refuses it.
+func TestDeepRawJSONDoesNotDecode(t *testing.T) {
+	raw := strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001)
+	b, err := Message{Action: ActionInsert, Record: map[string]any{"doc": json.RawMessage(raw)}}.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Message
+	if err := m.UnmarshalJSON(b); err == nil {
+		t.Fatal("UnmarshalJSON accepted a value nested 10001 levels deep")
+	}
+}
