@@ -99,6 +99,14 @@ type Config struct {
 	// Now returns the read time stamped on messages as CommitTimestamp.
 	// nil means time.Now. Times are converted to UTC.
 	Now func() time.Time
+
+	// Undecodable, when set, is called with each value the mapping cannot
+	// decode: the column, the value's Postgres text (valid only during the
+	// call) and the error. What it returns is delivered in the value's
+	// place; an error it returns stops the iterator. nil means such a value
+	// stops the iterator with an error naming the table and column.
+	// cdc's Stream.Backfill sets it from cdc.Config.Undecodable.
+	Undecodable func(column string, text []byte, err error) (any, error)
 }
 
 // Iterator reads a table in key order, a page at a time, as read messages.
@@ -120,6 +128,8 @@ type Iterator struct {
 	sqlAfter      string   // later pages: strictly after the cursor ($1…$n)
 	consumer      message.Consumer
 	database      message.Database
+
+	undecodable func(column string, text []byte, err error) (any, error)
 
 	cursor  Cursor
 	buf     []message.Message
@@ -170,6 +180,8 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 		table:    table,
 		consumer: cfg.Consumer,
 		database: cfg.Database,
+
+		undecodable: cfg.Undecodable,
 	}
 	if it.limit == 0 {
 		it.limit, it.adapt = DefaultChunkSize, true

@@ -81,7 +81,9 @@
 // many rows share blocks of memory, so a caller that keeps one message of a
 // page keeps up to a block (64 KiB of text) alive with it. [Config.Where] is
 // SQL written by the caller and is trusted. Timestamps require DateStyle ISO,
-// the Postgres default. Array lower bounds are not kept.
+// the Postgres default. Array lower bounds are not kept. A value the mapping
+// cannot decode stops the iterator with an error naming the table and
+// column, unless [Config.Undecodable] supplies a value in its place.
 //
 // # Speed and the collector
 //

@@ -61,6 +61,9 @@ func (it *Iterator) decodeRow(m *message.Message, keys []string, raw [][]byte, o
 			continue
 		}
 		v, err := it.mapper.DecodeIn(a, oids[i], raw[i])
+		if err != nil && it.undecodable != nil {
+			v, err = it.undecodable(name, raw[i], err)
+		}
 		if err != nil {
 			return keys, fmt.Errorf("column %s: %w", name, err)
 		}

@@ -330,6 +330,9 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	if cfg.Database.ID == "" && cfg.Database.Name == "" {
 		cfg.Database = s.database
 	}
+	if cfg.Undecodable == nil && s.cfg.Undecodable == UndecodableText {
+		cfg.Undecodable = s.undecodableRead(cfg.Table)
+	}
 	var bo backoff.BackOff
 	// again waits before the work that failed with err is tried again. It
 	// returns err itself when a retry cannot help or the stream's Backoff

@@ -80,11 +80,14 @@ type Config struct {
 	MaxAnnotationBytes int
 	// Undecodable says what the stream does with a column value it cannot
 	// decode. The default, UndecodableFail, stops the stream with a
-	// [*DecodeError] naming the table, column and LSN.
+	// [*DecodeError] naming the table, column and LSN (and a backfill with
+	// an error naming the table and column). It applies to backfill reads
+	// through [Stream.Backfill] too, unless their backfill.Config sets its
+	// own Undecodable.
 	Undecodable UndecodablePolicy
 	// DeadLetter, when set, receives each value delivered under
-	// UndecodableText: the error (table, column, LSN) and the value's
-	// Postgres text, which the callee may keep. It runs on the stream's
+	// UndecodableText: the error (table, column, LSN; a backfill read's LSN
+	// is zero) and the value's Postgres text, which the callee may keep. It runs on the stream's
 	// reader goroutine, so it should be quick; the reader waits for it.
 	DeadLetter func(err *DecodeError, text []byte)
 	// StatusInterval is how often the stream reports its acknowledged

@@ -143,13 +143,16 @@
 //     Postgres sent them (validated and compacted by the encoder, at any
 //     nesting depth — Postgres accepts jsonb deeper than encoding/json's
 //     10,000 levels).
+//   - A database's or role's output settings (DateStyle, IntervalStyle,
+//     TimeZone, extra_float_digits) do not change what is decoded: the
+//     stream's connections, its backfill reads included, set them.
 //   - A value the mapping cannot decode (an output format a setting or an
 //     extension changed, say) follows Config.Undecodable: by default the
 //     stream stops with a [*DecodeError] naming the table, column and LSN —
 //     never skipping it, since reopening stops at the same change until the
 //     policy is changed; with [UndecodableText] the value is delivered as
 //     its Postgres text, logged, and handed to Config.DeadLetter, and the
-//     stream goes on.
+//     stream goes on. Backfill reads follow the same policy.
 //   - pg_logical_emit_message is executable by PUBLIC: any role that can log
 //     in can write transaction annotations, of any size. A
 //     transaction-annotations message larger than Config.MaxAnnotationBytes

@@ -342,6 +342,11 @@ func TestUndecodableValuePolicy(t *testing.T) {
 	if attrs, ok := logs.find(slog.LevelWarn, "undecodable"); !ok || attrs["column"].String() != "account" || attrs["table"].String() != "public.orders" {
 		t.Fatalf("warning = %v, %v; want one naming the table and column", attrs, ok)
 	}
+	// Backfill reads get the same policy, without an LSN.
+	v, err := s.undecodableRead("public.orders")("account", []byte("also-not-an-int4"), errors.New("bad"))
+	if err != nil || v != "also-not-an-int4" || len(dead) != 2 || dead[1] != "0/0|public.orders|account|also-not-an-int4" {
+		t.Fatalf("backfill read: %v, %v; dead letters %q", v, err, dead)
+	}
 	// The next row decodes as usual.
 	if err := s.handle(lsn+100, tuple([]byte{'I', 0, 0, 0x40, 0x07, 'N'}, benchRow)); err != nil {
 		t.Fatal(err)
@@ -435,5 +440,66 @@ func TestRevokeEmitMessageAsDocumented(t *testing.T) {
 	}
 	if err := pgtest.ExecURL(t.Context(), withUser(e.url, annotator), emit); err != nil {
 		t.Fatalf("the granted role: %v", err)
+	}
+}
+
+// A database whose settings print values in another format (DateStyle SQL,
+// IntervalStyle sql_standard) streams and backfills the same values as any
+// other: the stream's connections set the output format they decode.
+func TestDatabaseOutputSettingsDoNotChangeValues(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	db := url[strings.LastIndexByte(url, '/')+1:]
+	if i := strings.IndexByte(db, '?'); i >= 0 {
+		db = db[:i]
+	}
+	pgtest.Exec(t, url, "alter database "+db+" set DateStyle = 'SQL, DMY'",
+		"alter database "+db+" set IntervalStyle = 'sql_standard'",
+		"alter database "+db+" set TimeZone = 'Asia/Kolkata'")
+	e := newEnvAt(t, url, "create table ev (id int primary key, at timestamptz, local timestamp, d date, span interval)")
+	cfg := e.config()
+	cfg.HeartbeatInterval = -1
+	s := e.open(cfg)
+	e.exec(`insert into ev values (1, '2024-10-28 21:37:01.12747+00', '2024-10-28 21:37:01', '2024-10-28', '1 day 2 hours')`)
+	want := map[string]any{"at": "2024-10-28T21:37:01.127470Z", "local": "2024-10-28T21:37:01.000000"}
+	check := func(m message.Message) {
+		t.Helper()
+		for k, v := range want {
+			if m.Record[k] != v {
+				t.Fatalf("%s: %s = %#v, want %#v", m.Action, k, m.Record[k], v)
+			}
+		}
+		if _, err := m.MarshalJSON(); err != nil {
+			t.Fatalf("%s: %v", m.Action, err)
+		}
+	}
+	m := next(t, s, 1)[0]
+	check(m)
+	s.Ack(m)
+	// The interval and date as the stream sees them are what the backfill
+	// must see too.
+	want["d"], want["span"] = m.Record["d"], m.Record["span"]
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Backfill(ctx, backfill.Config{Table: "public.ev", ID: "styles"}) }()
+	got := make(chan message.Message, 1)
+	go func() {
+		if r, err := s.Next(ctx); err == nil {
+			got <- r
+		}
+	}()
+	var r message.Message
+	select {
+	case err := <-errc:
+		t.Fatalf("Backfill ended before its read arrived: %v", err)
+	case r = <-got:
+	case <-ctx.Done():
+		t.Fatal("no read within a minute")
+	}
+	check(r)
+	s.Ack(r)
+	if err := <-errc; err != nil {
+		t.Fatalf("Backfill: %v", err)
 	}
 }

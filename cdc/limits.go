@@ -33,6 +33,20 @@ func (s *Stream) undecodable(rel *relation, i int, text []byte, err error) (any,
 	return string(text), nil
 }
 
+// undecodableRead is undecodable for the backfill reads of table, which
+// have no LSN.
+func (s *Stream) undecodableRead(table string) func(column string, text []byte, err error) (any, error) {
+	return func(column string, text []byte, err error) (any, error) {
+		de := &DecodeError{Relation: table, Column: column, Err: err}
+		s.cfg.Logger.Warn("undecodable value in a backfill read delivered as its text (Config.Undecodable)",
+			"table", table, "column", column, "err", err)
+		if s.cfg.DeadLetter != nil {
+			s.cfg.DeadLetter(de, append([]byte(nil), text...))
+		}
+		return string(text), nil
+	}
+}
+
 // annotationsTooLarge reports, and logs, a transaction-annotations message
 // larger than Config.MaxAnnotationBytes, which is then not decoded: any
 // role that can log in may emit logical messages, and decoding JSON takes

@@ -31,6 +31,7 @@ func Open(ctx context.Context, cfg Config) (*Stream, error) {
 	}
 	poolCfg.MaxConns = 4
 	defaultAppName(poolCfg.ConnConfig.RuntimeParams)
+	textOutput(poolCfg.ConnConfig.RuntimeParams) // backfill reads decode like the WAL
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("cdc: connect: %w", err)
@@ -303,6 +304,17 @@ func defaultAppName(params map[string]string) {
 	}
 }
 
+// textOutput sets the session settings that shape values' text to what
+// the value mapper expects, whatever the role's or database's defaults (a
+// database with DateStyle 'SQL, DMY' would otherwise print timestamps the
+// mapper cannot read).
+func textOutput(params map[string]string) {
+	params["DateStyle"] = "ISO, MDY"
+	params["IntervalStyle"] = "postgres"
+	params["TimeZone"] = "UTC"
+	params["extra_float_digits"] = "3"
+}
+
 func (s *Stream) connectOnce(ctx context.Context) (*pgconn.PgConn, error) {
 	pc, err := pgconn.ParseConfig(s.cfg.ConnString)
 	if err != nil {
@@ -310,11 +322,7 @@ func (s *Stream) connectOnce(ctx context.Context) (*pgconn.PgConn, error) {
 	}
 	pc.RuntimeParams["replication"] = "database"
 	defaultAppName(pc.RuntimeParams)
-	// Text output the value mapper expects, whatever the role's defaults.
-	pc.RuntimeParams["DateStyle"] = "ISO, MDY"
-	pc.RuntimeParams["IntervalStyle"] = "postgres"
-	pc.RuntimeParams["TimeZone"] = "UTC"
-	pc.RuntimeParams["extra_float_digits"] = "3"
+	textOutput(pc.RuntimeParams)
 	pc.BuildFrontend = replicationFrontend
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {

@@ -30,12 +30,14 @@ package faults
 //	  (15,000), stream and backfill            cdc TestDeepJSONStreamsAndBackfills; pgvalue TestDecodeDeepJSON;
 //	                                           message TestRawJSONAnyDepth
 //	a value the mapping cannot decode          cdc TestUndecodableValuePolicy (fail naming table, column, LSN;
-//	                                             or UndecodableText + DeadLetter)
+//	                                             or UndecodableText + DeadLetter); backfill TestUndecodableValue
 //	40 MB annotation from a LOGIN-only role,
 //	  and a 40 MB message of another prefix    cdc TestHugeAnnotationFromLoginRole (heap peak < 100 MB)
 //	REVOKE of pg_logical_emit_message          cdc TestRevokeEmitMessageAsDocumented
 //	8 rows of 64 MiB, consumer stalled         cdc TestBufferBytesBoundsStalledConsumer (buffered <= budget + 1 message)
 //	Config printed or logged with a password   cdc TestConfigPrintsNoPassword
+//	database DateStyle/IntervalStyle/TimeZone
+//	  set to other output formats              cdc TestDatabaseOutputSettingsDoNotChangeValues
 
 import (
 	"context"

@@ -170,5 +170,7 @@
 // Metadata.Enrichment, a non-object transaction_annotations to
 // Metadata.RawTransactionAnnotations, and a null commit_lsn or commit_idx
 // decodes as 0; commit_lsn may also be given as Postgres LSN text. Numerics
-// written as strings decode as strings.
+// written as strings decode as strings. It decodes with encoding/json, which
+// refuses values nested more than 10000 levels deep: a message carrying such
+// a jsonb value encodes, but does not decode back.
 package message

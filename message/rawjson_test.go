@@ -38,3 +38,41 @@ func TestRawJSONAnyDepth(t *testing.T) {
 		t.Fatalf("cyclic map: err = %v, want errTooDeep", err)
 	}
 }
+
+// BenchmarkAppendRawJSON validates and compacts a jsonb document of nested
+// objects and arrays, as a json column's value is embedded.
+func BenchmarkAppendRawJSON(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"items": [`)
+	for i := range 40 {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(`{"sku": "A-1234", "qty": 3, "price": 19.99, "tags": ["red", "large"], "meta": {"gift": false, "note": null}}`)
+	}
+	sb.WriteString(`], "total": 799.6}`)
+	raw := []byte(sb.String())
+	buf := make([]byte, 0, len(raw))
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = appendRawJSON(buf[:0], raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// What the package doc says of decoding: a message with a value nested
+// past 10000 levels encodes, and UnmarshalJSON refuses it.
+func TestDeepRawJSONDoesNotDecode(t *testing.T) {
+	raw := strings.Repeat("[", 10_001) + strings.Repeat("]", 10_001)
+	b, err := Message{Action: ActionInsert, Record: map[string]any{"doc": json.RawMessage(raw)}}.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Message
+	if err := m.UnmarshalJSON(b); err == nil {
+		t.Fatal("UnmarshalJSON accepted a value nested 10001 levels deep")
+	}
+}
