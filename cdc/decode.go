@@ -58,13 +58,19 @@ func (s *Stream) handle(lsn message.LSN, data []byte) error {
 	if err != nil {
 		return &DecodeError{LSN: lsn, Err: err}
 	}
+	err = s.dispatch(lsn, msg)
 	if s.tx.active {
 		switch msg.(type) {
 		case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage,
 			*pglogrepl.TruncateMessage, *pglogrepl.LogicalDecodingMessage:
-			defer func() { s.tx.idx++ }()
+			s.tx.idx++
 		}
 	}
+	return err
+}
+
+// dispatch handles one parsed pgoutput message.
+func (s *Stream) dispatch(lsn message.LSN, msg pglogrepl.Message) error {
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
 		s.tx = txState{active: true, xid: m.Xid, commitLSN: message.LSN(m.FinalLSN), commitTime: m.CommitTime.UTC()}

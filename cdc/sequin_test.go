@@ -372,3 +372,27 @@ func TestCreatedPublicationViaRoot(t *testing.T) {
 		t.Errorf("table_name = %q, want pt", m.Metadata.TableName)
 	}
 }
+
+// TestBackfillSeesOldKeyWithoutFull: changes carry no old key without
+// REPLICA IDENTITY FULL, yet a backfill chunk in flight must still learn
+// that a key change made the row's old key stale (from the old key tuple).
+func TestBackfillSeesOldKeyWithoutFull(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key, a text)", "insert into t values (1, 'x')")
+	s := e.open(e.config())
+	ch := &chunk{id: "probe", schema: "public", table: "t", keyCols: []string{"id"},
+		dirty: map[string][]uint32{}, done: make(chan struct{})}
+	s.chunks.register(ch)
+	defer s.chunks.remove(ch.id)
+	e.exec("update t set id = 2 where id = 1")
+	m := next(t, s, 1)[0]
+	if len(m.Changes) != 0 {
+		t.Errorf("changes = %v, want {}", m.Changes)
+	}
+	s.chunks.mu.Lock()
+	defer s.chunks.mu.Unlock()
+	for _, id := range []int64{1, 2} {
+		if k := rowKey(ch.keyCols, map[string]any{"id": id}); len(ch.dirty[k]) == 0 {
+			t.Errorf("key %d not marked changed for the chunk: %v", id, ch.dirty)
+		}
+	}
+}
