@@ -319,10 +319,10 @@ type BackfillProgress struct {
 // in a table without one, by the cfg.OrderBy columns. A change must tell
 // which key it moved a row away from, so the table's replica identity must
 // carry those columns: the default (the primary key), FULL, or an index
-// holding all of them; Backfill returns an error otherwise. A TRUNCATE of the table while a chunk is in flight
-// drops that chunk's rows (the truncate message follows the reads already
-// delivered); an update of a row's primary key makes both its old and new
-// key stale for the chunk in flight.
+// holding all of them; otherwise Backfill returns [ErrReplicaIdentity]. A
+// TRUNCATE of the table while a chunk is in flight drops that chunk's rows
+// (the truncate message follows the reads already delivered); an update of
+// a row's key makes both its old and new key stale for the chunk in flight.
 func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	if cfg.Consumer.ID == "" && cfg.Consumer.Name == "" {
 		cfg.Consumer = s.consumer
