@@ -130,7 +130,8 @@ func permanent(err error) bool {
 	var te *TruncateError
 	return IsAuthError(err) || tlserr.VerifyFailed(err) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &te) ||
 		(errors.As(err, &se) && !errors.Is(err, ErrSlotInUse) && !errors.Is(err, ErrSlotSyncing)) ||
-		errors.Is(err, ErrWALLevel) || errors.Is(err, ErrPublicationNotFound)
+		errors.Is(err, ErrWALLevel) || errors.Is(err, ErrPublicationNotFound) ||
+		errors.Is(err, ErrHistoryDiverged) || errors.Is(err, ErrServerVersion)
 }
 
 func pgCode(err error) string {

@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/walrelay/walrelay/message"
@@ -58,5 +59,24 @@ func TestRebaseOnPromotion(t *testing.T) {
 				t.Fatalf("received, flushed = %v, %v; want %v, %v", s.received, s.flushed, c.wantReceived, c.wantFlushed)
 			}
 		})
+	}
+}
+
+// A diverged history or an unsupported version stops the stream: retrying
+// cannot help. A slot still synchronising on a standby is waited out.
+func TestFailoverErrorsPermanence(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{&SlotError{Slot: "s", Err: ErrSlotNotSynced}, true},
+		{fmt.Errorf("%w: x", ErrHistoryDiverged), true},
+		{fmt.Errorf("%w: x", ErrServerVersion), true},
+		{&SlotError{Slot: "s", Err: ErrSlotSyncing}, false},
+	}
+	for _, c := range cases {
+		if got := permanent(c.err); got != c.want {
+			t.Errorf("permanent(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

@@ -141,11 +141,13 @@ func failoverMajors() []int { return []int{17, 18} }
 // failover slot; under a mixed workload the primary is killed (SIGKILL)
 // and the standby promoted. The consumer follows the multi-host connection
 // string to the new primary and goes on: nothing lost, keys stable, the
-// slot never ahead of the sink. Each run is a new pair of servers.
+// slot never ahead of the sink. Each run is a new pair of servers: one per
+// version in the short campaign (CI runs it on 17 and on 18), five in the
+// long one.
 func TestF16Failover(t *testing.T) {
 	for _, major := range failoverMajors() {
 		t.Run(fmt.Sprintf("pg%d", major), func(t *testing.T) {
-			for run := range pick(2, 5) {
+			for run := range pick(1, 5) {
 				t.Run(fmt.Sprintf("run%d", run+1), func(t *testing.T) { failoverRun(t, major) })
 			}
 		})
@@ -163,6 +165,7 @@ func failoverRun(t *testing.T, major int) {
 	c := startConsumer(t, e, ds)
 	c.streaming(t)
 	w := newWorkload(e)
+	w.pause = 20 * time.Millisecond // bounds the volume: checking the deliveries reads them all
 	wr := w.background(sd, 2, 0)
 
 	p.waitSynced(t, e.slot, c.alive)
@@ -174,13 +177,9 @@ func failoverRun(t *testing.T, major int) {
 		t.Fatalf("PostgreSQL %d: Open on the standby: got %v, want ErrSlotSyncing", major, err)
 	}
 	// Some changes delivered, then more, so the kill lands mid-stream.
-	before, err := ds.distinct()
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := deliveredBytes(ds)
 	waitProgress(t, "deliveries before the failover", c.alive, func() (bool, error) {
-		n, err := ds.distinct()
-		return n >= before+500, err
+		return deliveredBytes(ds) >= before+100_000, nil
 	})
 
 	// The server, not the stream, moves the slot back: the promoted
@@ -259,6 +258,16 @@ func openErr(url string, e *env) error {
 		return errors.New("Open succeeded")
 	}
 	return err
+}
+
+// deliveredBytes is how much the sinks acknowledged so far: it only grows,
+// and costs no parsing.
+func deliveredBytes(ds *deliveries) int64 {
+	var n int64
+	for _, s := range ds.sizes() {
+		n += s
+	}
+	return n
 }
 
 // waitProgress waits, with one generous bound, until cond holds.
