@@ -182,7 +182,9 @@ func TestF11BackfillAcrossPostgresRestarts(t *testing.T) {
 	rows := pick(20_000, 500_000)
 	e, ds, mon, w := seededItems(t, rows)
 	w.pause = 5 * time.Millisecond
-	wr := w.background(seed(t), 2, 0)
+	// Bounded in changes: the writers go on while the consumer holds, and a
+	// slow machine holds it long.
+	wr := w.background(seed(t), 2, int64(pick(20_000, 500_000)))
 	// The consumer holds its sink at a third of the rows, then at two
 	// thirds: however fast it runs, the backfill is mid-way at each restart.
 	limit := outPath(e, "read-limit")

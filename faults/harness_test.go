@@ -823,9 +823,9 @@ func waitDelivered(t *testing.T, e *env, ds *deliveries, stall time.Duration, al
 			t.Errorf("no progress for %v: %d of %d changes delivered", stall, got, want)
 			return
 		}
-		// Reading every delivery takes long on a busy machine: poll no
-		// more often than that takes, to leave the consumer the CPU.
-		time.Sleep(max(20*time.Millisecond, time.Since(polled)))
+		// Reading every delivery takes long on a busy machine: poll at
+		// most a third of the time, to leave the consumer the CPU.
+		time.Sleep(max(20*time.Millisecond, 2*time.Since(polled)))
 	}
 }
 
