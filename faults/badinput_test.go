@@ -17,9 +17,19 @@ package faults
 //	  composites, arrays of them               cdc TestEveryTypeJSON; faults TestBadInputNestedUserTypes
 //	numeric with 1000 digits, NaN, Infinity    cdc TestEveryTypeJSON
 //	invalid UTF-8 (bytea; text in SQL_ASCII)   cdc TestEveryTypeJSON; faults TestBadInputInvalidUTF8
-//	webhook 400/401/404/409/413               webhook TestPermanentStatuses
+//	webhook 3xx: never followed, never counted
+//	  as delivered, nothing acknowledged       webhook TestRedirectsNeverFollowed, TestEndToEndRedirectsNeverAcknowledged
+//	webhook 400/401/404/409/413 (retried by
+//	  default; StopOn makes them permanent)    webhook TestDefaultRetriesEveryStatus, TestStopOn
 //	webhook 429 (with/without Retry-After),
 //	  500/502/503                              webhook TestRetriedStatuses
+//	webhook receiver down longer than the
+//	  signature tolerance                      webhook TestRetriesSignedAfresh, TestInteropStandardWebhooks
+//	webhook secrets the official libraries
+//	  would decode differently                 webhook TestSecrets
+//	webhook credentials in URLs, echoed
+//	  Authorization, CR/LF in headers          webhook TestNoCredentialsInErrors, TestOwnHeadersWin, TestConfigMasksSecrets
+//	webhook batch led by a 10 MiB message      webhook TestBatchBodyAllocation
 //	webhook hanging, closed connection,
 //	  garbage answer, TLS errors               webhook TestHangingServer*, TestConnectionClosed, TestGarbageSuccessBodies, TestTLS
 //	Kafka unknown topic, message too large     kafka TestUnknownTopic, TestMessageTooLargeForSink/Broker
@@ -38,6 +48,17 @@ package faults
 //	Config printed or logged with a password   cdc TestConfigPrintsNoPassword
 //	database DateStyle/IntervalStyle/TimeZone
 //	  set to other output formats              cdc TestDatabaseOutputSettingsDoNotChangeValues
+//	backfill keyed by bit(n), char(n),
+//	  numeric(p,s), collated text, composite   backfill TestKeyTypes, TestBitKeyManyPages
+//	backfill page query failing in Postgres    backfill TestErrors (Postgres' own error)
+//	quoted table names (dots, quotes, case)    cdc TestBackfillQuotedNamesUnderWrites; message TestParseTable
+//	idempotency table names past 63 bytes      idempotency TestPostgresStoreLongNamesIndexed
+//	pull API: huge records, many instances,
+//	  foreign topics/groups, bad parameters    pull TestLimits, TestBadParameters, TestConsumeHeadersValidated
+//	TLS: wrong CA, wrong host, certificate
+//	  replaced mid-stream (Postgres, Kafka)    cdc TestTLSVerifyFull; kafka TestTLS, TestSASLOverTLS
+//	SCRAM with < 4096 iterations or m=         kafka TestScramServerFirstMessage, TestSASLRefusedIsPermanent
+//	secrets printed with %v or slog            kafka, pull, webhook TestConfigMasksSecrets
 
 import (
 	"context"
