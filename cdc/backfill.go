@@ -328,6 +328,9 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	if cfg.Database.ID == "" && cfg.Database.Name == "" {
 		cfg.Database = s.database
 	}
+	if err := s.published(ctx, cfg.Table); err != nil {
+		return err
+	}
 	var bo backoff.BackOff
 	// again waits before the work that failed with err is tried again. It
 	// returns err itself when a retry cannot help or the stream's Backoff
@@ -508,6 +511,37 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 			return err
 		}
 	}
+}
+
+// published returns an error wrapping [ErrTableNotPublished] when table
+// is not in the stream's publication (directly or through a partitioned
+// table it belongs to): the backfill's reads would not be merged with the
+// table's changes, which the stream never sees. A table that does not exist
+// passes here; the backfill reports it.
+func (s *Stream) published(ctx context.Context, table string) error {
+	schema, name, err := qualifiedTable(table)
+	if err != nil {
+		return fmt.Errorf("cdc: backfill: %w", err)
+	}
+	ident := pgx.Identifier{schema, name}.Sanitize()
+	var in *bool
+	err = s.pool.QueryRow(ctx, `select exists(select 1 from pg_publication_tables pt
+			join pg_namespace n on n.nspname = pt.schemaname
+			join pg_class c on c.relnamespace = n.oid and c.relname = pt.tablename
+			where pt.pubname = $1 and (c.oid = to_regclass($2) or c.oid in (select relid from pg_partition_ancestors(to_regclass($2)))))
+		where to_regclass($2) is not null`, s.cfg.Publication, ident).Scan(&in)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil && transient(err):
+		return nil // the backfill waits for the server, and fails on its own if it must
+	case err != nil:
+		return fmt.Errorf("cdc: backfill of %s: check the publication: %w", ident, err)
+	case in != nil && !*in:
+		return fmt.Errorf("%w: backfill of %s: the table is not in publication %q, so its changes are not streamed; add it (ALTER PUBLICATION %s ADD TABLE %s, or Config.PublicationTables with AlterPublication)",
+			ErrTableNotPublished, ident, s.cfg.Publication, pgx.Identifier{s.cfg.Publication}.Sanitize(), ident)
+	}
+	return nil
 }
 
 // sameTable reports whether two table names name the same table.

@@ -441,10 +441,11 @@ func (b identityProblem) finding(sev Severity, what string) Finding {
 // partitions, those that have no usable replica identity.
 func identityProblems(ctx context.Context, conn *pgx.Conn, tables []uint32) ([]identityProblem, error) {
 	rows, err := conn.Query(ctx, `select distinct n.nspname, c.relname, c.relreplident::text
-		from unnest($1::oid[]) t(oid), pg_partition_tree(t.oid) pt
-		join pg_class c on c.oid = pt.relid
+		from unnest($1::oid[]) t(oid)
+		left join lateral pg_partition_tree(t.oid) pt on true -- no rows unless partitioned
+		join pg_class c on c.oid = coalesce(pt.relid, t.oid)
 		join pg_namespace n on n.oid = c.relnamespace
-		where pt.isleaf and c.relkind = 'r' and (c.relreplident = 'n'
+		where c.relkind = 'r' and (c.relreplident = 'n'
 			or c.relreplident = 'd' and not exists(select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)
 			or c.relreplident = 'i' and not exists(select 1 from pg_index i where i.indrelid = c.oid and i.indisreplident))
 		order by 1, 2`, tables)
