@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/idempotency"
+	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
 )
@@ -318,7 +319,7 @@ type BackfillProgress struct {
 // drops that chunk's rows (the truncate message follows the reads already
 // delivered); an update of a row's primary key makes both its old and new
 // key stale for the chunk in flight.
-func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
+func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) (err error) {
 	if len(cfg.OrderBy) > 0 {
 		return errors.New("cdc: backfill: OrderBy is not supported by Stream.Backfill; the table needs a primary key")
 	}
@@ -331,6 +332,12 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	if err := s.published(ctx, cfg.Table); err != nil {
 		return err
 	}
+	started := time.Now()
+	defer func() {
+		if err == nil {
+			s.cfg.Logger.Info("backfill finished", logkey.BackfillID, cfg.ID, logkey.Table, cfg.Table, logkey.Elapsed, time.Since(started).Round(time.Millisecond))
+		}
+	}()
 	var bo backoff.BackOff
 	// again waits before the work that failed with err is tried again. It
 	// returns err itself when a retry cannot help or the stream's Backoff
@@ -349,7 +356,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		if d == backoff.Stop {
 			return err
 		}
-		s.cfg.Logger.Warn("backfill: retrying after an error", "id", cfg.ID, "err", err, "in", d)
+		s.cfg.Logger.Warn("backfill: retrying after an error", logkey.BackfillID, cfg.ID, logkey.Err, err, logkey.RetryIn, d)
 		select {
 		case <-time.After(d):
 			return nil
@@ -425,7 +432,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		}
 		err := s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: last.cursor})
 		if err != nil && transient(err) && ctx.Err() == nil {
-			s.cfg.Logger.Warn("backfill: progress not saved; a later chunk's will be", "id", cfg.ID, "err", err)
+			s.cfg.Logger.Warn("backfill: progress not saved; a later chunk's will be", logkey.BackfillID, cfg.ID, logkey.Err, err)
 			return nil
 		}
 		return err

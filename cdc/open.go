@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
 )
@@ -97,17 +98,17 @@ func (s *Stream) undo(ctx context.Context, made *created) {
 	defer cancel()
 	if made.slot {
 		if err := dropSlot(ctx, s.pool, s.cfg.Slot); err != nil {
-			s.cfg.Logger.Warn("Open failed and could not drop the slot it created", "slot", s.cfg.Slot, "err", err)
+			s.cfg.Logger.Warn("Open failed and could not drop the slot it created", logkey.Slot, s.cfg.Slot, logkey.Err, err)
 		}
 	}
 	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
 	if made.publication {
 		if _, err := s.pool.Exec(ctx, "drop publication if exists "+pub); err != nil {
-			s.cfg.Logger.Warn("Open failed and could not drop the publication it created", "publication", s.cfg.Publication, "err", err)
+			s.cfg.Logger.Warn("Open failed and could not drop the publication it created", logkey.Publication, s.cfg.Publication, logkey.Err, err)
 		}
 	} else if len(made.tables) > 0 {
 		if _, err := s.pool.Exec(ctx, "alter publication "+pub+" drop table "+strings.Join(made.tables, ", ")); err != nil {
-			s.cfg.Logger.Warn("Open failed and could not remove the tables it added to the publication", "publication", s.cfg.Publication, "tables", made.tables, "err", err)
+			s.cfg.Logger.Warn("Open failed and could not remove the tables it added to the publication", logkey.Publication, s.cfg.Publication, logkey.Tables, made.tables, logkey.Err, err)
 		}
 	}
 }
@@ -130,8 +131,8 @@ func (s *Stream) logStart(ctx context.Context) {
 			return nil
 		})
 	}
-	s.cfg.Logger.Info("stream started", "slot", s.cfg.Slot, "publication", s.cfg.Publication,
-		"tables", tables, "table_count", n, "start_lsn", s.flushed.String())
+	s.cfg.Logger.Info("stream started", logkey.Slot, s.cfg.Slot, logkey.Publication, s.cfg.Publication,
+		logkey.Tables, tables, logkey.TableCount, n, logkey.StartLSN, s.flushed.String())
 }
 
 // prepare runs the preflight checks, creates the publication and the slot
@@ -152,7 +153,7 @@ func (s *Stream) prepare(ctx context.Context, made *created) error {
 	}
 	for _, f := range p.findings {
 		if f.Code != FindingSlotInUse { // Open's own concern, below
-			s.cfg.Logger.Warn(f.Message, "code", string(f.Code), "object", f.Object, "fix", f.Fix)
+			s.cfg.Logger.Warn(f.Message, logkey.Code, string(f.Code), logkey.Object, f.Object, logkey.Fix, f.Fix)
 		}
 	}
 	s.dbName, s.fo.standby = p.dbName, p.standby
@@ -169,7 +170,7 @@ func (s *Stream) prepare(ctx context.Context, made *created) error {
 			return fmt.Errorf("cdc: add tables to publication %q: %w", s.cfg.Publication, err)
 		}
 		made.tables = p.add
-		s.cfg.Logger.Info("tables added to the publication", "publication", s.cfg.Publication, "tables", p.add)
+		s.cfg.Logger.Info("tables added to the publication", logkey.Publication, s.cfg.Publication, logkey.Tables, p.add)
 	}
 
 	st := p.slot
@@ -366,7 +367,7 @@ func (s *Stream) connect(ctx context.Context, wait bool) (*pgconn.PgConn, error)
 		if d == backoff.Stop {
 			return nil, err
 		}
-		s.cfg.Logger.Info("slot in use; waiting as a standby", "slot", s.cfg.Slot, "retry_in", d)
+		s.cfg.Logger.Info("slot in use; waiting as a standby", logkey.Slot, s.cfg.Slot, logkey.RetryIn, d)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("cdc: waiting for slot %q: %w", s.cfg.Slot, context.Cause(ctx))

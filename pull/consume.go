@@ -13,6 +13,7 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/walrelay/walrelay/internal/logkey"
 )
 
 // DefaultAutoCommitInterval is how often an auto-commit instance commits
@@ -255,8 +256,8 @@ func (h *Handler) acquire(ctx context.Context, key instanceKey, topics []string,
 				delivered: map[topicPartition]int64{}, committed: map[topicPartition]int64{}, lastCommit: time.Now()}
 			inst.reader = h.newReader(inst)
 			h.instances[key] = inst
-			h.log.Debug("pull: consumer created", slog.String("group", key.group), slog.String("instance", key.name),
-				slog.Any("topics", topics), slog.Bool("auto_commit", opts.autoCommit), slog.String("reset", opts.reset))
+			h.log.Debug("pull: consumer created", slog.String(logkey.Group, key.group), slog.String(logkey.Instance, key.name),
+				slog.Any(logkey.Topics, topics), slog.Bool(logkey.AutoCommit, opts.autoCommit), slog.String(logkey.Reset, opts.reset))
 		}
 	}
 	inst.inUse++
@@ -397,7 +398,7 @@ func (h *Handler) resubscribe(ctx context.Context, inst *instance, topics []stri
 		h.autoCommit(ctx, inst)
 	}
 	if err := inst.close(); err != nil {
-		h.log.Debug("pull: closing the consumer for its new topics", slog.Any("error", err))
+		h.log.Debug("pull: closing the consumer for its new topics", slog.Any(logkey.Err, err))
 	}
 	inst.topics = topics
 	inst.pending = nil
@@ -412,7 +413,7 @@ func (h *Handler) resubscribe(ctx context.Context, inst *instance, topics []stri
 func (h *Handler) autoCommit(ctx context.Context, inst *instance) {
 	if err := h.commitDelivered(ctx, inst); err != nil {
 		h.log.Debug("pull: auto-commit failed; the records will be redelivered",
-			slog.String("group", inst.key.group), slog.String("instance", inst.key.name), slog.Any("error", err))
+			slog.String(logkey.Group, inst.key.group), slog.String(logkey.Instance, inst.key.name), slog.Any(logkey.Err, err))
 	}
 }
 
@@ -784,8 +785,8 @@ func (h *Handler) reap() {
 					cancel()
 				}
 				err := inst.close()
-				h.log.Debug("pull: idle consumer closed", slog.String("group", inst.key.group),
-					slog.String("instance", inst.key.name), slog.Any("error", err))
+				h.log.Debug("pull: idle consumer closed", slog.String(logkey.Group, inst.key.group),
+					slog.String(logkey.Instance, inst.key.name), slog.Any(logkey.Err, err))
 			}
 			for _, inst := range live {
 				select {
