@@ -121,7 +121,10 @@ type Config struct {
 	// Backfill retrying after the server went away). nil = exponential from
 	// 100ms to 10s, retrying until the stream is closed.
 	Backoff func() backoff.BackOff
-	// Logger receives warnings (invalid annotations, reconnects). nil = silent.
+	// Logger receives Info records (the stream started, reconnected, a
+	// backfill finished) and warnings (preflight findings, failed
+	// reconnects, invalid annotations). nil = silent. See "Logging" in the
+	// package docs for the keys.
 	Logger *slog.Logger
 }
 
