@@ -310,6 +310,14 @@ func TestOpenWALLevelNotLogical(t *testing.T) {
 	if !errors.Is(err, ErrWALLevel) || !strings.Contains(err.Error(), "replica") {
 		t.Fatalf("got %v", err)
 	}
+	fs, err := Check(t.Context(), Config{ConnString: c.URL, Slot: "s", Publication: "p", CreateSlot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 2 || fs[0].Code != FindingWALLevel || fs[0].Severity != SeverityBlocking ||
+		!strings.HasPrefix(fs[0].Fix, "ALTER SYSTEM SET wal_level = logical;") || fs[1].Code != FindingPublicationMissing {
+		t.Fatalf("Check = %v, want wal_level and the missing publication", fs)
+	}
 }
 
 func TestOpenBadPasswordIsNotRetried(t *testing.T) {
