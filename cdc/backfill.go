@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/idempotency"
+	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
 )
@@ -323,7 +324,7 @@ type BackfillProgress struct {
 // TRUNCATE of the table while a chunk is in flight drops that chunk's rows
 // (the truncate message follows the reads already delivered); an update of
 // a row's key makes both its old and new key stale for the chunk in flight.
-func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
+func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) (err error) {
 	if cfg.Consumer.ID == "" && cfg.Consumer.Name == "" {
 		cfg.Consumer = s.consumer
 	}
@@ -333,6 +334,15 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	if cfg.Undecodable == nil && s.cfg.Undecodable == UndecodableText {
 		cfg.Undecodable = s.undecodableRead(cfg.Table)
 	}
+	if err := s.published(ctx, cfg.Table); err != nil {
+		return err
+	}
+	started := time.Now()
+	defer func() {
+		if err == nil {
+			s.cfg.Logger.Info("backfill finished", logkey.BackfillID, cfg.ID, logkey.Table, cfg.Table, logkey.Elapsed, time.Since(started).Round(time.Millisecond))
+		}
+	}()
 	var bo backoff.BackOff
 	// again waits before the work that failed with err is tried again. It
 	// returns err itself when a retry cannot help or the stream's Backoff
@@ -351,7 +361,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		if d == backoff.Stop {
 			return err
 		}
-		s.cfg.Logger.Warn("backfill: retrying after an error", "id", cfg.ID, "err", err, "in", d)
+		s.cfg.Logger.Warn("backfill: retrying after an error", logkey.BackfillID, cfg.ID, logkey.Err, err, logkey.RetryIn, d)
 		select {
 		case <-time.After(d):
 			return nil
@@ -436,7 +446,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		}
 		err := s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: last.cursor})
 		if err != nil && transient(err) && ctx.Err() == nil {
-			s.cfg.Logger.Warn("backfill: progress not saved; a later chunk's will be", "id", cfg.ID, "err", err)
+			s.cfg.Logger.Warn("backfill: progress not saved; a later chunk's will be", logkey.BackfillID, cfg.ID, logkey.Err, err)
 			return nil
 		}
 		return err
@@ -524,11 +534,6 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	}
 }
 
-// ErrReplicaIdentity: the table's replica identity does not carry the
-// columns that identify its rows in a backfill, so an update that changes
-// them would not say which row it changed.
-var ErrReplicaIdentity = errors.New("the replica identity does not include the backfill's key columns (set REPLICA IDENTITY FULL, or page by the primary key)")
-
 // checkIdentity checks that every update of the table that changes the
 // key columns carries their old values: the replica identity is the
 // default one (the primary key, which is then the key: a table without one
@@ -551,8 +556,39 @@ func (s *Stream) checkIdentity(ctx context.Context, schema, table string, key []
 	}
 	for _, k := range key {
 		if !slices.Contains(cols, k) {
-			return fmt.Errorf("%s: key column %q: %w", pgx.Identifier{schema, table}.Sanitize(), k, ErrReplicaIdentity)
+			return fmt.Errorf("%w: %s: the backfill's key column %q is not in it (set REPLICA IDENTITY FULL, or page by the primary key)", ErrReplicaIdentity, pgx.Identifier{schema, table}.Sanitize(), k)
 		}
+	}
+	return nil
+}
+
+// published returns an error wrapping [ErrTableNotPublished] when table
+// is not in the stream's publication (directly or through a partitioned
+// table it belongs to): the backfill's reads would not be merged with the
+// table's changes, which the stream never sees. A table that does not exist
+// passes here; the backfill reports it.
+func (s *Stream) published(ctx context.Context, table string) error {
+	schema, name, err := qualifiedTable(table)
+	if err != nil {
+		return fmt.Errorf("cdc: backfill: %w", err)
+	}
+	ident := pgx.Identifier{schema, name}.Sanitize()
+	var in *bool
+	err = s.pool.QueryRow(ctx, `select exists(select 1 from pg_publication_tables pt
+			join pg_namespace n on n.nspname = pt.schemaname
+			join pg_class c on c.relnamespace = n.oid and c.relname = pt.tablename
+			where pt.pubname = $1 and (c.oid = to_regclass($2) or c.oid in (select relid from pg_partition_ancestors(to_regclass($2)))))
+		where to_regclass($2) is not null`, s.cfg.Publication, ident).Scan(&in)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil && transient(err):
+		return nil // the backfill waits for the server, and fails on its own if it must
+	case err != nil:
+		return fmt.Errorf("cdc: backfill of %s: check the publication: %w", ident, err)
+	case in != nil && !*in:
+		return fmt.Errorf("%w: backfill of %s: the table is not in publication %q, so its changes are not streamed; add it (ALTER PUBLICATION %s ADD TABLE %s, or Config.PublicationTables with AlterPublication)",
+			ErrTableNotPublished, ident, s.cfg.Publication, pgx.Identifier{s.cfg.Publication}.Sanitize(), ident)
 	}
 	return nil
 }

@@ -28,11 +28,32 @@ type Config struct {
 	// is reported as [ErrSlotNotFound], since changes may have been lost.
 	CreateSlot bool
 	// CreatePublication creates the publication when it does not exist, for
-	// PublicationTables, or for all tables when empty. Each of them is
-	// "schema.table", or "table" in public, written as in SQL (see
-	// [message.ParseTable]: Orders is orders; "Orders" keeps its case).
+	// PublicationTables, or for every table when PublicationAllTables is
+	// set; one of the two is required. Open refuses to create (or extend)
+	// a publication with a table that has no primary key and REPLICA
+	// IDENTITY DEFAULT: the application's own UPDATEs and DELETEs of such a
+	// table would fail once it is published (see [Check]).
 	CreatePublication bool
+	// PublicationTables are the tables the stream expects in the
+	// publication: "schema.table", or "table" in public, written as in SQL
+	// (see [message.ParseTable]: Orders is orders; "Orders" keeps its
+	// case). When the publication exists, those missing from it are
+	// reported by [Check] (a warning), or added with AlterPublication.
 	PublicationTables []string
+	// PublicationAllTables makes CreatePublication create the publication
+	// FOR ALL TABLES, the tables created later included. It needs a
+	// superuser, and every table without a primary key then needs REPLICA
+	// IDENTITY FULL (or an index), or its UPDATEs fail: never implied.
+	PublicationAllTables bool
+	// AlterPublication adds the PublicationTables missing from an existing
+	// publication (ALTER PUBLICATION ... ADD TABLE).
+	AlterPublication bool
+
+	// ConnectTimeout bounds each connection attempt (query pool and
+	// replication). 0 = the connection string's connect_timeout, or
+	// DefaultConnectTimeout (10s) when it sets none; negative = no bound
+	// but the context's.
+	ConnectTimeout time.Duration
 
 	// Failover creates the slot with failover = true (PostgreSQL 17+), so
 	// that standbys with sync_replication_slots = on keep a synchronised
@@ -103,7 +124,10 @@ type Config struct {
 	// Backfill retrying after the server went away). nil = exponential from
 	// 100ms to 10s, retrying until the stream is closed.
 	Backoff func() backoff.BackOff
-	// Logger receives warnings (invalid annotations, reconnects). nil = silent.
+	// Logger receives Info records (the stream started, reconnected, a
+	// backfill finished) and warnings (preflight findings, failed
+	// reconnects, invalid annotations). nil = silent. See "Logging" in the
+	// package docs for the keys.
 	Logger *slog.Logger
 }
 
@@ -156,8 +180,8 @@ func (c *Config) validate() error {
 	if err := checkIdent("Slot", c.Slot); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Publication == "" {
-		errs = append(errs, errors.New("Publication is empty"))
+	if err := checkIdent("Publication", c.Publication); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BufferSize < 0 {
 		errs = append(errs, fmt.Errorf("BufferSize %d is negative", c.BufferSize))
@@ -180,8 +204,16 @@ func (c *Config) validate() error {
 	if c.Truncate < TruncateSkip || c.Truncate > TruncateFail {
 		errs = append(errs, fmt.Errorf("Truncate %d is not a TruncateMode", c.Truncate))
 	}
-	if len(c.PublicationTables) > 0 && !c.CreatePublication {
-		errs = append(errs, errors.New("PublicationTables is set but CreatePublication is not"))
+	switch {
+	case c.PublicationAllTables && len(c.PublicationTables) > 0:
+		errs = append(errs, errors.New("PublicationAllTables and PublicationTables are both set"))
+	case c.PublicationAllTables && !c.CreatePublication:
+		errs = append(errs, errors.New("PublicationAllTables is set but CreatePublication is not"))
+	case c.CreatePublication && !c.PublicationAllTables && len(c.PublicationTables) == 0:
+		errs = append(errs, errors.New("CreatePublication needs PublicationTables, or PublicationAllTables for a publication FOR ALL TABLES"))
+	}
+	if c.AlterPublication && len(c.PublicationTables) == 0 {
+		errs = append(errs, errors.New("AlterPublication is set but PublicationTables is empty"))
 	}
 	for _, t := range c.PublicationTables {
 		if _, _, err := message.ParseTable(t); err != nil {
@@ -231,7 +263,9 @@ func defaultBackoff() backoff.BackOff {
 	return b
 }
 
-// checkIdent accepts what Postgres accepts as a replication slot name.
+// checkIdent accepts what Postgres accepts as a replication slot name:
+// the rule for slot names, applied to publication names too, so that a
+// name is the same in SQL, in the catalog and in the logs.
 func checkIdent(field, s string) error {
 	if s == "" {
 		return fmt.Errorf("%s is empty", field)

@@ -7,7 +7,9 @@
 // The server needs wal_level = logical (and max_replication_slots,
 // max_wal_senders above zero; a restart after changing them). The role in
 // Config.ConnString needs the REPLICATION attribute (or superuser) and, to
-// let the stream create them, the right to create publications and slots.
+// let the stream create them, the right to create publications (CREATE on
+// the database and ownership of the tables; superuser for FOR ALL TABLES)
+// and slots. [Check] reports what is missing, with the SQL to fix it.
 // Tables without a primary key need a REPLICA IDENTITY for updates and
 // deletes to be published. For updates to carry the prior values of every
 // changed column in Changes, and deletes the whole old row, set
@@ -22,6 +24,75 @@
 // checks both the certificate chain and the host name; verify-ca checks
 // only the chain, as require does when sslrootcert is set (without it,
 // require encrypts but checks nothing).
+//
+// # Checking the database first
+//
+// [Check] looks at the database as Open would use it, changes nothing, and
+// returns [Finding] values, each with a [Severity] (blocking or warning), a
+// [FindingCode], a message and the SQL that fixes it (JSON-ready, for a
+// command-line tool or a deploy step): wal_level; the server's version for
+// what Config asks; a role without REPLICATION (the fix is the ALTER ROLE
+// to run; on Amazon RDS, membership of rds_replication counts); a missing
+// publication; tables of Config.PublicationTables that do not exist, or
+// that an existing publication lacks (a warning; Config.AlterPublication
+// adds them); published tables without a primary key and with REPLICA
+// IDENTITY DEFAULT or NOTHING; and the slot (missing, unusable, in use).
+//
+//	findings, err := cdc.Check(ctx, cfg)
+//	for _, f := range findings {
+//		fmt.Println(f) // "blocking: table "public"."events" has no primary key … (fix: ALTER TABLE …)"
+//	}
+//
+// Once a table without a primary key and with REPLICA IDENTITY DEFAULT is
+// in a publication that publishes updates and deletes, Postgres refuses the
+// application's own UPDATEs and DELETEs of it. So Open never publishes such
+// a table (in a publication it creates, or adds tables to): that finding is
+// blocking there; for a publication that exists already, it is a warning.
+// For the same reason a publication FOR ALL TABLES is never implied:
+// CreatePublication needs PublicationTables, or PublicationAllTables set
+// explicitly.
+//
+// Open runs the same checks before it creates anything, and returns a
+// [*CheckError] (wrapping [ErrWALLevel], [ErrPrivilege],
+// [ErrReplicaIdentity], [ErrPublicationNotFound], a [*SlotError], … for
+// errors.Is and errors.As) when one is blocking; it logs the warnings. If
+// Open fails after it created the publication or the slot, or added tables
+// to the publication, it drops them again: a failed Open leaves nothing
+// behind. [Stream.Backfill] refuses a table the publication does not
+// include ([ErrTableNotPublished]).
+//
+// # Connections
+//
+// Open uses two kinds of connections: a small pool for queries (checks,
+// heartbeats, backfills; four connections unless the connection string's
+// pool_max_conns says otherwise — every pool_* setting of pgxpool is
+// honoured) and the replication connection, which gets the connection
+// string without its pool_* settings. Each connection attempt is bounded
+// by Config.ConnectTimeout, the connection string's connect_timeout, or
+// [DefaultConnectTimeout] (10s); the error names the host and port.
+//
+// # Teardown and status
+//
+// [Drop] removes what walrelay created for a Config: the slot (freeing the
+// WAL it retains; changes not yet delivered are lost), the publication,
+// the backfill progress table, and the idempotency tables [DropOptions]
+// names; [DropOptions] keeps any of them. [SlotStatus] reads a slot
+// without streaming from it: active, confirmed_flush_lsn, the lag and the
+// WAL retained in bytes, wal_status and safe_wal_size.
+//
+// # Logging
+//
+// With Config.Logger (and RunOptions.Logger, and the sinks' Logger) set,
+// walrelay logs at Info when a stream starts ("stream started": slot,
+// publication, tables, start_lsn), reconnects ("replication reconnected")
+// and when a backfill finishes ("backfill finished": backfill_id, table,
+// elapsed); at Warn each retried sink write, each failed reconnect and each
+// preflight warning. Every package logs with the same keys: slot,
+// publication, table, tables, lsn, commit_lsn, start_lsn, backfill_id, err,
+// attempt, retry_in, batch, topic, partition, url, webhook_id, and a few
+// more of the same style. Without a Logger nothing is logged, and [Run]
+// still reports a failing sink: when ctx ends during retries it returns
+// ctx's error joined with the sink's last error.
 //
 // # Streaming
 //

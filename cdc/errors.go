@@ -50,6 +50,23 @@ var (
 	// the server is on an older timeline than the stream already followed
 	// (a former primary that came back after a failover).
 	ErrHistoryDiverged = errors.New("cdc: server's WAL history diverged from what the stream received")
+	// ErrPrivilege means the role lacks what walrelay needs: REPLICATION
+	// (see [Check]), or superuser for a publication FOR ALL TABLES.
+	// [IsAuthError] reports it.
+	ErrPrivilege = errors.New("cdc: the role lacks a privilege walrelay needs")
+	// ErrReplicaIdentity means a table's replica identity does not identify
+	// its rows as walrelay needs: a table that is, or would be, published
+	// has no primary key and REPLICA IDENTITY DEFAULT (or NOTHING), so
+	// Postgres refuses its UPDATEs and DELETEs while it is published; or a
+	// backfill's key columns are missing from an identity index, so an
+	// update would not say which row it moved.
+	ErrReplicaIdentity = errors.New("cdc: the table's replica identity does not identify its rows")
+	// ErrTableNotFound means a table named in Config does not exist.
+	ErrTableNotFound = errors.New("cdc: table does not exist")
+	// ErrTableNotPublished means a table is not in the stream's
+	// publication: its changes are not streamed (and [Stream.Backfill]
+	// refuses it).
+	ErrTableNotPublished = errors.New("cdc: table is not in the publication")
 )
 
 // ConfigError is an invalid [Config].
@@ -114,6 +131,9 @@ func (e *TruncateError) Error() string {
 // failure (bad password, no such role, missing privilege). Such errors are
 // never retried.
 func IsAuthError(err error) bool {
+	if errors.Is(err, ErrPrivilege) {
+		return true
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		// 28xxx: invalid authorization specification; 42501: insufficient privilege.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -14,23 +15,26 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
 )
 
-// Open checks the server, the publication and the slot, creates them when
-// the Config says so, and starts streaming. With Config.WaitForSlot it
-// blocks while another process holds the slot. ctx bounds only Open itself.
+// Open checks the database as [Check] does, creates the publication and
+// the slot when the Config says so, and starts streaming. A blocking
+// finding makes it return a [*CheckError] before it creates anything; the
+// warnings are logged. When Open fails after it created the publication or
+// the slot (or added tables to the publication), it drops them again, so
+// a failed Open leaves nothing behind. With Config.WaitForSlot it blocks
+// while another process holds the slot. ctx bounds only Open itself.
 func Open(ctx context.Context, cfg Config) (*Stream, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	poolCfg, err := pgxpool.ParseConfig(cfg.ConnString)
+	poolCfg, err := cfg.poolConfig()
 	if err != nil {
-		return nil, &ConfigError{Err: errors.New("ConnString is not a valid postgres URL or DSN")}
+		return nil, err
 	}
-	poolCfg.MaxConns = 4
-	defaultAppName(poolCfg.ConnConfig.RuntimeParams)
 	textOutput(poolCfg.ConnConfig.RuntimeParams) // backfill reads decode like the WAL
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
@@ -52,18 +56,22 @@ func Open(ctx context.Context, cfg Config) (*Stream, error) {
 	var id [8]byte
 	rand.Read(id[:])
 	s.id = binary.LittleEndian.Uint64(id[:]) | 1
-	if err := s.prepare(ctx); err != nil {
+	var made created
+	fail := func(err error) (*Stream, error) {
+		s.undo(ctx, &made)
 		cancel0()
 		pool.Close()
 		return nil, err
+	}
+	if err := s.prepare(ctx, &made); err != nil {
+		return fail(err)
 	}
 	conn, err := s.connect(ctx, cfg.WaitForSlot)
 	if err != nil {
-		cancel0()
-		pool.Close()
-		return nil, err
+		return fail(err)
 	}
 	s.conn = conn
+	s.logStart(ctx)
 	go s.run()
 	// A standby takes no writes: there the slot advances, when nothing
 	// is in flight, by acknowledging the keepalives' WAL position alone.
@@ -74,57 +82,107 @@ func Open(ctx context.Context, cfg Config) (*Stream, error) {
 	return s, nil
 }
 
-// prepare checks wal_level, the publication and the slot (creating them
-// when configured), and fills the identity metadata.
-func (s *Stream) prepare(ctx context.Context) error {
+// created is what one Open created, for undo.
+type created struct {
+	publication bool
+	tables      []string // quoted, added to an existing publication
+	slot        bool
+}
+
+// undo drops what a failed Open created, so that it leaves nothing
+// behind. It logs what it could not drop.
+func (s *Stream) undo(ctx context.Context, made *created) {
+	if !made.publication && !made.slot && len(made.tables) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if made.slot {
+		if err := dropSlot(ctx, s.pool, s.cfg.Slot); err != nil {
+			s.cfg.Logger.Warn("Open failed and could not drop the slot it created", logkey.Slot, s.cfg.Slot, logkey.Err, err)
+		}
+	}
+	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
+	if made.publication {
+		if _, err := s.pool.Exec(ctx, "drop publication if exists "+pub); err != nil {
+			s.cfg.Logger.Warn("Open failed and could not drop the publication it created", logkey.Publication, s.cfg.Publication, logkey.Err, err)
+		}
+	} else if len(made.tables) > 0 {
+		if _, err := s.pool.Exec(ctx, "alter publication "+pub+" drop table "+strings.Join(made.tables, ", ")); err != nil {
+			s.cfg.Logger.Warn("Open failed and could not remove the tables it added to the publication", logkey.Publication, s.cfg.Publication, logkey.Tables, made.tables, logkey.Err, err)
+		}
+	}
+}
+
+// logStart logs, at Info, what the stream streams and from where.
+func (s *Stream) logStart(ctx context.Context) {
+	if !s.cfg.Logger.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	const most = 50
+	var tables []string
+	var n int
+	rows, err := s.pool.Query(ctx, "select format('%I.%I', schemaname, tablename) from pg_publication_tables where pubname = $1 order by 1", s.cfg.Publication)
+	if err == nil {
+		var t string
+		pgx.ForEachRow(rows, []any{&t}, func() error {
+			if n++; n <= most {
+				tables = append(tables, t)
+			}
+			return nil
+		})
+	}
+	s.cfg.Logger.Info("stream started", logkey.Slot, s.cfg.Slot, logkey.Publication, s.cfg.Publication,
+		logkey.Tables, tables, logkey.TableCount, n, logkey.StartLSN, s.flushed.String())
+}
+
+// prepare runs the preflight checks, creates the publication and the slot
+// when configured (recording them in made), and fills the identity
+// metadata.
+func (s *Stream) prepare(ctx context.Context, made *created) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("cdc: connect: %w", err)
+		return connectError("connect to", &s.pool.Config().ConnConfig.Config, err)
 	}
 	defer conn.Release()
-	var walLevel, dbName string
-	var version int
-	if err := conn.QueryRow(ctx, "select current_setting('wal_level'), current_database(), current_setting('server_version_num')::int, pg_is_in_recovery()").Scan(&walLevel, &dbName, &version, &s.fo.standby); err != nil {
-		return fmt.Errorf("cdc: check server: %w", err)
-	}
-	if s.fo.standby && version < 160000 {
-		return fmt.Errorf("%w: the server is a standby (in recovery), and logical decoding on a standby needs PostgreSQL 16 or newer; the server is %d.%d", ErrServerVersion, version/10000, version%10000)
-	}
-	if walLevel != "logical" {
-		return fmt.Errorf("%w: it is %q; set wal_level = logical in postgresql.conf and restart the server", ErrWALLevel, walLevel)
-	}
-	if s.cfg.Failover && version < 170000 {
-		return fmt.Errorf("%w: Config.Failover needs PostgreSQL 17 or newer (failover slots); the server is %d.%d", ErrServerVersion, version/10000, version%10000)
-	}
-	s.dbName = dbName
-
-	var pubExists bool
-	if err := conn.QueryRow(ctx, "select exists(select 1 from pg_publication where pubname = $1)", s.cfg.Publication).Scan(&pubExists); err != nil {
-		return fmt.Errorf("cdc: check publication: %w", err)
-	}
-	if !pubExists {
-		if !s.cfg.CreatePublication {
-			return fmt.Errorf("%w: %q (create it with CREATE PUBLICATION, or set Config.CreatePublication)", ErrPublicationNotFound, s.cfg.Publication)
-		}
-		if err := createPublication(ctx, conn.Conn(), s.cfg.Publication, s.cfg.PublicationTables); err != nil {
-			return err
-		}
-	}
-
-	st, err := slotState(ctx, conn.Conn(), s.cfg.Slot)
+	p, err := inspect(ctx, conn.Conn(), &s.cfg)
 	if err != nil {
 		return err
 	}
-	if st == nil {
-		if !s.cfg.CreateSlot {
-			return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "create it with pg_create_logical_replication_slot(name, 'pgoutput'), or set Config.CreateSlot"}
+	if len(blocking(p.findings)) > 0 {
+		return &CheckError{Findings: p.findings}
+	}
+	for _, f := range p.findings {
+		if f.Code != FindingSlotInUse { // Open's own concern, below
+			s.cfg.Logger.Warn(f.Message, logkey.Code, string(f.Code), logkey.Object, f.Object, logkey.Fix, f.Fix)
 		}
+	}
+	s.dbName, s.fo.standby = p.dbName, p.standby
+
+	if !p.pubExists {
+		ok, err := createPublication(ctx, conn.Conn(), s.cfg.Publication, s.cfg.PublicationTables)
+		if err != nil {
+			return err
+		}
+		made.publication = ok
+	} else if len(p.add) > 0 {
+		_, err := conn.Exec(ctx, "alter publication "+pgx.Identifier{s.cfg.Publication}.Sanitize()+" add table "+strings.Join(p.add, ", "))
+		if err != nil {
+			return fmt.Errorf("cdc: add tables to publication %q: %w", s.cfg.Publication, err)
+		}
+		made.tables = p.add
+		s.cfg.Logger.Info("tables added to the publication", logkey.Publication, s.cfg.Publication, logkey.Tables, p.add)
+	}
+
+	st := p.slot
+	if st == nil {
 		create := "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')"
 		if s.cfg.Failover {
 			create = "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput', failover => true)"
 		}
 		var lsn string
 		err := conn.QueryRow(ctx, create, s.cfg.Slot).Scan(&lsn)
+		made.slot = err == nil
 		if pgCode(err) == "42710" { // duplicate_object: created concurrently by another process
 			err = nil
 		}
@@ -137,9 +195,9 @@ func (s *Stream) prepare(ctx context.Context) error {
 		if st == nil {
 			return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "dropped right after creation"}
 		}
-	}
-	if err := st.check(s.cfg.Slot, dbName); err != nil {
-		return err
+		if err := st.check(s.cfg.Slot, p.dbName); err != nil {
+			return err
+		}
 	}
 	// A slot created without failover gets it on the replication
 	// connection (ALTER_REPLICATION_SLOT has no SQL function).
@@ -158,10 +216,10 @@ func (s *Stream) prepare(ctx context.Context) error {
 	}
 	s.database = s.cfg.Database
 	if s.database.Name == "" {
-		s.database.Name = dbName
+		s.database.Name = p.dbName
 	}
 	if s.database.Database == "" {
-		s.database.Database = dbName
+		s.database.Database = p.dbName
 	}
 	if s.database.Hostname == "" {
 		s.database.Hostname = s.pool.Config().ConnConfig.Host
@@ -169,7 +227,11 @@ func (s *Stream) prepare(ctx context.Context) error {
 	return nil
 }
 
-func createPublication(ctx context.Context, conn *pgx.Conn, name string, tables []string) error {
+// createPublication creates the publication for tables, or for all tables
+// when there are none (Config.validate allows that only with
+// PublicationAllTables). It reports whether this call created it (false
+// when another process did, concurrently).
+func createPublication(ctx context.Context, conn *pgx.Conn, name string, tables []string) (bool, error) {
 	sql := "create publication " + pgx.Identifier{name}.Sanitize()
 	if len(tables) == 0 {
 		sql += " for all tables"
@@ -183,13 +245,34 @@ func createPublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	}
 	// Changes to partitions are published as changes to their root table.
 	sql += " with (publish_via_partition_root = true)"
-	if _, err := conn.Exec(ctx, sql); err != nil && pgCode(err) != "42710" {
-		return fmt.Errorf("cdc: create publication %q: %w", name, err)
+	_, err := conn.Exec(ctx, sql)
+	if pgCode(err) == "42710" {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("cdc: create publication %q: %w", name, err)
+	}
+	return true, nil
 }
 
-type slotInfo struct {
+// dropSlot drops the slot, waiting a little while it is still active: the
+// walsender of a connection just closed may not have released it yet. A
+// slot that is gone already is not an error.
+func dropSlot(ctx context.Context, pool *pgxpool.Pool, slot string) error {
+	for {
+		_, err := pool.Exec(ctx, "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1", slot)
+		if pgCode(err) != "55006" { // object_in_use
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return &SlotError{Slot: slot, Err: ErrSlotInUse, Detail: err.Error()}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+type slotRow struct {
 	slotType, plugin, database, walStatus string
 	active                                bool
 	activePID                             int32
@@ -206,8 +289,8 @@ type slotInfo struct {
 // slotState reads the slot's row of pg_replication_slots, nil when there
 // is none. Columns that only some versions have are read through to_jsonb,
 // so one query serves 14 to 18.
-func slotState(ctx context.Context, conn *pgx.Conn, slot string) (*slotInfo, error) {
-	var st slotInfo
+func slotState(ctx context.Context, conn *pgx.Conn, slot string) (*slotRow, error) {
+	var st slotRow
 	var plugin, database, walStatus, flush, invalidation *string
 	var pid *int32
 	var conflicting, failover, synced *bool
@@ -247,7 +330,7 @@ func deref(s *string) string {
 	return *s
 }
 
-func (st *slotInfo) check(slot, db string) error {
+func (st *slotRow) check(slot, db string) error {
 	switch {
 	case st.slotType != "logical":
 		return &SlotError{Slot: slot, Err: ErrSlotMismatch, Detail: "it is a " + st.slotType + " slot, not a logical one"}
@@ -285,7 +368,7 @@ func (s *Stream) connect(ctx context.Context, wait bool) (*pgconn.PgConn, error)
 		if d == backoff.Stop {
 			return nil, err
 		}
-		s.cfg.Logger.Info("slot in use; waiting as a standby", "slot", s.cfg.Slot, "retry_in", d)
+		s.cfg.Logger.Info("slot in use; waiting as a standby", logkey.Slot, s.cfg.Slot, logkey.RetryIn, d)
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("cdc: waiting for slot %q: %w", s.cfg.Slot, context.Cause(ctx))
@@ -316,17 +399,15 @@ func textOutput(params map[string]string) {
 }
 
 func (s *Stream) connectOnce(ctx context.Context) (*pgconn.PgConn, error) {
-	pc, err := pgconn.ParseConfig(s.cfg.ConnString)
+	pc, err := s.cfg.replicationConfig()
 	if err != nil {
-		return nil, &ConfigError{Err: errors.New("ConnString is not a valid postgres URL or DSN")}
+		return nil, err
 	}
-	pc.RuntimeParams["replication"] = "database"
-	defaultAppName(pc.RuntimeParams)
 	textOutput(pc.RuntimeParams)
 	pc.BuildFrontend = replicationFrontend
 	conn, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("cdc: replication connect: %w", err)
+		return nil, connectError("replication connect to", pc, err)
 	}
 	sys, err := pglogrepl.IdentifySystem(ctx, conn)
 	if err != nil {

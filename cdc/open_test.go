@@ -63,7 +63,15 @@ func TestConfigValidation(t *testing.T) {
 		{"bad undecodable", func(c *Config) { c.Undecodable = 7 }, "Undecodable 7"},
 		{"dead letter without text", func(c *Config) { c.DeadLetter = func(*DecodeError, []byte) {} }, "DeadLetter"},
 		{"bad truncate", func(c *Config) { c.Truncate = 9 }, "Truncate 9"},
-		{"tables without create", func(c *Config) { c.PublicationTables = []string{"a"} }, "CreatePublication"},
+		{"bad publication", func(c *Config) { c.Publication = "My-Pub" }, "Publication \"My-Pub\" may contain only"},
+		{"long publication", func(c *Config) { c.Publication = strings.Repeat("p", 64) }, "longer than 63"},
+		{"create without tables", func(c *Config) { c.CreatePublication = true }, "CreatePublication needs PublicationTables, or PublicationAllTables"},
+		{"all tables and a list", func(c *Config) {
+			c.CreatePublication, c.PublicationAllTables, c.PublicationTables = true, true, []string{"a"}
+		}, "both set"},
+		{"all tables without create", func(c *Config) { c.PublicationAllTables = true }, "PublicationAllTables is set but CreatePublication is not"},
+		{"alter without tables", func(c *Config) { c.AlterPublication = true }, "AlterPublication"},
+		{"bad pool setting", func(c *Config) { c.ConnString = "postgres://u:secret@localhost/db?pool_max_conns=x" }, "pool_* setting"},
 		{"bad table", func(c *Config) { c.CreatePublication, c.PublicationTables = true, []string{"a", `"b`} }, "PublicationTables"},
 		{"bad progress table", func(c *Config) { c.BackfillTable = "a.b.c" }, "BackfillTable"},
 	}
@@ -301,6 +309,14 @@ func TestOpenWALLevelNotLogical(t *testing.T) {
 	err = openErr(t, Config{ConnString: c.URL, Slot: "s", Publication: "p"})
 	if !errors.Is(err, ErrWALLevel) || !strings.Contains(err.Error(), "replica") {
 		t.Fatalf("got %v", err)
+	}
+	fs, err := Check(t.Context(), Config{ConnString: c.URL, Slot: "s", Publication: "p", CreateSlot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 2 || fs[0].Code != FindingWALLevel || fs[0].Severity != SeverityBlocking ||
+		!strings.HasPrefix(fs[0].Fix, "ALTER SYSTEM SET wal_level = logical;") || fs[1].Code != FindingPublicationMissing {
+		t.Fatalf("Check = %v, want wal_level and the missing publication", fs)
 	}
 }
 

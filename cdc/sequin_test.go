@@ -358,7 +358,7 @@ func TestCreatedPublicationViaRoot(t *testing.T) {
 		"create table pt_1 partition of pt for values from (0) to (100)")
 	cfg := e.config()
 	cfg.Publication = "created_pub"
-	cfg.CreatePublication = true
+	cfg.CreatePublication, cfg.PublicationAllTables = true, true
 	s := e.open(cfg)
 	var viaRoot bool
 	if err := e.conn.QueryRow(context.Background(), "select pubviaroot from pg_publication where pubname = 'created_pub'").Scan(&viaRoot); err != nil {

@@ -141,7 +141,25 @@ func TestBadInputNoPrimaryKey(t *testing.T) {
 		"alter table fullnopk replica identity full",
 		"create table nothing (id int primary key, b text)",
 		"alter table nothing replica identity nothing")
-	s := openStream(t, url, "public.nopk", "public.fullnopk", "public.nothing")
+	cfg := cdc.Config{ConnString: url, Slot: pgtest.Name(t, "slot"), Publication: pgtest.Name(t, "pub"),
+		CreateSlot: true, CreatePublication: true, HeartbeatInterval: -1,
+		PublicationTables: []string{"public.nopk", "public.fullnopk", "public.nothing"}}
+	// walrelay does not publish them itself: the application's updates
+	// would fail.
+	if s, err := cdc.Open(t.Context(), cfg); !errors.Is(err, cdc.ErrReplicaIdentity) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open creating the publication = %v, want ErrReplicaIdentity", err)
+	}
+	// Published by hand, they stream.
+	pgtest.Exec(t, url, "create publication "+cfg.Publication+" for table nopk, fullnopk, nothing")
+	cfg.CreatePublication = false
+	s, err := cdc.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
 	pgtest.Exec(t, url,
 		"insert into nopk values (1, 'a')",
 		"insert into fullnopk values (1, 'a')",

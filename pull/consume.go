@@ -14,6 +14,7 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	"github.com/walrelay/walrelay/internal/logkey"
 )
 
 // DefaultAutoCommitInterval is how often an auto-commit instance commits
@@ -262,8 +263,8 @@ func (h *Handler) acquire(ctx context.Context, key instanceKey, topics []string,
 				delivered: map[topicPartition]int64{}, committed: map[topicPartition]int64{}, lastCommit: time.Now()}
 			inst.reader = h.newReader(inst)
 			h.instances[key] = inst
-			h.log.Debug("pull: consumer created", slog.String("group", key.group), slog.String("instance", key.name),
-				slog.Any("topics", topics), slog.Bool("auto_commit", opts.autoCommit), slog.String("reset", opts.reset))
+			h.log.Debug("pull: consumer created", slog.String(logkey.Group, key.group), slog.String(logkey.Instance, key.name),
+				slog.Any(logkey.Topics, topics), slog.Bool(logkey.AutoCommit, opts.autoCommit), slog.String(logkey.Reset, opts.reset))
 		}
 	}
 	inst.inUse++
@@ -406,7 +407,7 @@ func (h *Handler) resubscribe(ctx context.Context, inst *instance, topics []stri
 	inst.readerMu.Lock()
 	defer inst.readerMu.Unlock()
 	if err := inst.reader.Close(); err != nil {
-		h.log.Debug("pull: closing the consumer for its new topics", slog.Any("error", err))
+		h.log.Debug("pull: closing the consumer for its new topics", slog.Any(logkey.Err, err))
 	}
 	inst.topics = topics
 	inst.pending = nil
@@ -433,7 +434,7 @@ func (h *Handler) autoCommit(ctx context.Context, inst *instance) {
 	defer cancel()
 	if err := h.commitDelivered(ctx, inst); err != nil {
 		h.log.Debug("pull: auto-commit failed; the records will be redelivered",
-			slog.String("group", inst.key.group), slog.String("instance", inst.key.name), slog.Any("error", err))
+			slog.String(logkey.Group, inst.key.group), slog.String(logkey.Instance, inst.key.name), slog.Any(logkey.Err, err))
 	}
 }
 
@@ -803,8 +804,8 @@ func (h *Handler) reap() {
 					h.autoCommit(context.Background(), inst)
 				}
 				err := inst.close()
-				h.log.Debug("pull: idle consumer closed", slog.String("group", inst.key.group),
-					slog.String("instance", inst.key.name), slog.Any("error", err))
+				h.log.Debug("pull: idle consumer closed", slog.String(logkey.Group, inst.key.group),
+					slog.String(logkey.Instance, inst.key.name), slog.Any(logkey.Err, err))
 			}
 			for _, inst := range live {
 				select {

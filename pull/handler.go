@@ -20,6 +20,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 
+	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/sink/kafka"
 )
 
@@ -161,7 +162,7 @@ func (h *Handler) Close() error {
 			if inst.opts.autoCommit {
 				if err := h.commitDelivered(ctx, inst); err != nil {
 					h.log.Debug("pull: commit at close failed; the records will be redelivered",
-						slog.String("group", inst.key.group), slog.String("instance", inst.key.name), slog.Any("error", err))
+						slog.String(logkey.Group, inst.key.group), slog.String(logkey.Instance, inst.key.name), slog.Any(logkey.Err, err))
 				}
 			}
 		default:

@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 	metadataAPI "github.com/segmentio/kafka-go/protocol/metadata"
 
+	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
@@ -300,8 +301,8 @@ func (s *Sink) produce(ctx context.Context, w *write, b batch, from, to int, now
 			s.forgetLayout(b.topic)
 		}
 		if s.cfg.Logger != nil {
-			s.cfg.Logger.Debug("kafka: produce failed, retrying", slog.String("topic", b.topic),
-				slog.Int("partition", b.partition), slog.Int("attempt", attempt), slog.Any("error", err))
+			s.cfg.Logger.Warn("kafka: produce failed, retrying", slog.String(logkey.Topic, b.topic),
+				slog.Int(logkey.Partition, b.partition), slog.Int(logkey.Attempt, attempt), slog.Any(logkey.Err, err))
 		}
 		if err := sleep(ctx, backoff(attempt)); err != nil {
 			return err

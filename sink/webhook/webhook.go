@@ -21,6 +21,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 )
@@ -226,8 +227,8 @@ func (s *Sink) send(ctx context.Context, id string, n int, body []byte) error {
 		}
 		if s.cfg.Logger != nil {
 			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "webhook request failed; retrying",
-				slog.String("url", s.url), slog.String("id", id), slog.Int("attempt", attempt),
-				slog.Duration("wait", wait), slog.String("error", err.Error()))
+				slog.String(logkey.URL, s.url), slog.String(logkey.WebhookID, id), slog.Int(logkey.Attempt, attempt),
+				slog.Duration(logkey.RetryIn, wait), slog.String(logkey.Err, err.Error()))
 		}
 		t := time.NewTimer(wait)
 		select {

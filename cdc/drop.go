@@ -1,0 +1,122 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/message"
+)
+
+// DropOptions choose what [Drop] leaves in place. The zero value drops
+// everything the Config names.
+type DropOptions struct {
+	// KeepSlot, KeepPublication and KeepBackfillTable leave the slot, the
+	// publication (another slot may use it) or the backfill progress table
+	// (Config.BackfillTable) in place.
+	KeepSlot, KeepPublication, KeepBackfillTable bool
+	// IdempotencyTables are Postgres idempotency stores' tables in the same
+	// database to drop too ("name" or "schema.name", as in
+	// idempotency.PostgresConfig.Table; "walrelay_idempotency" is its
+	// default). A store in another database is dropped there, with SQL.
+	IdempotencyTables []string
+}
+
+// Drop removes what walrelay created in the database for cfg: the slot
+// (which frees the WAL it retains), the publication and the backfill
+// progress table, and the idempotency tables opts names. Objects that do
+// not exist are skipped; it returns what it dropped ("slot name",
+// "publication name", "table schema.name"). No stream may use the slot:
+// an active slot is an [ErrSlotInUse] error and nothing else is dropped.
+//
+// Dropping the slot loses the changes not yet delivered from it: a new
+// slot starts at the present, so tables must be backfilled again.
+func Drop(ctx context.Context, cfg Config, opts DropOptions) ([]string, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	type table struct{ schema, name string }
+	var tables []table
+	if !opts.KeepBackfillTable {
+		schema, name, _ := qualifiedTable(cfg.BackfillTable)
+		tables = append(tables, table{schema, name})
+	}
+	for _, t := range opts.IdempotencyTables {
+		schema, name, err := message.ParseTable(t)
+		if err != nil {
+			return nil, &ConfigError{Err: fmt.Errorf("DropOptions.IdempotencyTables: %w", err)}
+		}
+		tables = append(tables, table{schema, name})
+	}
+	poolCfg, err := cfg.poolConfig()
+	if err != nil {
+		return nil, err
+	}
+	poolCfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: connect: %w", err)
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, connectError("connect to", &poolCfg.ConnConfig.Config, err)
+	}
+	defer conn.Release()
+
+	var dropped []string
+	if !opts.KeepSlot {
+		var pid *int32
+		err := conn.QueryRow(ctx, "select active_pid from pg_replication_slots where slot_name = $1", cfg.Slot).Scan(&pid)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return nil, fmt.Errorf("cdc: drop slot %q: %w", cfg.Slot, err)
+		case pid != nil:
+			return nil, &SlotError{Slot: cfg.Slot, Err: ErrSlotInUse, Detail: fmt.Sprintf("held by backend pid %d; stop the stream before dropping the slot", *pid)}
+		default:
+			_, err := conn.Exec(ctx, "select pg_drop_replication_slot($1)", cfg.Slot)
+			if pgCode(err) == "55006" { // object_in_use: taken since
+				return nil, &SlotError{Slot: cfg.Slot, Err: ErrSlotInUse, Detail: err.Error()}
+			}
+			if err != nil && pgCode(err) != "42704" { // undefined_object: dropped since
+				return nil, fmt.Errorf("cdc: drop slot %q: %w", cfg.Slot, err)
+			}
+			dropped = append(dropped, "slot "+cfg.Slot)
+		}
+	}
+	if !opts.KeepPublication {
+		var exists bool
+		if err := conn.QueryRow(ctx, "select exists(select 1 from pg_publication where pubname = $1)", cfg.Publication).Scan(&exists); err != nil {
+			return dropped, fmt.Errorf("cdc: drop publication %q: %w", cfg.Publication, err)
+		}
+		if exists {
+			if _, err := conn.Exec(ctx, "drop publication if exists "+pgx.Identifier{cfg.Publication}.Sanitize()); err != nil {
+				return dropped, fmt.Errorf("cdc: drop publication %q: %w", cfg.Publication, err)
+			}
+			dropped = append(dropped, "publication "+cfg.Publication)
+		}
+	}
+	for _, t := range tables {
+		// An unqualified idempotency table is in the search_path, as the
+		// store resolves it.
+		ident := pgx.Identifier{t.name}.Sanitize()
+		if t.schema != "" {
+			ident = pgx.Identifier{t.schema, t.name}.Sanitize()
+		}
+		var name *string
+		if err := conn.QueryRow(ctx, "select to_regclass($1)::text", ident).Scan(&name); err != nil {
+			return dropped, fmt.Errorf("cdc: drop table %s: %w", ident, err)
+		}
+		if name == nil {
+			continue
+		}
+		if _, err := conn.Exec(ctx, "drop table if exists "+ident); err != nil {
+			return dropped, fmt.Errorf("cdc: drop table %s: %w", ident, err)
+		}
+		dropped = append(dropped, "table "+*name)
+	}
+	return dropped, nil
+}
