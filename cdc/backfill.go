@@ -402,6 +402,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 		return err
 	}
 	schema, table := it.Table() // the names changes to the table carry
+	bst := s.st.newBackfill(cfg.ID, schema+"."+table, s.estimateRows(ctx, schema, table))
 	type inflight struct {
 		ch     *chunk
 		cursor backfill.Cursor
@@ -460,6 +461,8 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 			}
 			if ch.lost {
 				err = errChunkLost
+			} else {
+				bst.rows.Add(uint64(len(rows)))
 			}
 		}
 		if err != nil {
@@ -502,6 +505,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) error {
 	for {
 		err := s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: it.Cursor(), Done: true})
 		if err == nil {
+			bst.done.Store(true)
 			return nil
 		}
 		if err := again(err); err != nil {
