@@ -52,8 +52,10 @@ type Stats struct {
 	LastMessageAt, LastAckAt time.Time
 
 	// Connected reports that the replication connection is up; it is false
-	// while the stream reconnects and after it stopped.
-	Connected bool
+	// while the stream reconnects and after it stopped. DisconnectedAt is
+	// when it went down, zero while it is up.
+	Connected      bool
+	DisconnectedAt time.Time
 	// Stopped reports that the stream has stopped (closed, or failed with
 	// Err).
 	Stopped bool
@@ -116,7 +118,8 @@ type streamStats struct {
 	msgsOut    atomic.Uint64
 	bytesOut   atomic.Uint64
 	reconnects atomic.Uint64
-	connected  atomic.Bool
+	down       atomic.Bool  // the replication connection was lost (false from Open on)
+	downAt     atomic.Int64 // unix nanoseconds when it was lost
 
 	// Guarded by Stream.mu.
 	transactions uint64
@@ -169,6 +172,14 @@ type backfillCounters struct {
 	done      atomic.Bool
 }
 
+// setConnected records that the replication connection is up or down.
+func (st *streamStats) setConnected(up bool) {
+	if !up && !st.down.Load() {
+		st.downAt.Store(time.Now().UnixNano())
+	}
+	st.down.Store(!up)
+}
+
 // newBackfill records a backfill of table (estimate rows) for Stats.
 func (st *streamStats) newBackfill(id, table string, estimate int64) *backfillCounters {
 	b := &backfillCounters{id: id, table: table, estimate: estimate, started: time.Now()}
@@ -212,10 +223,13 @@ func (s *Stream) Stats() Stats {
 		MessagesOut:  st.msgsOut.Load(),
 		BytesOut:     st.bytesOut.Load(),
 		Reconnects:   st.reconnects.Load(),
-		Connected:    st.connected.Load(),
+		Connected:    !st.down.Load(),
 		Standby:      s.fo.standby,
 		Buffer:       s.Buffered(),
 		SlotStatus:   st.slot.Load(),
+	}
+	if ns := st.downAt.Load(); ns != 0 && !out.Connected {
+		out.DisconnectedAt = time.Unix(0, ns)
 	}
 	if ns := st.lastMsg.Load(); ns != 0 {
 		out.LastMessageAt = time.Unix(0, ns)

@@ -185,8 +185,7 @@ func (s *Stream) closed() bool {
 func (s *Stream) run() {
 	defer close(s.done)
 	defer close(s.out)
-	defer s.st.connected.Store(false)
-	s.st.connected.Store(true)
+	defer s.st.setConnected(false)
 	s.watchSlot()
 	var b backoff.BackOff
 	for {
@@ -205,7 +204,7 @@ func (s *Stream) run() {
 			s.err = err
 			return
 		}
-		s.st.connected.Store(false)
+		s.st.setConnected(false)
 		s.cfg.Logger.Warn("replication connection lost; reconnecting", "slot", s.cfg.Slot, "err", err)
 		if b == nil {
 			b = s.cfg.Backoff()
@@ -227,7 +226,7 @@ func (s *Stream) run() {
 			if cerr == nil {
 				s.conn = conn
 				s.st.reconnects.Add(1)
-				s.st.connected.Store(true)
+				s.st.setConnected(true)
 				b.Reset()
 				s.cfg.Logger.Info("replication reconnected", "slot", s.cfg.Slot)
 				break
