@@ -115,8 +115,8 @@ type streamStats struct {
 	walEnd     atomic.Uint64 // reader only
 	lastMsg    atomic.Int64  // unix nanoseconds; reader only
 	xlog       uint64        // reader-private count of data messages, to sample the clock
-	msgsOut    atomic.Uint64
-	bytesOut   atomic.Uint64
+	msgsOut    atomic.Uint64 // the consumer only
+	bytesOut   atomic.Uint64 // the consumer only
 	reconnects atomic.Uint64
 	down       atomic.Bool  // the replication connection was lost (false from Open on)
 	downAt     atomic.Int64 // unix nanoseconds when it was lost
@@ -200,6 +200,13 @@ func (st *streamStats) received(n int, walEnd uint64) {
 	if st.xlog&127 == 1 {
 		st.lastMsg.Store(time.Now().UnixNano())
 	}
+}
+
+// took counts a message of size bytes taken from the buffer. Next (and
+// Run, through it) is for one goroutine, so its counters have one writer.
+func (st *streamStats) took(size int64) {
+	st.msgsOut.Store(st.msgsOut.Load() + 1)
+	st.bytesOut.Store(st.bytesOut.Load() + uint64(size))
 }
 
 // keepalive records a keepalive with the server's WAL end.

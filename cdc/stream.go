@@ -430,8 +430,7 @@ type queued struct {
 // took accounts for q leaving the buffer and returns its message.
 func (s *Stream) took(q queued) message.Message {
 	s.buffered.Add(-q.size)
-	s.st.msgsOut.Add(1)
-	s.st.bytesOut.Add(uint64(q.size))
+	s.st.took(q.size)
 	select {
 	case s.space <- struct{}{}:
 	default:
