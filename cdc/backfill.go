@@ -426,6 +426,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) (err error) 
 			return fmt.Errorf("cdc: backfill %q: %w", cfg.ID, err)
 		}
 	}
+	bst := s.st.newBackfill(cfg.ID, schema+"."+table, s.estimateRows(ctx, schema, table))
 	type inflight struct {
 		ch     *chunk
 		cursor backfill.Cursor
@@ -484,6 +485,8 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) (err error) 
 			}
 			if ch.lost {
 				err = errChunkLost
+			} else {
+				bst.rows.Add(uint64(len(rows)))
 			}
 		}
 		if err != nil {
@@ -526,6 +529,7 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) (err error) 
 	for {
 		err := s.saveProgress(ctx, BackfillProgress{ID: cfg.ID, Table: cfg.Table, Cursor: it.Cursor(), Done: true})
 		if err == nil {
+			bst.done.Store(true)
 			return nil
 		}
 		if err := again(err); err != nil {

@@ -77,6 +77,7 @@ func (s *Stream) dispatch(lsn message.LSN, msg pglogrepl.Message) error {
 		s.decoded.add(m.Xid)
 		s.mu.Lock()
 		s.inTx = true
+		s.st.txTime = s.tx.commitTime
 		s.mu.Unlock()
 	case *pglogrepl.CommitMessage:
 		s.tx.active = false
@@ -146,6 +147,8 @@ func (s *Stream) commit(end message.LSN) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inTx = false
+	s.st.transactions++
+	s.st.lastMsg.Store(time.Now().UnixNano())
 	s.fo.committed = end
 	if end > s.received {
 		s.received = end
@@ -156,7 +159,7 @@ func (s *Stream) commit(end message.LSN) {
 		}
 		return
 	}
-	s.pending = append(s.pending, pendingTx{lastSeq: s.emitted, end: end})
+	s.pending = append(s.pending, pendingTx{lastSeq: s.emitted, end: end, commitTime: s.st.txTime})
 }
 
 // change delivers a row change, after the backfills in flight took note

@@ -205,6 +205,33 @@
 // buffer), where an unbounded buffer held all eight (512 MB). Lower
 // BufferBytes on a small machine, or for tables with large arrays.
 //
+// # Stats, slot status and health
+//
+// [Stream.Stats] is a snapshot of the stream, cheap enough to call on every
+// scrape: the received, acknowledged and server WAL-end positions; the lag
+// in bytes (server WAL end minus acknowledged) and in time (how long ago the
+// oldest transaction with an unacknowledged message committed, 0 when
+// caught up); messages and bytes in and out; transactions; reconnects; when
+// the server last sent something and when an Ack last advanced the
+// position; whether the connection is up and the server a standby; the
+// buffer; what [Run] wrote and how long its writes have been failing
+// (Delivery); and each backfill's rows read against Postgres' estimate.
+// Counters are atomics updated on the hot path.
+//
+// [Stream.SlotStats] asks Postgres about the slot: wal_status, the WAL it
+// retains, safe_wal_size and max_slot_wal_keep_size. The stream asks once a
+// minute and keeps the answer in Stats (SlotStatus); with less than a
+// quarter of max_slot_wal_keep_size left, or wal_status "unreserved", it
+// logs a warning to Config.Logger, and an error once the slot is lost.
+//
+// [NewHealth] answers probes: Live fails once the stream stopped for good;
+// Ready also fails while the replication connection is down (after
+// HealthOptions.Disconnected), when the last slot query found the slot lost
+// or gone, and when Run's writes have failed for longer than
+// HealthOptions.SinkFailure (1 minute by default). LiveHandler and
+// ReadyHandler serve them over HTTP (200, or 503 with the problems in a
+// JSON body). Package metrics/prom exports Stats as Prometheus metrics.
+//
 // # Hostile input
 //
 // Nothing a database user can write should stop a stream or exhaust its

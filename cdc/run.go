@@ -65,7 +65,7 @@ func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
 		batch = append(batch, m)
 		batch, err = fill(ctx, s, batch, opts)
 		if len(batch) > 0 {
-			if werr := write(ctx, sk, batch, opts); werr != nil {
+			if werr := write(ctx, s, sk, batch, opts); werr != nil {
 				return werr
 			}
 			s.Ack(batch[len(batch)-1])
@@ -113,13 +113,18 @@ func fill(ctx context.Context, s *Stream, batch []message.Message, opts RunOptio
 // write calls sk.Write until it succeeds, retrying transient errors. When
 // ctx ends while the batch is failing, the error joins the sink's last
 // errors with ctx's, so that errors.Is and errors.As find both.
-func write(ctx context.Context, sk sink.Sink, batch []message.Message, opts RunOptions) error {
+func write(ctx context.Context, s *Stream, sk sink.Sink, batch []message.Message, opts RunOptions) error {
 	// The last error of sk.Write, and when ctx caused that one, the failure
 	// before it.
 	var last, before error
 	rec := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
 		err := sk.Write(ctx, msgs...)
-		if err != nil {
+		if err == nil {
+			s.st.delivery.ok(len(msgs))
+		} else {
+			if ctx.Err() == nil { // not a sink failure: Run is stopping
+				s.st.delivery.failed(err)
+			}
 			if ctx.Err() != nil && last != nil {
 				before = last
 			}
@@ -130,6 +135,7 @@ func write(ctx context.Context, sk sink.Sink, batch []message.Message, opts RunO
 	err := sink.Retry(rec, sink.RetryOptions{
 		Backoff: opts.Backoff,
 		OnRetry: func(attempt int, wait time.Duration, err error) {
+			s.st.delivery.retries.Add(1)
 			opts.Logger.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", wait, "batch", len(batch), "err", err)
 		},
 	}).Write(ctx, batch...)

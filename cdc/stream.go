@@ -70,6 +70,8 @@ type Stream struct {
 	lastStatus time.Time
 	inLSN      message.LSN // WAL position of the pgoutput message being handled
 	inSize     int64       // its size
+
+	st streamStats // for Stats
 }
 
 // replicationFrontend reads the replication connection through a large
@@ -82,8 +84,9 @@ func replicationFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
 // pendingTx is a committed transaction whose last message has sequence
 // number lastSeq; once that is acknowledged the slot may advance to end.
 type pendingTx struct {
-	lastSeq uint64
-	end     message.LSN
+	lastSeq    uint64
+	end        message.LSN
+	commitTime time.Time // for Stats.Lag
 }
 
 // Next returns the next message, waiting for one until ctx is done. It
@@ -140,6 +143,7 @@ func (s *Stream) Ack(m message.Message) {
 		n++
 	}
 	s.pending = s.pending[n:]
+	s.st.lastAck = time.Now()
 }
 
 // Acked returns the position the stream reports to Postgres as flushed:
@@ -181,6 +185,8 @@ func (s *Stream) closed() bool {
 func (s *Stream) run() {
 	defer close(s.done)
 	defer close(s.out)
+	defer s.st.setConnected(false)
+	s.watchSlot()
 	var b backoff.BackOff
 	for {
 		err := s.stream()
@@ -198,6 +204,7 @@ func (s *Stream) run() {
 			s.err = err
 			return
 		}
+		s.st.setConnected(false)
 		s.cfg.Logger.Warn("replication connection lost; reconnecting", "slot", s.cfg.Slot, "err", err)
 		if b == nil {
 			b = s.cfg.Backoff()
@@ -218,6 +225,8 @@ func (s *Stream) run() {
 			cancel()
 			if cerr == nil {
 				s.conn = conn
+				s.st.reconnects.Add(1)
+				s.st.setConnected(true)
 				b.Reset()
 				s.cfg.Logger.Info("replication reconnected", "slot", s.cfg.Slot)
 				break
@@ -316,6 +325,7 @@ func (s *Stream) receive(raw pgproto3.BackendMessage) error {
 			if err != nil {
 				return &DecodeError{Err: err}
 			}
+			s.st.keepalive(uint64(pkm.ServerWALEnd))
 			s.idleAdvance(message.LSN(pkm.ServerWALEnd))
 			if pkm.ReplyRequested {
 				return s.sendStatus()
@@ -326,6 +336,7 @@ func (s *Stream) receive(raw pgproto3.BackendMessage) error {
 				return &DecodeError{Err: err}
 			}
 			s.inSize = int64(len(xld.WALData))
+			s.st.received(len(xld.WALData), uint64(xld.ServerWALEnd))
 			return s.handle(message.LSN(xld.WALStart), xld.WALData)
 		}
 	case *pgproto3.NoticeResponse:
@@ -419,6 +430,7 @@ type queued struct {
 // took accounts for q leaving the buffer and returns its message.
 func (s *Stream) took(q queued) message.Message {
 	s.buffered.Add(-q.size)
+	s.st.took(q.size)
 	select {
 	case s.space <- struct{}{}:
 	default:

@@ -47,6 +47,14 @@
 // Sequin's record_only format; [Event] writes the legacy event format of the
 // older Sequin product. Any func(message.Message) ([]byte, error) will do.
 //
+// # Stats
+//
+// A sink that counts what it does implements [StatsReporter]: Stats returns
+// a [Stats] (writes, messages, failed attempts, retries, the last error and
+// when). sink/kafka and sink/webhook do; package metrics/prom exports them.
+// The wrappers here do not pass their inner sink's counters through: keep
+// the inner sink to read them.
+//
 // # Writing your own sink
 //
 // For a destination reached by a function call, adapt the function with

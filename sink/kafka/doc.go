@@ -95,6 +95,13 @@
 // commit_idx) of each row (see package message) rather than the last
 // received.
 //
+// # Stats
+//
+// [Sink.Stats] counts successful Writes and their messages, every failed
+// produce request (each try of a retried one) and every Write refused
+// before sending, the retries, and the last error with its time; it is a
+// [sink.StatsReporter] for metrics and health checks.
+//
 // # Errors
 //
 // Errors that retrying cannot fix are marked with [sink.Permanent], so

@@ -54,6 +54,8 @@ type Sink struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+
+	stats stats
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -112,6 +114,17 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	err := s.write(ctx, msgs)
+	if err == nil {
+		s.stats.writes.Add(1)
+		s.stats.messages.Add(uint64(len(msgs)))
+	}
+	return err
+}
+
+// write is Write for a non-empty batch. A failure of a produce request is
+// counted where it happens; one before any is sent, here.
+func (s *Sink) write(ctx context.Context, msgs []message.Message) error {
 	w := s.newWrite(len(msgs))
 	recs := w.recs
 	arena := w.arena
@@ -119,6 +132,7 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 		var err error
 		if recs[i], arena, err = s.record(m, w.hdrs[3*i:3*i+3:3*i+3], arena); err != nil {
 			s.release(w) // nothing was sent
+			s.stats.failed(err)
 			return err
 		}
 		if i == 0 { // room for the rest, judged by the first
@@ -130,6 +144,7 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	parts, err := s.partitionsOf(ctx, topics)
 	if err != nil {
 		s.release(w) // nothing was sent
+		s.stats.failed(err)
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("kafka: write: %w", ctxErr)
 		}
@@ -294,6 +309,7 @@ func (s *Sink) produce(ctx context.Context, w *write, b batch, from, to int, now
 		if err = produceError(res, err); err == nil {
 			return nil
 		}
+		s.stats.failed(err)
 		if ctx.Err() != nil || !s.retriable(err) || attempt >= s.cfg.MaxAttempts {
 			return err
 		}
@@ -307,6 +323,7 @@ func (s *Sink) produce(ctx context.Context, w *write, b batch, from, to int, now
 		if err := sleep(ctx, backoff(attempt)); err != nil {
 			return err
 		}
+		s.stats.retries.Add(1)
 	}
 }
 

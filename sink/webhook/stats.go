@@ -3,21 +3,15 @@ package webhook
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/walrelay/walrelay/sink"
 )
 
-// Stats is a snapshot of a [Sink]'s counters, from [Sink.Stats]. A failure
-// the sink is retrying shows as Failures and Retries growing while Writes
-// and Messages stand still; LastError says why.
-type Stats struct {
-	Writes   uint64 // Write calls that returned nil
-	Messages uint64 // messages in requests the endpoint accepted
-	Failures uint64 // failed attempts, whatever the cause
-	Retries  uint64 // attempts that repeated a failed one
-	// LastError is the error of the last failed attempt (nil if none), and
-	// LastErrorAt when it failed.
-	LastError   error
-	LastErrorAt time.Time
-}
+var _ sink.StatsReporter = (*Sink)(nil)
+
+// Stats is a snapshot of a [Sink]'s counters, from [Sink.Stats]: the
+// shape every sink that counts reports ([sink.Stats]).
+type Stats = sink.Stats
 
 type stats struct {
 	writes, messages, failures, retries atomic.Uint64
