@@ -218,7 +218,7 @@
 // (Delivery); and each backfill's rows read against Postgres' estimate.
 // Counters are atomics updated on the hot path.
 //
-// [Stream.SlotStats] asks Postgres about the slot: wal_status, the WAL it
+// [Stream.SlotStatus] asks Postgres about the slot: wal_status, the WAL it
 // retains, safe_wal_size and max_slot_wal_keep_size. The stream asks once a
 // minute and keeps the answer in Stats (SlotStatus); with less than a
 // quarter of max_slot_wal_keep_size left, or wal_status "unreserved", it

@@ -54,7 +54,7 @@ func (h *Health) Live() []string {
 
 // Ready reports why the stream is not delivering: it stopped, its
 // replication connection is down (longer than Disconnected), Postgres says
-// its slot is lost (as of the last [Stream.SlotStats]), or Run's writes to
+// its slot is lost (as of the last [Stream.SlotStatus]), or Run's writes to
 // the sink have failed for longer than SinkFailure. None means ready.
 func (h *Health) Ready() []string {
 	return h.ready(time.Now(), h.s.Stats())

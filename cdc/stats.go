@@ -23,7 +23,7 @@ type Stats struct {
 	// keepalive or with the last data); 0 before it did.
 	ServerWALEnd message.LSN
 	// LagBytes is ServerWALEnd minus AckedLSN: the WAL the slot still holds
-	// for this stream, as far as the stream knows. [Stream.SlotStats] asks
+	// for this stream, as far as the stream knows. [Stream.SlotStatus] asks
 	// Postgres.
 	LagBytes uint64
 	// Lag is how long ago the oldest transaction with a message not yet
@@ -72,9 +72,9 @@ type Stats struct {
 	// Backfills are the backfills this stream ran or runs, by start.
 	Backfills []BackfillStats
 	// SlotStatus is the slot as Postgres last described it (see
-	// [Stream.SlotStats], which the stream calls every minute), nil before
+	// [Stream.SlotStatus], which the stream calls every minute), nil before
 	// the first answer.
-	SlotStatus *SlotStats
+	SlotStatus *SlotState
 }
 
 // DeliveryStats are the counters of [Run] on a stream.
@@ -127,7 +127,7 @@ type streamStats struct {
 	txTime       time.Time // commit timestamp of the transaction being received
 
 	delivery deliveryCounters
-	slot     atomic.Pointer[SlotStats]
+	slot     atomic.Pointer[SlotState]
 
 	bfMu      sync.Mutex
 	backfills []*backfillCounters

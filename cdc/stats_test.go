@@ -131,7 +131,7 @@ func TestStatsLagWhileSinkBlocked(t *testing.T) {
 	// and Postgres agrees that the slot retains it.
 	e.exec("insert into t select g, repeat('z', 1000) from generate_series(101, 200) g")
 	waitFor(t, "the lag in bytes to grow", func() bool { return s.Stats().LagBytes > first.LagBytes })
-	sl, err := s.SlotStats(context.Background())
+	sl, err := s.SlotStatus(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestStatsLagWhileSinkBlocked(t *testing.T) {
 		t.Fatalf("delivery %+v", st.Delivery)
 	}
 	waitFor(t, "the slot to advance", func() bool { return e.confirmedFlush() >= end })
-	sl, err = s.SlotStats(context.Background())
+	sl, err = s.SlotStatus(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestStatsBackfill(t *testing.T) {
 // The slot watch warns while the slot nears max_slot_wal_keep_size, and
 // reports it lost once Postgres invalidated it: the stream is then neither
 // ready nor live. Runs on a cluster of its own.
-func TestSlotStatsWarnAndLost(t *testing.T) {
+func TestSlotStatusWarnAndLost(t *testing.T) {
 	if pgtest.Shared() == nil {
 		pgtest.URL(t)
 		t.Skip("needs local PostgreSQL binaries to start a cluster with max_slot_wal_keep_size")
@@ -360,7 +360,7 @@ func TestSlotStatsWarnAndLost(t *testing.T) {
 		}
 	}()
 	h := NewHealth(s, HealthOptions{})
-	sl, err := s.SlotStats(ctx)
+	sl, err := s.SlotStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestSlotStatsWarnAndLost(t *testing.T) {
 	}
 	for sl.SafeWALSize >= 16<<20 {
 		write()
-		if sl, err = s.SlotStats(ctx); err != nil {
+		if sl, err = s.SlotStatus(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -390,7 +390,7 @@ func TestSlotStatsWarnAndLost(t *testing.T) {
 	for !sl.Lost() {
 		write()
 		e.exec("select pg_switch_wal()", "checkpoint")
-		if sl, err = s.SlotStats(ctx); err != nil {
+		if sl, err = s.SlotStatus(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if time.Now().After(deadline) {

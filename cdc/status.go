@@ -12,7 +12,7 @@ import (
 )
 
 // SlotState is a replication slot as Postgres reports it
-// (pg_replication_slots), from [SlotStatus]. It marshals to JSON with
+// (pg_replication_slots), from [SlotStatus] or [Stream.SlotStatus]. It marshals to JSON with
 // snake_case keys.
 type SlotState struct {
 	Slot string `json:"slot"`
@@ -50,6 +50,9 @@ type SlotState struct {
 	// slot risks invalidation (Postgres' safe_wal_size); -1 when
 	// max_slot_wal_keep_size is unlimited.
 	SafeWALSize int64 `json:"safe_wal_size"`
+	// MaxSlotWALKeepSize is the server's max_slot_wal_keep_size in bytes,
+	// -1 when unlimited.
+	MaxSlotWALKeepSize int64 `json:"max_slot_wal_keep_size"`
 	// At is when Postgres was asked.
 	At time.Time `json:"at"`
 }
@@ -81,24 +84,37 @@ func SlotStatus(ctx context.Context, connString, slot string) (SlotState, error)
 		return SlotState{}, fmt.Errorf("cdc: connect: %w", err)
 	}
 	defer pool.Close()
+	st, err := querySlot(ctx, pool, slot)
+	if err != nil && pgCode(err) == "" && !errors.Is(err, errSlotParse) {
+		return SlotState{}, connectError("slot status from", &poolCfg.ConnConfig.Config, err)
+	}
+	return st, err
+}
+
+// errSlotParse marks an LSN of pg_replication_slots that did not parse.
+var errSlotParse = errors.New("unreadable LSN")
+
+// querySlot reads slot's row of pg_replication_slots, with the server's
+// WAL position (its replay position on a standby) and
+// max_slot_wal_keep_size. A missing slot is no error: Exists is false.
+func querySlot(ctx context.Context, q queryRower, slot string) (SlotState, error) {
 	st := SlotState{Slot: slot, At: time.Now()}
 	var plugin, database, walStatus, invalidation, flush, restart *string
 	var current string
 	var pid *int32
 	var lag, retained, safe *int64
-	err = pool.QueryRow(ctx, `select s.active, s.active_pid, s.plugin, s.database, s.wal_status, j->>'invalidation_reason',
+	var keepMB int64
+	err := q.QueryRow(ctx, `select s.active, s.active_pid, s.plugin, s.database, s.wal_status, j->>'invalidation_reason',
 			s.confirmed_flush_lsn::text, s.restart_lsn::text, w.lsn::text,
-			pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::int8, pg_wal_lsn_diff(w.lsn, s.restart_lsn)::int8, s.safe_wal_size
+			pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::int8, pg_wal_lsn_diff(w.lsn, s.restart_lsn)::int8, s.safe_wal_size,
+			(select setting::int8 from pg_settings where name = 'max_slot_wal_keep_size')
 		from (select s.*, to_jsonb(s) j from pg_replication_slots s where slot_name = $1) s,
 			(select case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end lsn) w`, slot).
-		Scan(&st.Active, &pid, &plugin, &database, &walStatus, &invalidation, &flush, &restart, &current, &lag, &retained, &safe)
+		Scan(&st.Active, &pid, &plugin, &database, &walStatus, &invalidation, &flush, &restart, &current, &lag, &retained, &safe, &keepMB)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}
 	if err != nil {
-		if pgCode(err) == "" {
-			return SlotState{}, connectError("slot status from", &poolCfg.ConnConfig.Config, err)
-		}
 		return SlotState{}, fmt.Errorf("cdc: slot status %q: %w", slot, err)
 	}
 	st.Exists = true
@@ -114,7 +130,7 @@ func SlotStatus(ctx context.Context, connString, slot string) (SlotState, error)
 			continue
 		}
 		if *p.lsn, err = message.ParseLSN(*p.s); err != nil {
-			return SlotState{}, fmt.Errorf("cdc: slot status %q: %w", slot, err)
+			return SlotState{}, fmt.Errorf("cdc: slot status %q: %w: %w", slot, errSlotParse, err)
 		}
 	}
 	if lag != nil && *lag > 0 {
@@ -123,9 +139,12 @@ func SlotStatus(ctx context.Context, connString, slot string) (SlotState, error)
 	if retained != nil && *retained > 0 {
 		st.RetainedBytes = *retained
 	}
-	st.SafeWALSize = -1
-	if safe != nil {
-		st.SafeWALSize = *safe
+	st.SafeWALSize, st.MaxSlotWALKeepSize = -1, -1
+	if keepMB >= 0 {
+		st.MaxSlotWALKeepSize = keepMB << 20
+		if safe != nil {
+			st.SafeWALSize = *safe
+		}
 	}
 	return st, nil
 }

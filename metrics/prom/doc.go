@@ -18,7 +18,7 @@
 //
 // A scrape reads counters only (Stats is a few atomic loads and one short
 // lock); it never queries Postgres. The slot metrics come from the query the
-// stream makes once a minute ([cdc.Stream.SlotStats]).
+// stream makes once a minute ([cdc.Stream.SlotStatus]).
 //
 // # Metrics
 //
