@@ -46,7 +46,7 @@ func main() {
 	flag.BoolVar(&opts.Quick, "quick", false, "small sizes and one round: every figure in under a minute")
 	flag.IntVar(&opts.Rounds, "rounds", 0, "rounds of each throughput measurement, median reported (0 = 3, or 1 with -quick)")
 	flag.StringVar(&opts.Only, "only", "", "comma-separated sections to run: throughput, latency, rss, backfill (empty = all)")
-	flag.StringVar(&opts.Sinks, "sinks", "", "comma-separated throughput consumers: null, kafka, kafka-discard, webhook (empty = all)")
+	flag.StringVar(&opts.Sinks, "sinks", "", "comma-separated throughput consumers besides pg_recvlogical: null, next-marshal, next-append, kafka, kafka-discard, webhook (empty = all)")
 	flag.StringVar(&opts.Scenario, "scenario", "", "run only the throughput scenarios whose name contains this (e.g. \"2 KB\")")
 	flag.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
