@@ -10,9 +10,11 @@ import (
 // the socket after every message, and each write then has to wake it: most
 // of the walsender's CPU goes to those wake-ups (system time), not to
 // decoding. pacedReader waits a little before each read while data is
-// flowing fast, so the walsender writes several messages into the socket
-// buffer per wake-up and the reader takes them in one read. When the stream
-// is quiet it never waits: a commit is read as soon as it arrives.
+// flowing fast and the last read found little (the reader has caught up), so
+// the walsender writes several messages into the socket buffer per wake-up
+// and the reader takes them in one read. When the stream is quiet it never
+// waits: a commit is read as soon as it arrives; nor after a large read,
+// when data is queued anyway.
 const (
 	// paceWindow is how often the read rate is judged.
 	paceWindow = time.Millisecond
@@ -40,6 +42,7 @@ type pacedReader struct {
 	winStart time.Time // start of the current rate window
 	winBytes int64     // bytes read in it
 	delay    time.Duration
+	wait     bool // wait delay before the next read: the last one found little
 }
 
 func newPacedReader(r io.Reader) *pacedReader {
@@ -47,7 +50,7 @@ func newPacedReader(r io.Reader) *pacedReader {
 }
 
 func (p *pacedReader) Read(b []byte) (int, error) {
-	if p.delay > 0 {
+	if p.wait {
 		p.sleep(p.delay)
 	}
 	n, err := p.r.Read(b)
@@ -64,14 +67,20 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 			p.delay = paceMin
 		}
 	}
+	p.wait = false
 	if err != nil {
 		p.delay = 0 // a timeout or an interrupted read: never wait before the next
 		return n, err
 	}
+	// Wait only when this read found little: the reader has caught up with
+	// the server and would otherwise be woken for the next message. After a
+	// large read the reader is behind, data is queued, and waiting would
+	// only give up the CPU.
 	if p.delay > 0 {
 		switch {
 		case n < paceSmall:
 			p.delay = min(2*p.delay, paceMax)
+			p.wait = true
 		case n >= paceLarge:
 			p.delay = max(p.delay/2, paceMin)
 		}

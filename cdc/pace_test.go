@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"math/rand/v2"
@@ -108,18 +109,39 @@ func TestPacedReaderFlowingWaitsThenStops(t *testing.T) {
 	}
 }
 
+// TestPacedReaderLargeReadsNeverWait: while the reads are large (data is
+// queued: the reader is behind the server) no read waits, however fast the
+// stream.
+func TestPacedReaderLargeReadsNeverWait(t *testing.T) {
+	clock := time.Unix(1000, 0)
+	var slept []time.Duration
+	data := make([]byte, paceLarge*400)
+	r := &chunkReader{data: data, chunks: []int{paceLarge}, clock: &clock, gap: func(int) time.Duration { return 100 * time.Microsecond }}
+	// Read as the stream does: through a 256 KB buffer.
+	got, err := io.ReadAll(bufio.NewReaderSize(newTestPaced(r, &clock, &slept), 256<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(data) {
+		t.Fatalf("read %d bytes, want %d", len(got), len(data))
+	}
+	if len(slept) != 0 {
+		t.Fatalf("%d of %d large reads waited", len(slept), r.i)
+	}
+}
+
 // TestPacedReaderErrorStopsWaiting: a read that fails (a deadline, or Close
 // interrupting the read) clears the wait, so the next read is immediate.
 func TestPacedReaderErrorStopsWaiting(t *testing.T) {
 	clock := time.Unix(1000, 0)
 	var slept []time.Duration
 	p := newTestPaced(errReader{}, &clock, &slept)
-	p.delay = paceMax
+	p.delay, p.wait = paceMax, true
 	if _, err := p.Read(make([]byte, 10)); err == nil {
 		t.Fatal("no error")
 	}
-	if p.delay != 0 {
-		t.Fatalf("wait %v after a failed read", p.delay)
+	if p.delay != 0 || p.wait {
+		t.Fatalf("wait %v (%v) after a failed read", p.delay, p.wait)
 	}
 }
 
