@@ -145,7 +145,7 @@
 // it returns. json.Marshal(m) and json.NewEncoder(w).Encode(m) also give the
 // same JSON, but encoding/json scans again and copies every byte that
 // MarshalJSON returns, which no Marshaler can avoid: for a typical
-// 10-column row that is about ten times the CPU of AppendJSON (see
+// 10-column row that is several times the CPU of AppendJSON (see
 // BenchmarkEncodeWays). They also HTML-escape <, > and & as \u003c, \u003e
 // and \u0026, unless the json.Encoder has SetEscapeHTML(false).
 //

@@ -8,7 +8,7 @@ import "io"
 // so it allocates nothing per message, and makes one Write call per message.
 //
 // It replaces json.NewEncoder(w).Encode(m) and json.Marshal(m), which give
-// the same JSON (but for HTML escaping, see the package doc) at about three
+// the same JSON (but for HTML escaping, see the package doc) at several
 // times the CPU: encoding/json re-scans and copies every byte that
 // [Message.MarshalJSON] returns.
 //
