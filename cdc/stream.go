@@ -77,8 +77,9 @@ type Stream struct {
 // replicationFrontend reads the replication connection through a large
 // buffer: during a backlog WAL arrives as fast as the server decodes it, and
 // the protocol reader's own 8 KB reads cost one system call per few rows.
+// The reads are paced while data flows fast (see pacedReader).
 func replicationFrontend(r io.Reader, w io.Writer) *pgproto3.Frontend {
-	return pgproto3.NewFrontend(bufio.NewReaderSize(r, 256<<10), w)
+	return pgproto3.NewFrontend(bufio.NewReaderSize(newPacedReader(r), 256<<10), w)
 }
 
 // pendingTx is a committed transaction whose last message has sequence

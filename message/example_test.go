@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"time"
 
@@ -122,4 +123,27 @@ func ExampleParseLSN() {
 	// Output:
 	// 97500059720 16/B374D848
 	// message: parse LSN "16B374D848": want XXX/XXX
+}
+
+// Write messages as JSON lines: the fast way to a file, a pipe or a socket.
+func ExampleEncoder() {
+	enc := message.NewEncoder(os.Stdout)
+	for i := range 2 {
+		m := message.Message{
+			Record: map[string]any{"id": int64(i + 1)},
+			Action: message.ActionInsert,
+			Metadata: message.Metadata{
+				TableSchema: "public", TableName: "t",
+				CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 0, time.UTC),
+				CommitLSN:       100, CommitIdx: i,
+				PrimaryKey: []string{"id"}, Columns: []string{"id"},
+			},
+		}
+		if err := enc.Encode(m); err != nil {
+			fmt.Println(err)
+		}
+	}
+	// Output:
+	// {"record":{"id":1},"changes":null,"action":"insert","metadata":{"table_schema":"public","table_name":"t","idempotency_key":"","commit_timestamp":"2024-10-28T21:37:01.000000Z","commit_lsn":100,"commit_idx":0,"record_pks":["1"],"database_name":"","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"","annotations":{},"database":"","hostname":""},"transaction_annotations":null,"enrichment":null}}
+	// {"record":{"id":2},"changes":null,"action":"insert","metadata":{"table_schema":"public","table_name":"t","idempotency_key":"","commit_timestamp":"2024-10-28T21:37:01.000000Z","commit_lsn":100,"commit_idx":1,"record_pks":["2"],"database_name":"","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"","annotations":{},"database":"","hostname":""},"transaction_annotations":null,"enrichment":null}}
 }

@@ -6,6 +6,11 @@
 //     message to the seed JSON and acknowledging into a null sink, next to
 //     pg_recvlogical writing pgoutput to /dev/null, for 100-byte and 2 KB rows
 //     in many small transactions and in a few large ones;
+//   - for the same WAL, Stream.Next with json.Marshal(m) and with
+//     m.AppendJSON into a reused buffer, as ratios to cdc.Run;
+//   - for every consumer, the CPU of the server's walsender serving it
+//     (user and system time per row) and the consumer's voluntary context
+//     switches per 1,000 rows;
 //   - the same through cdc.Run into the Kafka sink (in-process kfake, storing
 //     the records in segment files as Kafka does, and again with the broker
 //     discarding them so its log takes none of the CPU) and the webhook sink
@@ -46,7 +51,7 @@ func main() {
 	flag.BoolVar(&opts.Quick, "quick", false, "small sizes and one round: every figure in under a minute")
 	flag.IntVar(&opts.Rounds, "rounds", 0, "rounds of each throughput measurement, median reported (0 = 3, or 1 with -quick)")
 	flag.StringVar(&opts.Only, "only", "", "comma-separated sections to run: throughput, latency, rss, backfill (empty = all)")
-	flag.StringVar(&opts.Sinks, "sinks", "", "comma-separated throughput consumers: null, kafka, kafka-discard, webhook (empty = all)")
+	flag.StringVar(&opts.Sinks, "sinks", "", "comma-separated throughput consumers besides pg_recvlogical: null, next-marshal, next-append, kafka, kafka-discard, webhook (empty = all)")
 	flag.StringVar(&opts.Scenario, "scenario", "", "run only the throughput scenarios whose name contains this (e.g. \"2 KB\")")
 	flag.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	asJSON := flag.Bool("json", false, "print the report as JSON")

@@ -43,8 +43,10 @@ func TestQuick(t *testing.T) {
 			"kafka rows/s": th.Kafka.RowsPerSec, "kafka-discard rows/s": th.KafkaDrop.RowsPerSec,
 			"webhook rows/s":   th.Webhook.RowsPerSec,
 			"null/recvlogical": th.NullRatio, "kafka/null": th.KafkaRatio, "discarding/null": th.DropRatio,
-			"webhook/null": th.HookRatio,
-			"JSON bytes":   float64(th.JSONBytes),
+			"webhook/null":               th.HookRatio,
+			"JSON bytes":                 float64(th.JSONBytes),
+			"Next + json.Marshal rows/s": th.NextMarshal.RowsPerSec, "Next + AppendJSON rows/s": th.NextAppend.RowsPerSec,
+			"marshal/Run": th.MarshalRatio, "append/Run": th.AppendRatio,
 		} {
 			if !(v > 0) {
 				t.Errorf("%s: %s = %v", th.Scenario, name, v)
@@ -53,6 +55,25 @@ func TestQuick(t *testing.T) {
 		// Every row was encoded: at least 100 bytes of JSON each.
 		if th.JSONBytes < int64(th.Rows)*100 {
 			t.Errorf("%s: %d JSON bytes for %d rows", th.Scenario, th.JSONBytes, th.Rows)
+		}
+	}
+	// Every consumer's walsender cost was measured: CPU times come in 10 ms
+	// ticks, so they are summed over the scenarios before being checked.
+	walsender := map[string]float64{}
+	for _, th := range rep.Throughput {
+		if len(th.Costs) != 7 {
+			t.Errorf("%s: costs of %d consumers, want 7: %+v", th.Scenario, len(th.Costs), th.Costs)
+		}
+		for _, c := range th.Costs {
+			if c.WalsenderUserUS < 0 || c.WalsenderSysUS < 0 || c.SwitchesPer1k < 0 || !(c.RowsPerSec > 0) {
+				t.Errorf("%s, %s: %+v", th.Scenario, c.Consumer, c)
+			}
+			walsender[c.Consumer] += (c.WalsenderUserUS + c.WalsenderSysUS) * float64(th.Rows)
+		}
+	}
+	for consumer, us := range walsender {
+		if !(us > 0) {
+			t.Errorf("%s: no walsender CPU measured in any scenario", consumer)
 		}
 	}
 	if len(rep.Latency) != 3 {
@@ -77,7 +98,7 @@ func TestQuick(t *testing.T) {
 
 	var out bytes.Buffer
 	rep.print(&out)
-	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "discarding/null", "webhook/null", "p99.9 ms",
+	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "discarding/null", "webhook/null", "p99.9 ms", "marshal/Run", "walsender system µs/row",
 		"100000-row transaction", "iterator/COPY", gcSettings[2].name, "machine:", rep.Throughput[3].Scenario} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

@@ -59,6 +59,7 @@ type bench struct {
 	url         string
 	recvlogical string // the pg_recvlogical binary
 	conn        *pgx.Conn
+	postmaster  int // the server's postmaster pid, for the walsender's CPU
 	count       int // for unique names
 }
 
@@ -83,6 +84,9 @@ func run(ctx context.Context, opts options) (*Report, error) {
 		"max_wal_size = '8GB'",
 		"checkpoint_timeout = '1h'",
 		"shared_buffers = '256MB'",
+		// The walsender's CPU is read from the postmaster's reaped-children
+		// times (see costMeter): no other child may come and go.
+		"autovacuum = off",
 	}})
 	if err != nil {
 		return nil, err
@@ -94,6 +98,9 @@ func run(ctx context.Context, opts options) (*Report, error) {
 	}
 	defer conn.Close(context.Background())
 	b := &bench{opts: opts, sz: sz, url: cluster.URL, recvlogical: recv, conn: conn}
+	if b.postmaster, err = b.postmasterPID(ctx); err != nil {
+		return nil, fmt.Errorf("find the postmaster: %w", err)
+	}
 
 	rep := &Report{Command: opts.Command, Machine: machine(), Rounds: opts.Rounds}
 	if err := conn.QueryRow(ctx, "select version()").Scan(&rep.Postgres); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,20 @@ type Throughput struct {
 	KafkaRatio float64 // Kafka / Null
 	DropRatio  float64 // KafkaDrop / Null
 	HookRatio  float64 // Webhook / Null
+
+	NextMarshal  Rate    // Stream.Next, json.Marshal(m), Ack
+	NextAppend   Rate    // Stream.Next, m.AppendJSON into a reused buffer, Ack
+	MarshalRatio float64 // NextMarshal / Null
+	AppendRatio  float64 // NextAppend / Null
+
+	Costs []ConsumerCost // every consumer measured, in the order run
+}
+
+// ConsumerCost is one consumer's rate and cost (medians over the rounds).
+type ConsumerCost struct {
+	Consumer   string
+	RowsPerSec float64
+	Cost
 }
 
 // Rate is a measured throughput.
@@ -153,69 +168,60 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (Throughput, error)
 	}
 	defer b.drop(ctx, w)
 	res := Throughput{Scenario: sc.Name, Rows: sc.Rows, PerTx: sc.PerTx, WALBytes: w.walBytes}
-	var recv, null, kaf, drop, hook []time.Duration
+	// The consumers, alternated within each round.
+	type consumer struct {
+		name string // as in -sinks; "" = always run
+		desc string
+		rate *Rate
+		time func() (time.Duration, Cost, error)
+	}
+	var null *nullSink
+	consumers := []consumer{
+		{"", "pg_recvlogical → /dev/null", &res.Recv, func() (time.Duration, Cost, error) { return b.timeRecvlogical(ctx, w) }},
+		{"null", "cdc.Run, null sink (AppendJSON)", &res.Null, func() (time.Duration, Cost, error) {
+			null = &nullSink{}
+			return b.timeWalrelay(ctx, w, "null", null)
+		}},
+		{"next-marshal", "Next + json.Marshal(m)", &res.NextMarshal, func() (time.Duration, Cost, error) {
+			return b.timeNext(ctx, w, "marshal", func(_ []byte, m message.Message) ([]byte, error) { return json.Marshal(m) })
+		}},
+		{"next-append", "Next + m.AppendJSON(buf)", &res.NextAppend, func() (time.Duration, Cost, error) {
+			return b.timeNext(ctx, w, "append", func(buf []byte, m message.Message) ([]byte, error) { return m.AppendJSON(buf[:0]) })
+		}},
+		{"kafka", "cdc.Run, Kafka sink", &res.Kafka, func() (time.Duration, Cost, error) { return b.timeKafka(ctx, w, false) }},
+		{"kafka-discard", "cdc.Run, Kafka sink, broker discarding", &res.KafkaDrop, func() (time.Duration, Cost, error) { return b.timeKafka(ctx, w, true) }},
+		{"webhook", "cdc.Run, webhook sink", &res.Webhook, func() (time.Duration, Cost, error) { return b.timeWebhook(ctx, w) }},
+	}
+	times := make([][]float64, len(consumers))
+	costs := make([][]Cost, len(consumers))
 	for round := 0; round < b.opts.Rounds; round++ {
-		d, err := b.timeRecvlogical(ctx, w)
-		if err != nil {
-			return res, fmt.Errorf("pg_recvlogical: %w", err)
-		}
-		recv = append(recv, d)
-
-		if want(b.opts.Sinks, "null") {
-			enc := &nullSink{}
-			d, err = b.timeWalrelay(ctx, w, "null", enc)
-			if err != nil {
-				return res, fmt.Errorf("null sink: %w", err)
+		line := fmt.Sprintf("  round %d:", round+1)
+		for i, c := range consumers {
+			if c.name != "" && !want(b.opts.Sinks, c.name) {
+				continue
 			}
-			null = append(null, d)
-			res.JSONBytes = enc.bytes.Load()
-		} else {
-			null = append(null, 0)
-		}
-
-		if want(b.opts.Sinks, "kafka") {
-			d, err = b.timeKafka(ctx, w, false)
+			d, cost, err := c.time()
 			if err != nil {
-				return res, fmt.Errorf("kafka sink: %w", err)
+				return res, fmt.Errorf("%s: %w", c.desc, err)
 			}
-			kaf = append(kaf, d)
-		} else {
-			kaf = append(kaf, 0)
+			times[i] = append(times[i], d.Seconds())
+			costs[i] = append(costs[i], cost)
+			line += fmt.Sprintf(" %s %v (walsender %.2f+%.2f µs/row, %.0f switches/1k rows);", c.desc, d.Round(time.Millisecond),
+				cost.WalsenderUserUS, cost.WalsenderSysUS, cost.SwitchesPer1k)
 		}
-
-		if want(b.opts.Sinks, "kafka-discard") {
-			d, err = b.timeKafka(ctx, w, true)
-			if err != nil {
-				return res, fmt.Errorf("kafka sink, discarding broker: %w", err)
-			}
-			drop = append(drop, d)
-		} else {
-			drop = append(drop, 0)
-		}
-
-		if want(b.opts.Sinks, "webhook") {
-			d, err = b.timeWebhook(ctx, w)
-			if err != nil {
-				return res, fmt.Errorf("webhook sink: %w", err)
-			}
-			hook = append(hook, d)
-		} else {
-			hook = append(hook, 0)
-		}
-		b.opts.logf("  round %d: recvlogical %v, null %v, kafka %v, kafka-discard %v, webhook %v", round+1, recv[round], null[round], kaf[round], drop[round], hook[round])
+		b.opts.logf("%s", line)
 	}
-	rate := func(ds []time.Duration) Rate {
-		var secs []float64
-		for _, d := range ds {
-			secs = append(secs, d.Seconds())
-		}
-		s := median(secs)
-		if s == 0 { // not measured (-sinks)
-			return Rate{}
-		}
-		return Rate{RowsPerSec: float64(w.rows) / s, MBPerSec: float64(w.walBytes) / s / 1e6, Seconds: s}
+	if null != nil {
+		res.JSONBytes = null.bytes.Load()
 	}
-	res.Recv, res.Null, res.Kafka, res.KafkaDrop, res.Webhook = rate(recv), rate(null), rate(kaf), rate(drop), rate(hook)
+	for i, c := range consumers {
+		if len(times[i]) == 0 {
+			continue // not measured (-sinks)
+		}
+		secs := median(times[i])
+		*c.rate = Rate{RowsPerSec: float64(w.rows) / secs, MBPerSec: float64(w.walBytes) / secs / 1e6, Seconds: secs}
+		res.Costs = append(res.Costs, ConsumerCost{Consumer: c.desc, RowsPerSec: c.rate.RowsPerSec, Cost: medianCost(costs[i])})
+	}
 	ratio := func(a, b Rate) float64 {
 		if a.RowsPerSec == 0 || b.RowsPerSec == 0 {
 			return 0
@@ -226,51 +232,69 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (Throughput, error)
 	res.KafkaRatio = ratio(res.Kafka, res.Null)
 	res.DropRatio = ratio(res.KafkaDrop, res.Null)
 	res.HookRatio = ratio(res.Webhook, res.Null)
+	res.MarshalRatio = ratio(res.NextMarshal, res.Null)
+	res.AppendRatio = ratio(res.NextAppend, res.Null)
 	return res, nil
 }
 
 // timeRecvlogical runs pg_recvlogical on a copy of the slot up to endpos.
-func (b *bench) timeRecvlogical(ctx context.Context, w *workload) (time.Duration, error) {
+func (b *bench) timeRecvlogical(ctx context.Context, w *workload) (time.Duration, Cost, error) {
 	slot, err := b.copySlot(ctx, w, "recv")
 	if err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	defer b.dropSlot(ctx, slot)
 	cmd := exec.CommandContext(ctx, b.recvlogical, "-d", b.url,
 		"--slot", slot, "--start", "--no-loop", "--endpos", w.endpos,
 		"-o", "proto_version=1", "-o", "publication_names="+w.pub, "-f", "/dev/null")
+	meter, err := b.startCost()
+	if err != nil {
+		return 0, Cost{}, err
+	}
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	d := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", err, out)
+		return 0, Cost{}, fmt.Errorf("%w: %s", err, out)
+	}
+	var switches int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		switches = ru.Nvcsw
+	}
+	cost, err := b.stopCost(meter, w.rows, switches)
+	if err != nil {
+		return 0, Cost{}, err
 	}
 	// It must have read everything up to endpos, not given up early.
 	var behind bool
 	if err := b.conn.QueryRow(ctx, "select confirmed_flush_lsn < $1::pg_lsn from pg_replication_slots where slot_name = $2",
 		w.endpos, slot).Scan(&behind); err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	if behind {
-		return 0, errors.New("stopped before the end position")
+		return 0, Cost{}, errors.New("stopped before the end position")
 	}
-	return d, nil
+	return d, cost, nil
 }
 
 // timeWalrelay streams a copy of the slot through cdc.Run into sk until the
 // rows and the marker arrived.
-func (b *bench) timeWalrelay(ctx context.Context, w *workload, suffix string, sk sink.Sink) (time.Duration, error) {
+func (b *bench) timeWalrelay(ctx context.Context, w *workload, suffix string, sk sink.Sink) (time.Duration, Cost, error) {
 	slot, err := b.copySlot(ctx, w, suffix)
 	if err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	defer b.dropSlot(ctx, slot)
+	meter, err := b.startCost()
+	if err != nil {
+		return 0, Cost{}, err
+	}
 	cs := &countingSink{next: sk, want: int64(w.rows + 1), done: make(chan struct{})}
-	cpu0 := processCPU()
+	cpu0, sw0 := processCPU(), selfSwitches()
 	start := time.Now()
 	s, err := cdc.Open(ctx, cdc.Config{ConnString: b.url, Slot: slot, Publication: w.pub, HeartbeatInterval: -1})
 	if err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	defer s.Close()
 	rctx, cancel := context.WithCancel(ctx)
@@ -280,19 +304,68 @@ func (b *bench) timeWalrelay(ctx context.Context, w *workload, suffix string, sk
 	select {
 	case <-cs.done:
 	case err := <-runErr:
-		return 0, fmt.Errorf("run stopped after %d messages: %w", cs.n.Load(), err)
+		return 0, Cost{}, fmt.Errorf("run stopped after %d messages: %w", cs.n.Load(), err)
 	}
 	d := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu, switches := processCPU()-cpu0, selfSwitches()-sw0
 	cancel()
 	<-runErr
+	s.Close()
+	cost, err := b.stopCost(meter, w.rows, switches)
+	if err != nil {
+		return 0, Cost{}, err
+	}
 	b.opts.logf("    %s: %v, process CPU %v (%.2f µs/row)", suffix, d.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(w.rows))
-	return d, nil
+	return d, cost, nil
+}
+
+// timeNext reads a copy of the slot with Stream.Next, encodes each message
+// with enc (given a buffer it may reuse) and acknowledges it, until the rows
+// and the marker arrived.
+func (b *bench) timeNext(ctx context.Context, w *workload, suffix string, enc func([]byte, message.Message) ([]byte, error)) (time.Duration, Cost, error) {
+	slot, err := b.copySlot(ctx, w, "next_"+suffix)
+	if err != nil {
+		return 0, Cost{}, err
+	}
+	defer b.dropSlot(ctx, slot)
+	meter, err := b.startCost()
+	if err != nil {
+		return 0, Cost{}, err
+	}
+	cpu0, sw0 := processCPU(), selfSwitches()
+	start := time.Now()
+	s, err := cdc.Open(ctx, cdc.Config{ConnString: b.url, Slot: slot, Publication: w.pub, HeartbeatInterval: -1})
+	if err != nil {
+		return 0, Cost{}, err
+	}
+	defer s.Close()
+	var buf []byte
+	var n int64
+	for got := 0; got < w.rows+1; got++ {
+		m, err := s.Next(ctx)
+		if err != nil {
+			return 0, Cost{}, fmt.Errorf("next after %d messages: %w", got, err)
+		}
+		if buf, err = enc(buf, m); err != nil {
+			return 0, Cost{}, err
+		}
+		n += int64(len(buf))
+		s.Ack(m)
+	}
+	d := time.Since(start)
+	cpu, switches := processCPU()-cpu0, selfSwitches()-sw0
+	s.Close()
+	cost, err := b.stopCost(meter, w.rows, switches)
+	if err != nil {
+		return 0, Cost{}, err
+	}
+	b.opts.logf("    next+%s: %v, process CPU %v (%.2f µs/row), %d JSON bytes", suffix, d.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(w.rows), n)
+	return d, cost, nil
 }
 
 // timeKafka times cdc.Run into the Kafka sink, producing to an in-process
 // kfake broker (see newBroker).
-func (b *bench) timeKafka(ctx context.Context, w *workload, discard bool) (time.Duration, error) {
+func (b *bench) timeKafka(ctx context.Context, w *workload, discard bool) (time.Duration, Cost, error) {
 	const topic = "walrelay-bench"
 	name := "kafka"
 	if discard {
@@ -300,12 +373,12 @@ func (b *bench) timeKafka(ctx context.Context, w *workload, discard bool) (time.
 	}
 	kc, stop, err := newBroker(topic, discard)
 	if err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	defer stop()
 	sk, err := kafka.New(kafka.Config{Brokers: kc.ListenAddrs(), Topic: topic})
 	if err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	defer sk.Close(context.Background())
 	return b.timeWalrelay(ctx, w, name, sk)
@@ -340,7 +413,7 @@ func newBroker(topic string, discard bool) (kc *kfake.Cluster, stop func(), err 
 	}, nil
 }
 
-func (b *bench) timeWebhook(ctx context.Context, w *workload) (time.Duration, error) {
+func (b *bench) timeWebhook(ctx context.Context, w *workload) (time.Duration, Cost, error) {
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		rw.WriteHeader(http.StatusOK)
@@ -348,7 +421,7 @@ func (b *bench) timeWebhook(ctx context.Context, w *workload) (time.Duration, er
 	defer srv.Close()
 	sk, err := webhook.New(webhook.Config{URL: srv.URL, Batch: true, MaxBatchSize: 500})
 	if err != nil {
-		return 0, err
+		return 0, Cost{}, err
 	}
 	defer sk.Close(context.Background())
 	return b.timeWalrelay(ctx, w, "hook", sk)

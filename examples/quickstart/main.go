@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/message"
 )
 
 func main() {
@@ -101,16 +102,13 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		return err
 	}
 
+	enc := message.NewEncoder(out) // one JSON line per message, buffer reused
 	for range 3 {
 		m, err := stream.Next(ctx)
 		if err != nil {
 			return err
 		}
-		line, err := m.MarshalJSON()
-		if err != nil {
-			return err
-		}
-		if _, err := fmt.Fprintf(out, "%s\n", line); err != nil {
+		if err := enc.Encode(m); err != nil {
 			return err
 		}
 		stream.Ack(m) // printed: durable enough for a demo
