@@ -55,7 +55,7 @@ type Sink struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 
-	stats stats
+	stats sink.Counters
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -116,8 +116,8 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 	}
 	err := s.write(ctx, msgs)
 	if err == nil {
-		s.stats.writes.Add(1)
-		s.stats.messages.Add(uint64(len(msgs)))
+		s.stats.Wrote()
+		s.stats.Delivered(len(msgs))
 	}
 	return err
 }
@@ -132,7 +132,7 @@ func (s *Sink) write(ctx context.Context, msgs []message.Message) error {
 		var err error
 		if recs[i], arena, err = s.record(m, w.hdrs[3*i:3*i+3:3*i+3], arena); err != nil {
 			s.release(w) // nothing was sent
-			s.stats.failed(err)
+			s.stats.Failed(err)
 			return err
 		}
 		if i == 0 { // room for the rest, judged by the first
@@ -144,7 +144,7 @@ func (s *Sink) write(ctx context.Context, msgs []message.Message) error {
 	parts, err := s.partitionsOf(ctx, topics)
 	if err != nil {
 		s.release(w) // nothing was sent
-		s.stats.failed(err)
+		s.stats.Failed(err)
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("kafka: write: %w", ctxErr)
 		}
@@ -309,7 +309,7 @@ func (s *Sink) produce(ctx context.Context, w *write, b batch, from, to int, now
 		if err = produceError(res, err); err == nil {
 			return nil
 		}
-		s.stats.failed(err)
+		s.stats.Failed(err)
 		if ctx.Err() != nil || !s.retriable(err) || attempt >= s.cfg.MaxAttempts {
 			return err
 		}
@@ -323,7 +323,7 @@ func (s *Sink) produce(ctx context.Context, w *write, b batch, from, to int, now
 		if err := sleep(ctx, backoff(attempt)); err != nil {
 			return err
 		}
-		s.stats.retries.Add(1)
+		s.stats.Retried()
 	}
 }
 

@@ -1,11 +1,6 @@
 package webhook
 
-import (
-	"sync/atomic"
-	"time"
-
-	"github.com/walrelay/walrelay/sink"
-)
+import "github.com/walrelay/walrelay/sink"
 
 var _ sink.StatsReporter = (*Sink)(nil)
 
@@ -13,32 +8,6 @@ var _ sink.StatsReporter = (*Sink)(nil)
 // shape every sink that counts reports ([sink.Stats]).
 type Stats = sink.Stats
 
-type stats struct {
-	writes, messages, failures, retries atomic.Uint64
-	last                                atomic.Pointer[failure]
-}
-
-type failure struct {
-	err error
-	at  time.Time
-}
-
-func (s *stats) failed(err error, at time.Time) {
-	s.failures.Add(1)
-	s.last.Store(&failure{err, at})
-}
-
 // Stats returns the sink's counters since New. It is cheap and safe to call
 // from any goroutine, for metrics or health checks.
-func (s *Sink) Stats() Stats {
-	st := Stats{
-		Writes:   s.stats.writes.Load(),
-		Messages: s.stats.messages.Load(),
-		Failures: s.stats.failures.Load(),
-		Retries:  s.stats.retries.Load(),
-	}
-	if f := s.stats.last.Load(); f != nil {
-		st.LastError, st.LastErrorAt = f.err, f.at
-	}
-	return st
-}
+func (s *Sink) Stats() Stats { return s.stats.Stats() }

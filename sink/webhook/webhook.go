@@ -38,7 +38,7 @@ type Sink struct {
 	url       string   // cfg.URL as scheme://host, for errors and logs
 	scrub     []string // credentials to mask in response excerpts, longest first
 	closed    atomic.Bool
-	stats     stats
+	stats     sink.Counters
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -117,7 +117,7 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 				return err
 			}
 		}
-		s.stats.writes.Add(1)
+		s.stats.Wrote()
 		return nil
 	}
 	for len(msgs) > 0 {
@@ -131,7 +131,7 @@ func (s *Sink) Write(ctx context.Context, msgs ...message.Message) error {
 		}
 		msgs = msgs[n:]
 	}
-	s.stats.writes.Add(1)
+	s.stats.Wrote()
 	return nil
 }
 
@@ -197,18 +197,18 @@ func (s *Sink) send(ctx context.Context, id string, n int, body []byte) error {
 	var last error // the last failed attempt's error
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
-			s.stats.retries.Add(1)
+			s.stats.Retried()
 		}
 		retryAfter, err := s.attempt(ctx, id, body)
 		if err == nil {
-			s.stats.messages.Add(uint64(n))
+			s.stats.Delivered(n)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return s.cancelled(ctx, id, last)
 		}
 		last = err
-		s.stats.failed(err, time.Now())
+		s.stats.Failed(err)
 		if sink.IsPermanent(err) {
 			return fmt.Errorf("webhook: request %s: %w", id, err)
 		}
