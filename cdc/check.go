@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Severity says whether a [Finding] stops [Open].
@@ -150,21 +149,11 @@ func Check(ctx context.Context, cfg Config) ([]Finding, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	poolCfg, err := cfg.poolConfig()
+	conn, release, err := cfg.connectOne(ctx)
 	if err != nil {
 		return nil, err
 	}
-	poolCfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return nil, fmt.Errorf("cdc: connect: %w", err)
-	}
-	defer pool.Close()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, connectError("connect to", &poolCfg.ConnConfig.Config, err)
-	}
-	defer conn.Release()
+	defer release()
 	p, err := inspect(ctx, conn.Conn(), &cfg)
 	if err != nil {
 		return nil, err

@@ -104,3 +104,24 @@ func connectError(op string, pc *pgconn.Config, err error) error {
 	}
 	return fmt.Errorf("cdc: %s %s: %w", op, hosts(pc), err)
 }
+
+// connectOne opens one query connection for the calls that work without a
+// stream (Check, Drop): a pool of one, so pool_* settings and the connect
+// timeout apply as they do to a stream's pool. release closes it.
+func (c *Config) connectOne(ctx context.Context) (conn *pgxpool.Conn, release func(), err error) {
+	poolCfg, err := c.poolConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	poolCfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cdc: connect: %w", err)
+	}
+	conn, err = pool.Acquire(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, nil, connectError("connect to", &poolCfg.ConnConfig.Config, err)
+	}
+	return conn, func() { conn.Release(); pool.Close() }, nil
+}

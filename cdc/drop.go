@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -50,21 +49,11 @@ func Drop(ctx context.Context, cfg Config, opts DropOptions) ([]string, error) {
 		}
 		tables = append(tables, table{schema, name})
 	}
-	poolCfg, err := cfg.poolConfig()
+	conn, release, err := cfg.connectOne(ctx)
 	if err != nil {
 		return nil, err
 	}
-	poolCfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return nil, fmt.Errorf("cdc: connect: %w", err)
-	}
-	defer pool.Close()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, connectError("connect to", &poolCfg.ConnConfig.Config, err)
-	}
-	defer conn.Release()
+	defer release()
 
 	var dropped []string
 	if !opts.KeepSlot {
