@@ -60,19 +60,6 @@ func TestBackfillReplicaIdentityCheck(t *testing.T) {
 	}
 }
 
-// ackAll acknowledges every message of s, in a goroutine, until ctx ends.
-func ackAll(ctx context.Context, s *Stream) {
-	go func() {
-		for {
-			m, err := s.Next(ctx)
-			if err != nil {
-				return
-			}
-			s.Ack(m)
-		}
-	}()
-}
-
 // updatedTable is a table for backfillUnderUpdates: sql names it in SQL,
 // name in backfill.Config, schema and table as messages carry them. Its
 // rows have a bigint id and n.

@@ -177,15 +177,7 @@ func BenchmarkStreamBackfill(b *testing.B) {
 	s := e.open(e.config())
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
-	go func() {
-		for {
-			m, err := s.Next(ctx)
-			if err != nil {
-				return
-			}
-			s.Ack(m)
-		}
-	}()
+	ackAll(ctx, s)
 	start := time.Now()
 	for i := 0; b.Loop(); i++ {
 		if err := s.Backfill(ctx, backfill.Config{Table: "public.items", ID: fmt.Sprintf("bench-%d", i), ChunkSize: chunk}); err != nil {

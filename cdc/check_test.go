@@ -248,15 +248,7 @@ func TestBackfillUnpublishedTable(t *testing.T) {
 	}
 	e.exec("insert into pt values (1)", "insert into a values (1)")
 	next(t, s, 2)
-	go func() {
-		for {
-			m, err := s.Next(ctx)
-			if err != nil {
-				return
-			}
-			s.Ack(m)
-		}
-	}()
+	ackAll(ctx, s)
 	for _, table := range []string{"a", "pt_1"} {
 		if err := s.Backfill(ctx, backfill.Config{Table: table, ID: "ok_" + table}); err != nil {
 			t.Fatalf("Backfill of %s: %v", table, err)

@@ -25,15 +25,7 @@ func TestDrop(t *testing.T) {
 	s := e.open(cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
 	defer cancel()
-	go func() {
-		for {
-			m, err := s.Next(ctx)
-			if err != nil {
-				return
-			}
-			s.Ack(m)
-		}
-	}()
+	ackAll(ctx, s)
 	if err := s.Backfill(ctx, backfill.Config{Table: "t", ID: "b"}); err != nil {
 		t.Fatal(err)
 	}

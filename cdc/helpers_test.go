@@ -144,3 +144,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ackAll acknowledges every message of s, in a goroutine, until ctx ends.
+func ackAll(ctx context.Context, s *Stream) {
+	go func() {
+		for {
+			m, err := s.Next(ctx)
+			if err != nil {
+				return
+			}
+			s.Ack(m)
+		}
+	}()
+}

@@ -52,15 +52,7 @@ func TestInfoLogs(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
 	defer cancel()
-	go func() {
-		for {
-			m, err := s.Next(ctx)
-			if err != nil {
-				return
-			}
-			s.Ack(m)
-		}
-	}()
+	ackAll(ctx, s)
 	if err := s.Backfill(ctx, backfill.Config{Table: "t", ID: "b1"}); err != nil {
 		t.Fatal(err)
 	}
