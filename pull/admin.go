@@ -96,16 +96,7 @@ func (h *Handler) offsets(w http.ResponseWriter, r *http.Request) {
 		}
 		ts = n
 	}
-	body, err := readBody(r)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	if len(body) == 0 {
-		writeErr(w, badf("the body must name {topic, partition} or an array of them"))
-		return
-	}
-	tps, err := h.readPartitions(body, false)
+	tps, err := h.requestPartitions(r)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -438,6 +438,19 @@ type topicPartitionOffset struct {
 // readPartitions parses a body holding one object or an array of them,
 // each with topic and partition (and offset when withOffset), checking
 // every field.
+// requestPartitions reads the {topic, partition} (or array of them) that
+// the request's body must name.
+func (h *Handler) requestPartitions(r *http.Request) ([]topicPartitionOffset, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return nil, badf("the body must name {topic, partition} or an array of them")
+	}
+	return h.readPartitions(body, false)
+}
+
 func (h *Handler) readPartitions(body []byte, withOffset bool) ([]topicPartitionOffset, error) {
 	var raws []json.RawMessage
 	if len(body) > 0 && body[0] == '[' {
