@@ -124,6 +124,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	data := filepath.Join(dir, "data")
 	out, err := c.command(ctx, "initdb", "-D", data, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions").CombinedOutput()
+	if ctx.Err() != nil {
+		// Interrupted: initdb's output says only that it was killed.
+		return nil, fmt.Errorf("pgtest: initdb: %w", context.Cause(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
@@ -196,6 +200,7 @@ func (c *Cluster) startOn(ctx context.Context, port int) error {
 // newCluster makes the directory of a cluster not yet started, owned by the
 // user "postgres" when running as root (Postgres refuses to run as root).
 func newCluster(bin string) (*Cluster, error) {
+	removeStaleDirs(os.TempDir(), time.Now())
 	dir, err := os.MkdirTemp("", "walrelay-pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)

@@ -1,6 +1,7 @@
-// Package readmetest checks that the program README.md shows under "Usage"
-// compiles against the module as it is.
-package readmetest
+// Package doccheck checks the code people copy: the program README.md shows
+// under "Usage" compiles against the module as it is, and the examples use
+// only public packages.
+package doccheck
 
 import (
 	"encoding/json"
@@ -54,7 +55,7 @@ func TestUsageSnippetCompiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	overlay, err := json.Marshal(map[string]map[string]string{
-		"Replace": {filepath.Join(root, "internal", "readmetest", "usage", "main.go"): src},
+		"Replace": {filepath.Join(root, "internal", "doccheck", "usage", "main.go"): src},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func TestUsageSnippetCompiles(t *testing.T) {
 	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-overlay", ov, "-o", os.DevNull, "./internal/readmetest/usage")
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-overlay", ov, "-o", os.DevNull, "./internal/doccheck/usage")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("README's usage snippet does not compile: %v\n%s\n%s", err, out, code)
