@@ -72,17 +72,7 @@ func FromEnv(ctx context.Context, w io.Writer) (url string, stop func(), err err
 // Exec runs statements, in order, on a new connection to url: a
 // convenience for demos.
 func Exec(ctx context.Context, url string, sql ...string) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close(context.Background())
-	for _, q := range sql {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	return nil
+	return pgtest.ExecURL(ctx, url, sql...)
 }
 
 // DropStream drops a replication slot and a publication that a demo

@@ -10,15 +10,23 @@ import (
 	"github.com/walrelay/walrelay/throwaway"
 )
 
-func TestStartStop(t *testing.T) {
-	ctx := t.Context()
-	p, err := throwaway.Start(ctx)
+// start starts a server, or skips (loudly) without PostgreSQL binaries
+// unless WALRELAY_REQUIRE_POSTGRES=1.
+func start(t *testing.T) *throwaway.Postgres {
+	t.Helper()
+	p, err := throwaway.Start(t.Context())
 	if errors.Is(err, throwaway.ErrNoPostgres) && os.Getenv("WALRELAY_REQUIRE_POSTGRES") != "1" {
 		t.Skip("SKIPPED LOUDLY: ", err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func TestStartStop(t *testing.T) {
+	ctx := t.Context()
+	p := start(t)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -52,13 +60,7 @@ func TestStartStop(t *testing.T) {
 
 func TestDropStream(t *testing.T) {
 	ctx := t.Context()
-	p, err := throwaway.Start(ctx)
-	if errors.Is(err, throwaway.ErrNoPostgres) && os.Getenv("WALRELAY_REQUIRE_POSTGRES") != "1" {
-		t.Skip("SKIPPED LOUDLY: ", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := start(t)
 	defer p.Stop()
 	if err := throwaway.Exec(ctx, p.URL, "create table t (id int primary key)", "create publication demo_pub for table t",
 		"select pg_create_logical_replication_slot('demo_slot', 'pgoutput')"); err != nil {
