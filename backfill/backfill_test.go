@@ -1,5 +1,7 @@
 package backfill
 
+//lint:file-ignore SA1019 Metadata.DatabaseName, deprecated, is still filled and checked
+
 import (
 	"context"
 	"encoding/json"

@@ -88,6 +88,7 @@ func (it *Iterator) decodeRow(m *message.Message, keys []string, raw [][]byte, o
 	md.TableSchema, md.TableName = it.schema, it.table
 	md.IdempotencyKey = a.String(d.scratch)
 	md.CommitTimestamp = read
+	//lint:ignore SA1019 the deprecated mirror is still filled
 	md.DatabaseName = it.database.Name
 	md.Consumer, md.Database = it.consumer, it.database
 	md.PrimaryKey, md.Columns = it.key, it.columns

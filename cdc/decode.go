@@ -1,5 +1,7 @@
 package cdc
 
+//lint:file-ignore SA1019 Metadata.DatabaseName, deprecated, is still filled and checked
+
 import (
 	"bytes"
 	"encoding/json"

@@ -58,7 +58,9 @@ func TestInsertUpdateDelete(t *testing.T) {
 		if !reflect.DeepEqual(md.PrimaryKey, []string{"id"}) {
 			t.Errorf("primary key = %v", md.PrimaryKey)
 		}
+		//lint:ignore SA1019 the deprecated mirror is still filled
 		if md.Consumer.Name != e.slot || md.Database.Name == "" || md.Database.Database != md.Database.Name || md.DatabaseName != md.Database.Name || md.Database.Hostname != "127.0.0.1" || md.Database.ID == "" {
+			//lint:ignore SA1019 the deprecated mirror is still filled
 			t.Errorf("identity metadata = %+v %+v %q", md.Consumer, md.Database, md.DatabaseName)
 		}
 	}

@@ -153,6 +153,7 @@ func TestF5WebhookOutage(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			mode.Store(m)
 			up.Lock() // requests in flight finish
+			//lint:ignore SA2001 waits for the requests in flight
 			up.Unlock()
 			outage(t, []string{"", "503", "hang", "drop"}[m], rec, 500*time.Millisecond)
 			mode.Store(0)
@@ -229,6 +230,7 @@ func TestF5KafkaOutage(t *testing.T) {
 		time.Sleep(400 * time.Millisecond)
 		cl.Close()
 		writing.Lock() // a Write in flight ends
+		//lint:ignore SA2001 waits for a Write in flight
 		writing.Unlock()
 		outage(t, "kafka stopped", rec, 700*time.Millisecond)
 		cl = start()

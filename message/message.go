@@ -66,8 +66,11 @@ type Metadata struct {
 	// logical message of the transaction takes one, delivered or not. A read
 	// has none: its JSON commit_idx is null.
 	CommitIdx int
-	// DatabaseName mirrors Database.Name. Deprecated: use Database.Name; it
-	// is still emitted in JSON for compatibility.
+	// DatabaseName mirrors Database.Name for Sequin's metadata.database_name:
+	// when set it is written there, else Database.Name is; UnmarshalJSON
+	// sets it from that field. Streams and backfills set it.
+	//
+	// Deprecated: Use Database.Name.
 	DatabaseName           string
 	Consumer               Consumer
 	Database               Database

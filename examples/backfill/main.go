@@ -7,7 +7,10 @@
 //
 // Without DATABASE_URL it starts a throwaway Postgres. With DATABASE_URL it
 // uses that database (wal_level=logical), creating and finally dropping the
-// table walrelay_backfill_demo and a slot and publication of that name.
+// table walrelay_backfill_demo, a slot and publication of that name, and the
+// table walrelay_backfill_demo_progress where the backfill saves its
+// progress (its own, so that backfills of your own, in
+// public.walrelay_backfills by default, are left alone).
 package main
 
 import (
@@ -20,17 +23,18 @@ import (
 	"os/signal"
 	"reflect"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/cdc"
-	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/throwaway"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "backfill:", err)
@@ -39,8 +43,9 @@ func main() {
 }
 
 const (
-	name = "walrelay_backfill_demo"
-	rows = 20000
+	name     = "walrelay_backfill_demo"
+	progress = name + "_progress" // the backfill's progress table
+	rows     = 20000
 )
 
 // Bounds on the demonstration (its tests scale them on a slow machine).
@@ -52,7 +57,7 @@ var (
 func run(ctx context.Context, out io.Writer) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
-	url, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)
+	url, stopPostgres, err := throwaway.FromEnv(ctx, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -69,14 +74,16 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	defer func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer ccancel()
-		_, derr := db.Exec(cctx, `select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = '`+name+`';
-			drop publication if exists `+name+`; drop table if exists `+name+`; drop table if exists walrelay_backfills`)
-		err = errors.Join(err, derr)
+		// The stream is closed by now (deferred later, run earlier).
+		derr := throwaway.DropStream(cctx, url, name, name)
+		_, terr := db.Exec(cctx, `drop table if exists `+name+`; drop table if exists `+progress)
+		err = errors.Join(err, derr, terr)
 	}()
 
 	s, err := cdc.Open(ctx, cdc.Config{
 		ConnString: url, Slot: name, Publication: name,
 		CreateSlot: true, CreatePublication: true, PublicationTables: []string{name},
+		BackfillTable: progress,
 	})
 	if err != nil {
 		return err

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/cdc"
-	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
+	"github.com/walrelay/walrelay/throwaway"
 )
 
 const table = "public.custom_sink_example"
@@ -46,12 +46,12 @@ func runTo(ctx context.Context, out io.Writer) error {
 		defer os.RemoveAll(dir)
 		path = filepath.Join(dir, "changes.jsonl")
 	}
-	dbURL, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)
+	dbURL, stopPostgres, err := throwaway.FromEnv(ctx, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	defer stopPostgres()
-	if err := pgtest.ExecURL(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, note text)"); err != nil {
+	if err := throwaway.Exec(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, note text)"); err != nil {
 		return err
 	}
 
@@ -94,7 +94,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 	done := make(chan error, 1)
 	go func() { done <- cdc.Run(runCtx, stream, counted, cdc.RunOptions{}) }()
 
-	if err := pgtest.ExecURL(ctx, dbURL, changes...); err != nil {
+	if err := throwaway.Exec(ctx, dbURL, changes...); err != nil {
 		return err
 	}
 	timeout := time.NewTimer(deliveryWait)
@@ -153,7 +153,7 @@ func envOr(name, def string) string {
 func cleanup(url, slot string, out io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := pgtest.DropStream(ctx, url, slot, slot); err != nil {
+	if err := throwaway.DropStream(ctx, url, slot, slot); err != nil {
 		fmt.Fprintln(out, "cleanup:", err)
 	}
 }

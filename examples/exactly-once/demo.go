@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/walrelay/walrelay/internal/pgtest"
+	"github.com/walrelay/walrelay/throwaway"
 )
 
 // replicaSchema holds the target table when source and target share a
@@ -59,13 +59,13 @@ const itemsTable = `create table public.items (
 // demo starts a throwaway Postgres with a source and a target database,
 // replicates while a workload runs, and reports when the copy matches.
 func demo(ctx context.Context, cfg config, out io.Writer) error {
-	cluster, err := pgtest.Start(ctx, pgtest.Options{})
+	cluster, err := throwaway.Start(ctx)
 	if err != nil {
 		return err
 	}
 	defer cluster.Stop()
-	cfg.SourceURL = pgtest.WithDatabase(cluster.URL, "source")
-	cfg.TargetURL = pgtest.WithDatabase(cluster.URL, "target")
+	cfg.SourceURL = cluster.DatabaseURL("source")
+	cfg.TargetURL = cluster.DatabaseURL("target")
 	if err := setup(ctx, cluster.URL, cfg.SourceURL, cfg.TargetURL); err != nil {
 		return err
 	}
@@ -105,14 +105,14 @@ const sourceIdentity = "alter table public.items replica identity full"
 // setup creates the source and target databases and their items tables.
 func setup(ctx context.Context, adminURL, sourceURL, targetURL string) error {
 	for _, db := range []string{"source", "target"} {
-		if err := pgtest.ExecURL(ctx, adminURL, "create database "+db); err != nil {
+		if err := throwaway.Exec(ctx, adminURL, "create database "+db); err != nil {
 			return err
 		}
 	}
-	if err := pgtest.ExecURL(ctx, sourceURL, itemsTable, sourceIdentity); err != nil {
+	if err := throwaway.Exec(ctx, sourceURL, itemsTable, sourceIdentity); err != nil {
 		return err
 	}
-	return pgtest.ExecURL(ctx, targetURL, itemsTable)
+	return throwaway.Exec(ctx, targetURL, itemsTable)
 }
 
 // waitLimit bounds each wait of the demonstration (its tests scale it on a

@@ -26,6 +26,12 @@
 // walrelay_exactly_once) are created on the first run; rows that were in
 // the source before that are not copied. Claimed keys live in the target
 // table walrelay_idempotency; keys older than a week are pruned at start.
+// The slot stays when the process exits, since a restarted process resumes
+// from it; it keeps WAL on the source until it is dropped. When you are
+// done with the replica, drop both on the source:
+//
+//	select pg_drop_replication_slot('walrelay_exactly_once');
+//	drop publication walrelay_exactly_once;
 package main
 
 import (

@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/walrelay/walrelay/cdc"
-	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/sink/kafka"
+	"github.com/walrelay/walrelay/throwaway"
 )
 
 const (
@@ -25,7 +25,7 @@ const (
 
 func demo(ctx context.Context, dbURL string, brokers []string, out io.Writer) error {
 	if dbURL == "" {
-		url, stopPostgres, err := pgtest.FromEnv(ctx, out)
+		url, stopPostgres, err := throwaway.FromEnv(ctx, out)
 		if err != nil {
 			return fmt.Errorf("start postgres: %w", err)
 		}
@@ -58,6 +58,14 @@ func demo(ctx context.Context, dbURL string, brokers []string, out io.Writer) er
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// Leave no slot keeping WAL in the database (run after stream.Close).
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := throwaway.DropStream(cctx, dbURL, name, name); err != nil {
+			fmt.Fprintln(out, "cleanup:", err)
+		}
+	}()
 	defer stream.Close()
 	sk, err := kafka.New(kafka.Config{Brokers: brokers, AllowAutoTopicCreation: true})
 	if err != nil {

@@ -8,7 +8,8 @@
 //
 // The database needs wal_level=logical. The example creates the table
 // public.walrelay_example_users, a publication and a slot (both
-// walrelay_example_kafka), writes a few changes and prints what reaches the
+// walrelay_example_kafka, dropped at the end so that no slot keeps WAL),
+// writes a few changes and prints what reaches the
 // topic sequin.public.walrelay_example_users (created when the broker
 // allows auto-creation; create it yourself otherwise). Without
 // DATABASE_URL it starts a throwaway Postgres; without KAFKA_BROKERS it

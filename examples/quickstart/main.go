@@ -17,16 +17,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/walrelay/walrelay/cdc"
-	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/throwaway"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
@@ -44,7 +45,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
 
-	url, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)
+	url, stopPostgres, err := throwaway.FromEnv(ctx, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -63,9 +64,10 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		// Leave the user's database as it was: slot, publication, table.
 		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer ccancel()
-		_, derr := conn.Exec(cctx, `select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = '`+name+`';
-			drop publication if exists `+name+`; drop table if exists `+name)
-		err = errors.Join(err, derr)
+		// The stream is closed by now (deferred later, run earlier).
+		derr := throwaway.DropStream(cctx, url, name, name)
+		_, terr := conn.Exec(cctx, `drop table if exists `+name)
+		err = errors.Join(err, derr, terr)
 	}()
 
 	stream, err := cdc.Open(ctx, cdc.Config{

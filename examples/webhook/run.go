@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/cdc"
-	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink/webhook"
+	"github.com/walrelay/walrelay/throwaway"
 )
 
 const table = "public.webhook_example_orders"
@@ -45,12 +45,12 @@ func runTo(ctx context.Context, out io.Writer) error {
 	if slot == "" {
 		slot = "walrelay_webhook_example"
 	}
-	dbURL, stopPostgres, err := pgtest.FromEnv(ctx, os.Stderr)
+	dbURL, stopPostgres, err := throwaway.FromEnv(ctx, os.Stderr)
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	defer stopPostgres()
-	if err := pgtest.ExecURL(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, item text not null, qty int not null)"); err != nil {
+	if err := throwaway.Exec(ctx, dbURL, "create table if not exists "+table+" (id bigint primary key, item text not null, qty int not null)"); err != nil {
 		return err
 	}
 
@@ -98,7 +98,7 @@ func runTo(ctx context.Context, out io.Writer) error {
 	done := make(chan error, 1)
 	go func() { done <- cdc.Run(runCtx, stream, sk, cdc.RunOptions{}) }()
 
-	if err := pgtest.ExecURL(ctx, dbURL, changes...); err != nil {
+	if err := throwaway.Exec(ctx, dbURL, changes...); err != nil {
 		return err
 	}
 	seen := map[string]bool{}
@@ -185,7 +185,7 @@ func newSecret() (string, error) {
 func cleanup(url, slot string, out io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := pgtest.DropStream(ctx, url, slot, slot); err != nil {
+	if err := throwaway.DropStream(ctx, url, slot, slot); err != nil {
 		fmt.Fprintln(out, "cleanup:", err)
 	}
 }

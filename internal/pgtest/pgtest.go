@@ -1,5 +1,5 @@
 // Package pgtest starts throwaway PostgreSQL clusters with logical
-// replication enabled, for tests and examples.
+// replication enabled, for tests; package throwaway offers them to demos.
 //
 // A test binary shares one cluster, started from TestMain with [Main]; each
 // test takes a fresh database from it with [NewDatabase]. Setting
@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -124,6 +123,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	data := filepath.Join(dir, "data")
 	out, err := c.command(ctx, "initdb", "-D", data, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions").CombinedOutput()
+	if ctx.Err() != nil {
+		// Interrupted: initdb's output says only that it was killed.
+		return nil, fmt.Errorf("pgtest: initdb: %w", context.Cause(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
@@ -196,6 +199,7 @@ func (c *Cluster) startOn(ctx context.Context, port int) error {
 // newCluster makes the directory of a cluster not yet started, owned by the
 // user "postgres" when running as root (Postgres refuses to run as root).
 func newCluster(bin string) (*Cluster, error) {
+	removeStaleDirs(os.TempDir(), time.Now())
 	dir, err := os.MkdirTemp("", "walrelay-pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
@@ -345,21 +349,6 @@ func (c *Cluster) Log() string {
 	return string(b)
 }
 
-// FromEnv is how examples find a database: DATABASE_URL when set, else a
-// throwaway cluster started here (with a note on w). Call stop when done; it
-// shuts the throwaway cluster down and does nothing for DATABASE_URL.
-func FromEnv(ctx context.Context, w io.Writer) (url string, stop func(), err error) {
-	if url := os.Getenv("DATABASE_URL"); url != "" {
-		return url, func() {}, nil
-	}
-	fmt.Fprintln(w, "DATABASE_URL is not set: starting a throwaway Postgres…")
-	c, err := Start(ctx, Options{})
-	if err != nil {
-		return "", nil, err
-	}
-	return c.URL, func() { c.Stop() }, nil
-}
-
 // ExecURL runs statements, in order, on a new connection to url.
 func ExecURL(ctx context.Context, url string, sql ...string) error {
 	conn, err := pgx.Connect(ctx, url)
@@ -373,14 +362,6 @@ func ExecURL(ctx context.Context, url string, sql ...string) error {
 		}
 	}
 	return nil
-}
-
-// DropStream drops a replication slot (unless a process still streams
-// from it) and a publication, so that an example leaves no slot keeping WAL.
-func DropStream(ctx context.Context, url, slot, publication string) error {
-	return ExecURL(ctx, url,
-		"select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = "+quoteLiteral(slot)+" and not active",
-		"drop publication if exists "+pgx.Identifier{publication}.Sanitize())
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

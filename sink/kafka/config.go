@@ -23,7 +23,6 @@ import (
 const (
 	DefaultPrefix          = "sequin"
 	DefaultBatchSize       = 1000
-	DefaultBatchTimeout    = time.Microsecond
 	DefaultMaxAttempts     = 3
 	DefaultMaxMessageBytes = 1 << 20
 	DefaultWriteTimeout    = 10 * time.Second
@@ -63,12 +62,6 @@ type Config struct {
 	// 0 means [DefaultBatchSize]. A Write larger than that is split into
 	// several requests, in order.
 	BatchSize int
-	// BatchTimeout is validated (it must not be negative; 0 means
-	// [DefaultBatchTimeout]) and otherwise unused.
-	//
-	// Deprecated: it has no effect: a Write sends its records at once, in
-	// produce requests of its own, so nothing waits to be batched.
-	BatchTimeout time.Duration
 	// MaxMessageBytes is the largest record (key, value and headers) and
 	// the largest produce request; 0 means [DefaultMaxMessageBytes]. Keep it
 	// at or below the topic's max.message.bytes.
@@ -302,7 +295,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	for name, v := range map[string]int64{
-		"BatchSize": int64(c.BatchSize), "BatchTimeout": int64(c.BatchTimeout),
+		"BatchSize":       int64(c.BatchSize),
 		"MaxMessageBytes": int64(c.MaxMessageBytes), "MaxAttempts": int64(c.MaxAttempts),
 		"WriteTimeout": int64(c.WriteTimeout), "DialTimeout": int64(c.DialTimeout),
 	} {
@@ -312,9 +305,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
-	}
-	if c.BatchTimeout == 0 {
-		c.BatchTimeout = DefaultBatchTimeout
 	}
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes

@@ -52,9 +52,9 @@
 // at most [Config.BatchSize] records and [Config.MaxMessageBytes] bytes —
 // a partition's next request only after the previous one was acknowledged,
 // different partitions concurrently. Records are not held back to be
-// batched with those of later Writes, so [Config.BatchTimeout] has no
-// effect. A topic's partition count is asked of the brokers on its first
-// Write and cached for a minute (so partitions added to a topic are used
+// batched with those of later Writes, so there is no batch timeout. A
+// topic's partition count is asked of the brokers on its first Write and
+// cached for a minute (so partitions added to a topic are used
 // soon after, and keys then hash over the new count, as in the Java
 // client), and asked again at once after a produce request fails because a
 // partition or its leader moved. Failures a retry may fix (a network

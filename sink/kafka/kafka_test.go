@@ -333,7 +333,7 @@ func TestBrokerDownThenBack(t *testing.T) {
 		t.Errorf("Write with the broker down only returned when ctx expired: %v", err)
 	}
 
-	c = start()
+	start() // closed by the test's cleanup
 	var werr error
 	for range 20 { // metadata and connections recover over a few tries
 		if werr = s.Write(t.Context(), change("t", 2)); werr == nil {

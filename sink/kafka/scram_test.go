@@ -27,7 +27,6 @@ type scramServer struct {
 	salt            []byte
 	clientFirstBare string
 	serverFirst     string
-	salted          []byte
 }
 
 func (s *scramServer) first(clientFirst string) string {

@@ -206,10 +206,9 @@ func TestInteropStandardWebhooks(t *testing.T) {
 		// A proxy between the sink and the receiver changes one byte.
 		r := startNodeReceiver(t, map[string]any{"secret": key1})
 		target, _ := url.Parse(r.URL)
-		proxy := httputil.NewSingleHostReverseProxy(target)
-		inner := proxy.Director
-		proxy.Director = func(req *http.Request) {
-			inner(req)
+		proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			req := pr.Out
 			var buf bytes.Buffer
 			_, _ = buf.ReadFrom(req.Body)
 			b := bytes.Replace(buf.Bytes(), []byte(`"price":12.5`), []byte(`"price":1.25`), 1)
@@ -218,7 +217,7 @@ func TestInteropStandardWebhooks(t *testing.T) {
 			}
 			req.Body = readCloser{bytes.NewReader(b)}
 			req.ContentLength = int64(len(b))
-		}
+		}}
 		srv := httptest.NewServer(proxy)
 		t.Cleanup(srv.Close)
 		err := newSink(t, webhook.Config{URL: srv.URL + "/hooks", Secret: key1, MaxAttempts: 1}).Write(t.Context(), sinktest.Messages(1, 1)...)

@@ -510,8 +510,6 @@ func TestVerifyTolerance(t *testing.T) {
 	}
 }
 
-func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
-
 // TestDefaultBody: by default, as in Sequin, every request's body is
 // {"data":[…]}, one message per request; Single sends the message alone.
 func TestDefaultBody(t *testing.T) {
