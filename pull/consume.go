@@ -267,17 +267,7 @@ func (h *Handler) acquire(ctx context.Context, key instanceKey, topics []string,
 				slog.Any(logkey.Topics, topics), slog.Bool(logkey.AutoCommit, opts.autoCommit), slog.String(logkey.Reset, opts.reset))
 		}
 	}
-	inst.inUse++
-	inst.lastUsed = time.Now()
-	h.mu.Unlock()
-
-	select {
-	case inst.sem <- struct{}{}:
-		return inst, nil
-	case <-ctx.Done():
-		h.unuse(inst)
-		return nil, ctx.Err()
-	}
+	return h.use(ctx, inst)
 }
 
 func tooManyInstances(n int) error {
@@ -598,16 +588,7 @@ func (h *Handler) hold(ctx context.Context, key instanceKey) (*instance, error) 
 		h.mu.Unlock()
 		return nil, statusf(http.StatusNotFound, "consumer %s/%s does not exist", key.group, key.name)
 	}
-	inst.inUse++
-	inst.lastUsed = time.Now()
-	h.mu.Unlock()
-	select {
-	case inst.sem <- struct{}{}:
-		return inst, nil
-	case <-ctx.Done():
-		h.unuse(inst)
-		return nil, ctx.Err()
-	}
+	return h.use(ctx, inst)
 }
 
 // deleteConsumer serves /delete-consumer/{group}/{instance} (and DELETE
@@ -810,5 +791,20 @@ func (h *Handler) reap() {
 				<-inst.sem
 			}
 		}
+	}
+}
+
+// use marks inst in use, unlocks h.mu (which the caller holds) and waits
+// for inst's turn: one call at a time per instance.
+func (h *Handler) use(ctx context.Context, inst *instance) (*instance, error) {
+	inst.inUse++
+	inst.lastUsed = time.Now()
+	h.mu.Unlock()
+	select {
+	case inst.sem <- struct{}{}:
+		return inst, nil
+	case <-ctx.Done():
+		h.unuse(inst)
+		return nil, ctx.Err()
 	}
 }
