@@ -3,6 +3,7 @@ package pgvalue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
@@ -36,7 +38,19 @@ var big1000 = strings.Repeat("1234567890", 100)
 
 func raw(s string) json.RawMessage { return json.RawMessage(s) }
 
-func columns() []column {
+// maxInterval is the largest interval the server can print: the int64
+// microseconds' limit from PostgreSQL 15; before, interval_out fails past
+// 2147483647 hours (22008, "interval out of range"), though such a value
+// can be stored.
+func maxInterval(major int) value {
+	if major < 15 {
+		return v("'2147483647:59:59.999999'", message.Interval{Microseconds: 2147483647*3600_000000 + 3599_999999})
+	}
+	return v("interval '2147483647 hours' + interval '414564141:00:54.775807'", message.Interval{Microseconds: math.MaxInt64})
+}
+
+// columns lists the test's columns; major is the server's major version.
+func columns(major int) []column {
 	return []column{
 		{"c_int2", "int2", []value{v("32767", int64(32767)), v("-32768", int64(-32768))}},
 		{"c_int4", "int4", []value{v("-2147483648", int64(-2147483648)), v("0", int64(0))}},
@@ -85,7 +99,7 @@ func columns() []column {
 			v("'1 year 2 months 3 days 4 hours 5 minutes 6.789 seconds'", message.Interval{Months: 14, Days: 3, Microseconds: 14706789000}),
 			v("'100 hours'", message.Interval{Microseconds: 360000000000}), v("'-1 day +1 second'", message.Interval{Days: -1, Microseconds: 1000000}),
 			v("'-178956970 years -8 months -2147483648 days'", message.Interval{Months: math.MinInt32, Days: math.MinInt32}),
-			v("'2562047788:00:54.775807'", message.Interval{Microseconds: math.MaxInt64})}},
+			maxInterval(major)}},
 		{"c_inet", "inet", []value{v("'192.168.0.1/24'", "192.168.0.1/24"), v("'::1'", "::1")}},
 		{"c_cidr", "cidr", []value{v("'10.0.0.0/8'", "10.0.0.0/8")}},
 		{"c_macaddr", "macaddr", []value{v("'08:00:2B:01:02:03'", "08:00:2b:01:02:03")}},
@@ -182,7 +196,23 @@ func readText(t *testing.T, conn *pgx.Conn, sql string) (names []string, oids []
 func TestDecodeEveryType(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	setupTypes(t, url)
-	cols := columns()
+	major := pgtest.Major(t, url)
+	cols := columns(major)
+	t.Run("largest interval printable by version", func(t *testing.T) {
+		conn, err := pgx.Connect(t.Context(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		var text string
+		err = conn.QueryRow(t.Context(), "select (interval '2147483647 hours' + interval '414564141:00:54.775807')::text").Scan(&text)
+		switch {
+		case major < 15 && pgCode(err) != "22008":
+			t.Errorf("PostgreSQL %d printed the int64-microsecond interval (%q, %v); want 22008 before 15", major, text, err)
+		case major >= 15 && (err != nil || text != "2562047788:00:54.775807"):
+			t.Errorf("PostgreSQL %d: %q, %v; want 2562047788:00:54.775807", major, text, err)
+		}
+	})
 	nrows := 0
 	var defs []string
 	for _, c := range cols {
@@ -349,4 +379,13 @@ func TestResolveSimpleProtocol(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, []any{int64(1), int64(2)}) {
 		t.Fatalf("got %#v, %v", got, err)
 	}
+}
+
+// pgCode is err's SQLSTATE, "" when it is not a server error.
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }
