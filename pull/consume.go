@@ -291,16 +291,9 @@ func (h *Handler) admit(ctx context.Context, key instanceKey, topics []string, o
 	if opts.reset != resetNone {
 		return nil
 	}
-	req := &kafkago.OffsetFetchRequest{GroupID: h.groupID(key.group), Topics: parts}
-	res, err := h.client.OffsetFetch(ctx, req)
-	if err == nil {
-		err = res.Error
-	}
-	if errors.Is(err, kafkago.GroupIdNotFound) {
-		res, err = &kafkago.OffsetFetchResponse{}, nil // no group: no offsets
-	}
+	res, err := h.committedOffsets(ctx, key.group, parts)
 	if err != nil {
-		return fmt.Errorf("committed offsets of group %q: %w", key.group, err)
+		return err
 	}
 	for topic, ps := range parts {
 		for _, p := range ps {
@@ -714,19 +707,13 @@ func (h *Handler) committed(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	req := &kafkago.OffsetFetchRequest{GroupID: h.groupID(group), Topics: map[string][]int{}}
+	topics := map[string][]int{}
 	for _, tp := range tps {
-		req.Topics[tp.Topic] = append(req.Topics[tp.Topic], tp.Partition)
+		topics[tp.Topic] = append(topics[tp.Topic], tp.Partition)
 	}
-	res, err := h.client.OffsetFetch(ctx, req)
-	if err == nil {
-		err = res.Error
-	}
-	if errors.Is(err, kafkago.GroupIdNotFound) {
-		res, err = &kafkago.OffsetFetchResponse{}, nil // no group: no offsets
-	}
+	res, err := h.committedOffsets(ctx, group, topics)
 	if err != nil {
-		writeErr(w, fmt.Errorf("committed offsets of group %q: %w", group, err))
+		writeErr(w, err)
 		return
 	}
 	out := make([]topicPartitionOffset, len(tps))
@@ -807,4 +794,20 @@ func (h *Handler) use(ctx context.Context, inst *instance) (*instance, error) {
 		h.unuse(inst)
 		return nil, ctx.Err()
 	}
+}
+
+// committedOffsets asks Kafka for group's committed offsets of the
+// partitions of topics; a group Kafka does not know has none.
+func (h *Handler) committedOffsets(ctx context.Context, group string, topics map[string][]int) (*kafkago.OffsetFetchResponse, error) {
+	res, err := h.client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: h.groupID(group), Topics: topics})
+	if err == nil {
+		err = res.Error
+	}
+	if errors.Is(err, kafkago.GroupIdNotFound) {
+		return &kafkago.OffsetFetchResponse{}, nil // no group: no offsets
+	}
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of group %q: %w", group, err)
+	}
+	return res, nil
 }
