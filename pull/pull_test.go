@@ -404,11 +404,7 @@ func TestInstancesSharePartitions(t *testing.T) {
 	s := newServer(t, Config{Brokers: c.ListenAddrs()})
 	s.records(t, "GET", "/consume/g/a/t?timeout=0", "")
 	s.records(t, "GET", "/consume/g/b/t?timeout=0", "")
-	client := &kafkago.Client{Addr: kafkago.TCP(c.ListenAddrs()...)}
-	waitFor(t, "two stable members", func() bool {
-		res, err := client.DescribeGroups(t.Context(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{DefaultGroupPrefix + "g"}})
-		return err == nil && len(res.Groups) == 1 && res.Groups[0].GroupState == "Stable" && len(res.Groups[0].Members) == 2
-	})
+	waitStableMembers(t, c, "g", 2)
 	produce(t, c, "t", 0, 0, 10)
 	produce(t, c, "t", 1, 10, 10)
 
@@ -539,4 +535,15 @@ func TestClosedHandler(t *testing.T) {
 	if status, body := s.do(t, "GET", "/consume/g/a/t", ""); status != http.StatusServiceUnavailable {
 		t.Errorf("consume after Close: %d %s", status, body)
 	}
+}
+
+// waitStableMembers waits until the consumer group walrelay names for group
+// is Stable with n members.
+func waitStableMembers(t *testing.T, c *kfake.Cluster, group string, n int) {
+	t.Helper()
+	client := &kafkago.Client{Addr: kafkago.TCP(c.ListenAddrs()...)}
+	waitFor(t, fmt.Sprintf("%d stable members", n), func() bool {
+		res, err := client.DescribeGroups(t.Context(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{DefaultGroupPrefix + group}})
+		return err == nil && len(res.Groups) == 1 && res.Groups[0].GroupState == "Stable" && len(res.Groups[0].Members) == n
+	})
 }

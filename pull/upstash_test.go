@@ -407,11 +407,7 @@ func TestConcurrentInstances(t *testing.T) {
 	s := newServer(t, Config{Brokers: c.ListenAddrs()})
 	s.records(t, "GET", "/consume/g/a/t?timeout=0", "")
 	s.records(t, "GET", "/consume/g/b/t?timeout=0", "")
-	client := &kafkago.Client{Addr: kafkago.TCP(c.ListenAddrs()...)}
-	waitFor(t, "two stable members", func() bool {
-		res, err := client.DescribeGroups(t.Context(), &kafkago.DescribeGroupsRequest{GroupIDs: []string{DefaultGroupPrefix + "g"}})
-		return err == nil && len(res.Groups) == 1 && res.Groups[0].GroupState == "Stable" && len(res.Groups[0].Members) == 2
-	})
+	waitStableMembers(t, c, "g", 2)
 	produce(t, c, "t", 0, 0, 20)
 	produce(t, c, "t", 1, 20, 20)
 	var mu sync.Mutex
