@@ -251,7 +251,6 @@ func inspect(ctx context.Context, conn *pgx.Conn, cfg *Config) (*preflight, erro
 // publication checks the publication and its tables.
 func (p *preflight) publication(ctx context.Context, conn *pgx.Conn, cfg *Config, super bool) error {
 	pub := cfg.Publication
-	pubIdent := pgx.Identifier{pub}.Sanitize()
 	var allTables, updates bool
 	err := conn.QueryRow(ctx, "select puballtables, pubupdate or pubdelete from pg_publication where pubname = $1", pub).Scan(&allTables, &updates)
 	switch {
@@ -261,47 +260,17 @@ func (p *preflight) publication(ctx context.Context, conn *pgx.Conn, cfg *Config
 	default:
 		p.pubExists = true
 	}
-
-	// The configured tables, resolved: oid 0 when missing.
-	type table struct {
-		name, ident string // schema.table, plain and quoted
-		oid         uint32
-	}
-	tables := make([]table, 0, len(cfg.PublicationTables))
-	for _, t := range cfg.PublicationTables {
-		schema, name, _ := qualifiedTable(t) // validate checked it
-		ident := pgx.Identifier{schema, name}.Sanitize()
-		var oid *uint32
-		if err := conn.QueryRow(ctx, "select to_regclass($1)::oid", ident).Scan(&oid); err != nil {
-			return fmt.Errorf("cdc: check table %s: %w", ident, err)
-		}
-		if oid == nil {
-			p.add1(Finding{Severity: SeverityBlocking, Code: FindingTableMissing, Object: schema + "." + name,
-				Message: fmt.Sprintf("table %s of Config.PublicationTables does not exist", ident),
-				Err:     fmt.Errorf("%w: %s", ErrTableNotFound, ident)})
-			continue
-		}
-		tables = append(tables, table{name: schema + "." + name, ident: ident, oid: *oid})
+	tables, err := p.configuredTables(ctx, conn, cfg)
+	if err != nil {
+		return err
 	}
 
 	// newly are the tables Open would publish: it refuses those that would
-	// break the application's UPDATEs. published are those published
-	// already.
+	// break the application's UPDATEs.
 	var newly []uint32
 	switch {
 	case !p.pubExists && !cfg.CreatePublication:
-		fix := "CREATE PUBLICATION " + pubIdent + " FOR TABLE <schema.table>, ...;"
-		if len(tables) > 0 {
-			names := make([]string, len(tables))
-			for i, t := range tables {
-				names[i] = t.ident
-			}
-			fix = "CREATE PUBLICATION " + pubIdent + " FOR TABLE " + strings.Join(names, ", ") + ";"
-		}
-		p.add1(Finding{Severity: SeverityBlocking, Code: FindingPublicationMissing, Object: pub,
-			Message: fmt.Sprintf("publication %q does not exist", pub),
-			Fix:     fix,
-			Err:     fmt.Errorf("%w: %q (create it with CREATE PUBLICATION, or set Config.CreatePublication)", ErrPublicationNotFound, pub)})
+		p.publicationMissing(pub, tables)
 		return nil
 	case !p.pubExists && cfg.PublicationAllTables:
 		if !super {
@@ -315,59 +284,15 @@ func (p *preflight) publication(ctx context.Context, conn *pgx.Conn, cfg *Config
 		if err != nil {
 			return err
 		}
-		newly = all
-		updates = true
+		newly, updates = all, true
 	case !p.pubExists:
 		for _, t := range tables {
 			newly = append(newly, t.oid)
 		}
 		updates = true
 	default:
-		published, err := oids(ctx, conn, `select c.oid from pg_publication_tables pt
-			join pg_namespace n on n.nspname = pt.schemaname
-			join pg_class c on c.relnamespace = n.oid and c.relname = pt.tablename
-			where pt.pubname = $1`, pub)
-		if err != nil {
+		if newly, err = p.existingPublication(ctx, conn, cfg, tables, allTables, updates); err != nil {
 			return err
-		}
-		// A table counts as published when it, or a partitioned table it
-		// is a partition of, is in the publication.
-		in := make(map[uint32]bool, len(published))
-		for _, o := range published {
-			in[o] = true
-		}
-		for _, t := range tables {
-			if in[t.oid] || allTables {
-				continue
-			}
-			anc, err := oids(ctx, conn, "select relid from pg_partition_ancestors($1)", t.oid)
-			if err != nil {
-				return err
-			}
-			if anyIn(anc, in) {
-				continue
-			}
-			fix := "ALTER PUBLICATION " + pubIdent + " ADD TABLE " + t.ident + ";"
-			if cfg.AlterPublication {
-				p.add = append(p.add, t.ident)
-				if updates {
-					newly = append(newly, t.oid)
-				}
-				continue
-			}
-			p.add1(Finding{Severity: SeverityWarning, Code: FindingTableNotPublished, Object: t.name,
-				Message: fmt.Sprintf("table %s of Config.PublicationTables is not in publication %q: its changes are not streamed (set Config.AlterPublication to add it)", t.ident, pub),
-				Fix:     fix,
-				Err:     fmt.Errorf("%w: %s is not in publication %q", ErrTableNotPublished, t.ident, pub)})
-		}
-		if updates {
-			bad, err := identityProblems(ctx, conn, published)
-			if err != nil {
-				return err
-			}
-			for _, b := range bad {
-				p.add1(b.finding(SeverityWarning, "it is in publication "+pubIdent+", so its UPDATEs and DELETEs fail"))
-			}
 		}
 	}
 	if !updates || len(newly) == 0 {
@@ -381,6 +306,108 @@ func (p *preflight) publication(ctx context.Context, conn *pgx.Conn, cfg *Config
 		p.add1(b.finding(SeverityBlocking, "publishing it would make its UPDATEs and DELETEs fail, so walrelay does not publish it"))
 	}
 	return nil
+}
+
+// configTable is a table of Config.PublicationTables that exists.
+type configTable struct {
+	name, ident string // schema.table, plain and quoted
+	oid         uint32
+}
+
+// configuredTables resolves Config.PublicationTables, with a blocking
+// finding for each that does not exist.
+func (p *preflight) configuredTables(ctx context.Context, conn *pgx.Conn, cfg *Config) ([]configTable, error) {
+	tables := make([]configTable, 0, len(cfg.PublicationTables))
+	for _, t := range cfg.PublicationTables {
+		schema, name, _ := qualifiedTable(t) // validate checked it
+		ident := pgx.Identifier{schema, name}.Sanitize()
+		var oid *uint32
+		if err := conn.QueryRow(ctx, "select to_regclass($1)::oid", ident).Scan(&oid); err != nil {
+			return nil, fmt.Errorf("cdc: check table %s: %w", ident, err)
+		}
+		if oid == nil {
+			p.add1(Finding{Severity: SeverityBlocking, Code: FindingTableMissing, Object: schema + "." + name,
+				Message: fmt.Sprintf("table %s of Config.PublicationTables does not exist", ident),
+				Err:     fmt.Errorf("%w: %s", ErrTableNotFound, ident)})
+			continue
+		}
+		tables = append(tables, configTable{name: schema + "." + name, ident: ident, oid: *oid})
+	}
+	return tables, nil
+}
+
+// publicationMissing reports a publication that does not exist and that
+// Open may not create, with the CREATE PUBLICATION that fixes it.
+func (p *preflight) publicationMissing(pub string, tables []configTable) {
+	pubIdent := pgx.Identifier{pub}.Sanitize()
+	fix := "CREATE PUBLICATION " + pubIdent + " FOR TABLE <schema.table>, ...;"
+	if len(tables) > 0 {
+		names := make([]string, len(tables))
+		for i, t := range tables {
+			names[i] = t.ident
+		}
+		fix = "CREATE PUBLICATION " + pubIdent + " FOR TABLE " + strings.Join(names, ", ") + ";"
+	}
+	p.add1(Finding{Severity: SeverityBlocking, Code: FindingPublicationMissing, Object: pub,
+		Message: fmt.Sprintf("publication %q does not exist", pub),
+		Fix:     fix,
+		Err:     fmt.Errorf("%w: %q (create it with CREATE PUBLICATION, or set Config.CreatePublication)", ErrPublicationNotFound, pub)})
+}
+
+// existingPublication checks the configured tables against a publication
+// that exists: those missing from it are a warning, or with
+// AlterPublication are to be added (and returned, when the publication
+// publishes UPDATEs and DELETEs, for the identity check of what Open
+// would publish). The tables published already are checked for a replica
+// identity their UPDATEs need.
+func (p *preflight) existingPublication(ctx context.Context, conn *pgx.Conn, cfg *Config, tables []configTable, allTables, updates bool) (newly []uint32, err error) {
+	pub := cfg.Publication
+	published, err := oids(ctx, conn, `select c.oid from pg_publication_tables pt
+		join pg_namespace n on n.nspname = pt.schemaname
+		join pg_class c on c.relnamespace = n.oid and c.relname = pt.tablename
+		where pt.pubname = $1`, pub)
+	if err != nil {
+		return nil, err
+	}
+	// A table counts as published when it, or a partitioned table it is a
+	// partition of, is in the publication.
+	in := make(map[uint32]bool, len(published))
+	for _, o := range published {
+		in[o] = true
+	}
+	for _, t := range tables {
+		if in[t.oid] || allTables {
+			continue
+		}
+		anc, err := oids(ctx, conn, "select relid from pg_partition_ancestors($1)", t.oid)
+		if err != nil {
+			return nil, err
+		}
+		if anyIn(anc, in) {
+			continue
+		}
+		if cfg.AlterPublication {
+			p.add = append(p.add, t.ident)
+			if updates {
+				newly = append(newly, t.oid)
+			}
+			continue
+		}
+		p.add1(Finding{Severity: SeverityWarning, Code: FindingTableNotPublished, Object: t.name,
+			Message: fmt.Sprintf("table %s of Config.PublicationTables is not in publication %q: its changes are not streamed (set Config.AlterPublication to add it)", t.ident, pub),
+			Fix:     "ALTER PUBLICATION " + pgx.Identifier{pub}.Sanitize() + " ADD TABLE " + t.ident + ";",
+			Err:     fmt.Errorf("%w: %s is not in publication %q", ErrTableNotPublished, t.ident, pub)})
+	}
+	if updates {
+		bad, err := identityProblems(ctx, conn, published)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bad {
+			p.add1(b.finding(SeverityWarning, "it is in publication "+pgx.Identifier{pub}.Sanitize()+", so its UPDATEs and DELETEs fail"))
+		}
+	}
+	return newly, nil
 }
 
 func anyIn(oids []uint32, in map[uint32]bool) bool {
