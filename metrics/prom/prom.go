@@ -141,54 +141,78 @@ func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // Collect sends the current values.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now()
 	st := c.s.Stats()
-	g := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	e := emitter{d: &c.d, ch: ch}
+	e.stream(st)
+	e.delivery(st.Delivery, time.Now())
+	e.backfills(st.Backfills)
+	if st.SlotStatus != nil {
+		e.slot(st.SlotStatus)
 	}
-	n := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	for name, sk := range c.sinks {
+		e.sink(name, sk.Stats())
 	}
-	g(c.d.receivedLSN, float64(st.ReceivedLSN))
-	g(c.d.ackedLSN, float64(st.AckedLSN))
-	g(c.d.walEndLSN, float64(st.ServerWALEnd))
-	g(c.d.lagBytes, float64(st.LagBytes))
-	g(c.d.lagSeconds, st.Lag.Seconds())
-	n(c.d.msgsIn, st.MessagesIn)
-	n(c.d.bytesIn, st.BytesIn)
-	n(c.d.msgsOut, st.MessagesOut)
-	n(c.d.bytesOut, st.BytesOut)
-	n(c.d.msgsAcked, st.MessagesAcked)
-	n(c.d.transactions, st.Transactions)
-	n(c.d.reconnects, st.Reconnects)
+}
+
+// emitter sends one scrape's metrics.
+type emitter struct {
+	d  *descs
+	ch chan<- prometheus.Metric
+}
+
+func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func (e emitter) counter(d *prometheus.Desc, v uint64, labels ...string) {
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func (e emitter) stream(st cdc.Stats) {
+	e.gauge(e.d.receivedLSN, float64(st.ReceivedLSN))
+	e.gauge(e.d.ackedLSN, float64(st.AckedLSN))
+	e.gauge(e.d.walEndLSN, float64(st.ServerWALEnd))
+	e.gauge(e.d.lagBytes, float64(st.LagBytes))
+	e.gauge(e.d.lagSeconds, st.Lag.Seconds())
+	e.counter(e.d.msgsIn, st.MessagesIn)
+	e.counter(e.d.bytesIn, st.BytesIn)
+	e.counter(e.d.msgsOut, st.MessagesOut)
+	e.counter(e.d.bytesOut, st.BytesOut)
+	e.counter(e.d.msgsAcked, st.MessagesAcked)
+	e.counter(e.d.transactions, st.Transactions)
+	e.counter(e.d.reconnects, st.Reconnects)
 	if !st.LastMessageAt.IsZero() {
-		g(c.d.lastMessage, unix(st.LastMessageAt))
+		e.gauge(e.d.lastMessage, unix(st.LastMessageAt))
 	}
 	if !st.LastAckAt.IsZero() {
-		g(c.d.lastAck, unix(st.LastAckAt))
+		e.gauge(e.d.lastAck, unix(st.LastAckAt))
 	}
-	g(c.d.connected, b2f(st.Connected))
-	g(c.d.standby, b2f(st.Standby))
-	g(c.d.bufMsgs, float64(st.Buffer.Messages))
-	g(c.d.bufBytes, float64(st.Buffer.Bytes))
-	g(c.d.bufBlocked, b2f(st.Buffer.Blocked))
+	e.gauge(e.d.connected, b2f(st.Connected))
+	e.gauge(e.d.standby, b2f(st.Standby))
+	e.gauge(e.d.bufMsgs, float64(st.Buffer.Messages))
+	e.gauge(e.d.bufBytes, float64(st.Buffer.Bytes))
+	e.gauge(e.d.bufBlocked, b2f(st.Buffer.Blocked))
+}
 
-	d := st.Delivery
-	n(c.d.dWrites, d.Writes)
-	n(c.d.dMessages, d.Messages)
-	n(c.d.dFailures, d.Failures)
-	n(c.d.dRetries, d.Retries)
+func (e emitter) delivery(d cdc.DeliveryStats, now time.Time) {
+	e.counter(e.d.dWrites, d.Writes)
+	e.counter(e.d.dMessages, d.Messages)
+	e.counter(e.d.dFailures, d.Failures)
+	e.counter(e.d.dRetries, d.Retries)
 	failing := 0.0
 	if !d.FailingSince.IsZero() {
 		failing = now.Sub(d.FailingSince).Seconds()
 	}
-	g(c.d.dFailing, failing)
+	e.gauge(e.d.dFailing, failing)
 	if !d.LastErrorAt.IsZero() {
-		g(c.d.dLastError, unix(d.LastErrorAt))
+		e.gauge(e.d.dLastError, unix(d.LastErrorAt))
 	}
+}
 
-	// A backfill ID run more than once (resumed) is one series: its rows
-	// add up, the latest run gives the estimate and whether it is done.
+// backfills emits one series per backfill ID: an ID run more than once
+// (resumed) has its rows added up, and the latest run gives the estimate
+// and whether it is done.
+func (e emitter) backfills(runs []cdc.BackfillStats) {
 	type bf struct {
 		table    string
 		rows     uint64
@@ -197,7 +221,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var order []string
 	bfs := make(map[string]*bf)
-	for _, b := range st.Backfills {
+	for _, b := range runs {
 		x := bfs[b.ID]
 		if x == nil {
 			x = &bf{}
@@ -209,37 +233,37 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, id := range order {
 		x := bfs[id]
-		n(c.d.bfRows, x.rows, id, x.table)
-		g(c.d.bfEstimate, float64(x.estimate), id, x.table)
-		g(c.d.bfDone, b2f(x.done), id, x.table)
+		e.counter(e.d.bfRows, x.rows, id, x.table)
+		e.gauge(e.d.bfEstimate, float64(x.estimate), id, x.table)
+		e.gauge(e.d.bfDone, b2f(x.done), id, x.table)
 	}
+}
 
-	if sl := st.SlotStatus; sl != nil {
-		g(c.d.slotExists, b2f(sl.Exists))
-		g(c.d.slotAsked, unix(sl.At))
-		if sl.Exists {
-			g(c.d.slotActive, b2f(sl.Active))
-			for _, s := range []string{"reserved", "extended", "unreserved", "lost"} {
-				g(c.d.slotStatus, b2f(sl.WALStatus == s), s)
-			}
-			g(c.d.slotRetained, float64(sl.RetainedBytes))
-			if sl.MaxSlotWALKeepSize >= 0 {
-				g(c.d.slotKeep, float64(sl.MaxSlotWALKeepSize))
-				if sl.SafeWALSize >= 0 {
-					g(c.d.slotSafe, float64(sl.SafeWALSize))
-				}
-			}
+func (e emitter) slot(sl *cdc.SlotState) {
+	e.gauge(e.d.slotExists, b2f(sl.Exists))
+	e.gauge(e.d.slotAsked, unix(sl.At))
+	if !sl.Exists {
+		return
+	}
+	e.gauge(e.d.slotActive, b2f(sl.Active))
+	for _, s := range []string{"reserved", "extended", "unreserved", "lost"} {
+		e.gauge(e.d.slotStatus, b2f(sl.WALStatus == s), s)
+	}
+	e.gauge(e.d.slotRetained, float64(sl.RetainedBytes))
+	if sl.MaxSlotWALKeepSize >= 0 {
+		e.gauge(e.d.slotKeep, float64(sl.MaxSlotWALKeepSize))
+		if sl.SafeWALSize >= 0 {
+			e.gauge(e.d.slotSafe, float64(sl.SafeWALSize))
 		}
 	}
+}
 
-	for name, sk := range c.sinks {
-		ss := sk.Stats()
-		n(c.d.sWrites, ss.Writes, name)
-		n(c.d.sMessages, ss.Messages, name)
-		n(c.d.sFailures, ss.Failures, name)
-		n(c.d.sRetries, ss.Retries, name)
-		if !ss.LastErrorAt.IsZero() {
-			g(c.d.sLastError, unix(ss.LastErrorAt), name)
-		}
+func (e emitter) sink(name string, ss sink.Stats) {
+	e.counter(e.d.sWrites, ss.Writes, name)
+	e.counter(e.d.sMessages, ss.Messages, name)
+	e.counter(e.d.sFailures, ss.Failures, name)
+	e.counter(e.d.sRetries, ss.Retries, name)
+	if !ss.LastErrorAt.IsZero() {
+		e.gauge(e.d.sLastError, unix(ss.LastErrorAt), name)
 	}
 }
