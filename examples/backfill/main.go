@@ -90,76 +90,18 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	}
 	defer s.Close()
 
-	// The consumer: replays every message into a map, as a downstream copy.
-	var mu sync.Mutex
-	replica := map[int64]int64{}
-	var reads, changes int
+	r := &replica{rows: map[int64]int64{}}
 	cctx, stopConsumer := context.WithCancel(ctx)
 	defer stopConsumer()
-	go func() {
-		for {
-			m, err := s.Next(cctx)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			id := m.Record["id"].(int64)
-			switch m.Action {
-			case message.ActionDelete:
-				delete(replica, id)
-				changes++
-			case message.ActionRead:
-				replica[id] = m.Record["balance"].(int64)
-				reads++
-			default:
-				replica[id] = m.Record["balance"].(int64)
-				changes++
-			}
-			mu.Unlock()
-			s.Ack(m)
-		}
-	}()
-
-	// A writer moving money around and closing accounts while the backfill runs.
+	go r.consume(cctx, s)
 	writerCtx, stopWriter := context.WithCancel(ctx)
 	var writes int
 	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for writerCtx.Err() == nil {
-			a, b := rand.Int64N(rows)+1, rand.Int64N(rows)+1
-			if _, err := db.Exec(writerCtx, `update `+name+` set balance = balance - 1 where id = $1;`, a); err == nil {
-				writes++
-			}
-			if _, err := db.Exec(writerCtx, `update `+name+` set balance = balance + 1 where id = $1;`, b); err == nil {
-				writes++
-			}
-			if writes%50 == 0 {
-				db.Exec(writerCtx, `delete from `+name+` where id = $1`, a)
-			}
-		}
-	}()
-
-	// Progress, every 50ms.
+	go func() { defer close(writerDone); writes = write(writerCtx, db) }()
 	pctx, stopProgress := context.WithCancel(ctx)
 	defer stopProgress()
 	progressDone := make(chan struct{})
-	go func() {
-		defer close(progressDone)
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		start := time.Now()
-		for {
-			select {
-			case <-pctx.Done():
-				return
-			case <-t.C:
-				mu.Lock()
-				fmt.Fprintf(out, "%5.1fs  reads %6d  live changes %6d\n", time.Since(start).Seconds(), reads, changes)
-				mu.Unlock()
-			}
-		}
-	}()
+	go func() { defer close(progressDone); r.report(pctx, out) }()
 
 	start := time.Now()
 	err = s.Backfill(ctx, backfill.Config{Table: name, ID: "demo"})
@@ -170,41 +112,119 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	}
 	stopProgress()
 	<-progressDone // the progress lines end before the summary
-	mu.Lock()
+	reads, _ := r.counts()
 	fmt.Fprintf(out, "backfill done in %v: %d rows read while %d concurrent updates ran\n", time.Since(start).Round(time.Millisecond), reads, writes)
-	mu.Unlock()
 
-	// Catch up with the writer's last changes, then compare.
+	n, err := r.catchUp(ctx, db)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "replayed copy matches the table: %d rows\n", n)
+	return nil
+}
+
+// replica is the consumer: it replays every message into a map, as a
+// downstream copy of the table.
+type replica struct {
+	mu             sync.Mutex
+	rows           map[int64]int64
+	reads, changes int
+}
+
+func (r *replica) consume(ctx context.Context, s *cdc.Stream) {
+	for {
+		m, err := s.Next(ctx)
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		id := m.Record["id"].(int64)
+		switch m.Action {
+		case message.ActionDelete:
+			delete(r.rows, id)
+			r.changes++
+		case message.ActionRead:
+			r.rows[id] = m.Record["balance"].(int64)
+			r.reads++
+		default:
+			r.rows[id] = m.Record["balance"].(int64)
+			r.changes++
+		}
+		r.mu.Unlock()
+		s.Ack(m)
+	}
+}
+
+func (r *replica) counts() (reads, changes int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reads, r.changes
+}
+
+// report prints the progress every 50ms until ctx ends.
+func (r *replica) report(ctx context.Context, out io.Writer) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			reads, changes := r.counts()
+			fmt.Fprintf(out, "%5.1fs  reads %6d  live changes %6d\n", time.Since(start).Seconds(), reads, changes)
+		}
+	}
+}
+
+// catchUp waits until the replica has the writer's last changes and equals
+// the table, and returns its number of rows.
+func (r *replica) catchUp(ctx context.Context, db *pgxpool.Pool) (int, error) {
 	want := map[int64]int64{}
 	deadline := time.Now().Add(catchUpWait)
 	for {
 		clear(want)
-		r, err := db.Query(ctx, `select id, balance from `+name)
+		rs, err := db.Query(ctx, `select id, balance from `+name)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		for r.Next() {
+		for rs.Next() {
 			var id, bal int64
-			if err := r.Scan(&id, &bal); err != nil {
-				return err
+			if err := rs.Scan(&id, &bal); err != nil {
+				return 0, err
 			}
 			want[id] = bal
 		}
-		if err := r.Err(); err != nil {
-			return err
+		if err := rs.Err(); err != nil {
+			return 0, err
 		}
-		mu.Lock()
-		same := reflect.DeepEqual(want, replica)
-		mu.Unlock()
+		r.mu.Lock()
+		same := reflect.DeepEqual(want, r.rows)
+		r.mu.Unlock()
 		if same {
-			break
+			return len(want), nil
 		}
 		if time.Now().After(deadline) {
-			return errors.New("the replayed copy does not match the table")
+			return 0, errors.New("the replayed copy does not match the table")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	stopConsumer()
-	fmt.Fprintf(out, "replayed copy matches the table: %d rows\n", len(want))
-	return nil
+}
+
+// write moves money between accounts and closes some until ctx ends, and
+// returns the number of updates it made.
+func write(ctx context.Context, db *pgxpool.Pool) (writes int) {
+	for ctx.Err() == nil {
+		a, b := rand.Int64N(rows)+1, rand.Int64N(rows)+1
+		if _, err := db.Exec(ctx, `update `+name+` set balance = balance - 1 where id = $1;`, a); err == nil {
+			writes++
+		}
+		if _, err := db.Exec(ctx, `update `+name+` set balance = balance + 1 where id = $1;`, b); err == nil {
+			writes++
+		}
+		if writes%50 == 0 {
+			db.Exec(ctx, `delete from `+name+` where id = $1`, a)
+		}
+	}
+	return writes
 }
