@@ -60,15 +60,7 @@ func (b *bench) latencyOf(ctx context.Context, path string) (Latency, error) {
 	}
 	defer s.Close()
 
-	var mu sync.Mutex
-	lat := make([]time.Duration, 0, commits)
-	record := func(m message.Message) int {
-		d := time.Since(m.Metadata.CommitTimestamp)
-		mu.Lock()
-		defer mu.Unlock()
-		lat = append(lat, d)
-		return len(lat)
-	}
+	lat := &latencies{want: commits, done: make(chan struct{}), d: make([]time.Duration, 0, commits)}
 	g, gctx := newGroup(ctx)
 	cctx, stop := context.WithCancel(gctx)
 	defer stop()
@@ -80,81 +72,113 @@ func (b *bench) latencyOf(ctx context.Context, path string) (Latency, error) {
 	})
 	switch path {
 	case "commit → Stream.Next":
-		g.Go(func() error {
-			for {
-				m, err := s.Next(cctx)
-				if err != nil {
-					return err
-				}
-				s.Ack(m)
-				if record(m) == commits {
-					return nil
-				}
-			}
-		})
-	default:
-		var sk sink.Sink = &nullSink{}
-		if path == "commit → Kafka sink write done (cdc.Run)" {
-			const topic = "walrelay-bench"
-			kc, stop, err := newBroker(topic, false)
-			if err != nil {
-				return Latency{}, err
-			}
-			defer stop()
-			ks, err := kafka.New(kafka.Config{Brokers: kc.ListenAddrs(), Topic: topic})
-			if err != nil {
-				return Latency{}, err
-			}
-			defer ks.Close(context.Background())
-			sk = ks
+		g.Go(func() error { return lat.next(cctx, s) })
+	case "commit → Kafka sink write done (cdc.Run)":
+		const topic = "walrelay-bench"
+		kc, stopBroker, err := newBroker(topic, false)
+		if err != nil {
+			return Latency{}, err
 		}
-		done := make(chan struct{})
-		rec := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
-			if err := sk.Write(ctx, msgs...); err != nil {
-				return err
-			}
-			for _, m := range msgs {
-				if record(m) == commits {
-					close(done)
-				}
-			}
-			return nil
-		})
-		g.Go(func() error {
-			err := cdc.Run(cctx, s, rec, cdc.RunOptions{})
-			select {
-			case <-done:
-				return nil
-			default:
-				return err
-			}
-		})
-		g.Go(func() error {
-			select {
-			case <-done:
-				stop()
-			case <-cctx.Done():
-			}
-			return nil
-		})
+		defer stopBroker()
+		ks, err := kafka.New(kafka.Config{Brokers: kc.ListenAddrs(), Topic: topic})
+		if err != nil {
+			return Latency{}, err
+		}
+		defer ks.Close(context.Background())
+		lat.run(cctx, g, stop, s, ks)
+	default:
+		lat.run(cctx, g, stop, s, &nullSink{})
 	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return Latency{}, err
 	}
-	if len(lat) < commits {
-		return Latency{}, fmt.Errorf("received %d of %d commits", len(lat), commits)
+	if len(lat.d) < commits {
+		return Latency{}, fmt.Errorf("received %d of %d commits", len(lat.d), commits)
 	}
-	lat = lat[warmup:]
-	slices.Sort(lat)
-	q := func(p float64) float64 {
-		i := int(p * float64(len(lat)))
-		if i >= len(lat) {
-			i = len(lat) - 1
+	l := lat.summary()
+	l.Path, l.CommitsPerSec = path, rate
+	return l, nil
+}
+
+// latencies records the time from commit to delivery of the first want
+// messages, and closes done at the last.
+type latencies struct {
+	mu   sync.Mutex
+	d    []time.Duration
+	want int
+	done chan struct{}
+}
+
+func (l *latencies) record(m message.Message) {
+	d := time.Since(m.Metadata.CommitTimestamp)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.d = append(l.d, d)
+	if len(l.d) == l.want {
+		close(l.done)
+	}
+}
+
+// next times Stream.Next until the last message.
+func (l *latencies) next(ctx context.Context, s *cdc.Stream) error {
+	for {
+		m, err := s.Next(ctx)
+		if err != nil {
+			return err
 		}
-		return float64(lat[i].Microseconds()) / 1000
+		s.Ack(m)
+		l.record(m)
+		select {
+		case <-l.done:
+			return nil
+		default:
+		}
 	}
-	return Latency{Path: path, Commits: len(lat), CommitsPerSec: rate,
-		P50: q(0.50), P99: q(0.99), P999: q(0.999), Max: q(1)}, nil
+}
+
+// run times cdc.Run's completed writes to sk, and stops it (with stop)
+// after the last message.
+func (l *latencies) run(ctx context.Context, g *group, stop context.CancelFunc, s *cdc.Stream, sk sink.Sink) {
+	rec := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
+		if err := sk.Write(ctx, msgs...); err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			l.record(m)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		err := cdc.Run(ctx, s, rec, cdc.RunOptions{})
+		select {
+		case <-l.done:
+			return nil
+		default:
+			return err
+		}
+	})
+	g.Go(func() error {
+		select {
+		case <-l.done:
+			stop()
+		case <-ctx.Done():
+		}
+		return nil
+	})
+}
+
+// summary gives the quantiles after the warmup commits.
+func (l *latencies) summary() Latency {
+	d := slices.Clone(l.d[warmup:])
+	slices.Sort(d)
+	q := func(p float64) float64 {
+		i := int(p * float64(len(d)))
+		if i >= len(d) {
+			i = len(d) - 1
+		}
+		return float64(d[i].Microseconds()) / 1000
+	}
+	return Latency{Commits: len(d), P50: q(0.50), P99: q(0.99), P999: q(0.999), Max: q(1)}
 }
 
 // commitSteadily commits n single-row transactions at the configured rate
