@@ -121,6 +121,24 @@
 // failed writes with backoff, stops on errors marked [sink.Permanent], and
 // acknowledges a batch only after the sink wrote it.
 //
+// # Batching
+//
+// A loop of its own batches as Run does: [Stream.Next] waits for a first
+// message, [Stream.TakeBuffered] adds what is already decoded without
+// waiting, and one Ack of the batch's last message acknowledges it all.
+// Messages taken together with an error belong to the batch: write them
+// before handling the error.
+//
+//	batch := make([]message.Message, 0, 500)
+//	for {
+//		m, err := s.Next(ctx)
+//		if err != nil { … }
+//		batch, err = s.TakeBuffered(append(batch[:0], m), cap(batch)-1)
+//		if werr := store(ctx, batch); werr != nil { … } // durable, or retried
+//		s.Ack(batch[len(batch)-1])
+//		if err != nil { … } // the stream stopped after these messages
+//	}
+//
 // # Guarantees
 //
 // Delivery is at least once. The slot's confirmed position advances only to

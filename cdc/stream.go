@@ -112,6 +112,34 @@ func (s *Stream) Next(ctx context.Context) (message.Message, error) {
 	}
 }
 
+// TakeBuffered appends to dst, in order, at most n of the messages that
+// are already decoded and waiting, without waiting for more, and returns
+// the extended slice. It is Next for a batch: a loop that batches its
+// writes calls Next to wait for a first message, then TakeBuffered for the
+// rest (see "Batching" in the package docs). Acknowledge the batch with
+// Ack of its last message.
+//
+// The error is [ErrClosed] after Close, or the stream's error once it
+// stopped and every buffered message was taken; the messages appended
+// before the stop are returned with it and belong to the batch.
+func (s *Stream) TakeBuffered(dst []message.Message, n int) ([]message.Message, error) {
+	if s.closed() {
+		return dst, ErrClosed
+	}
+	for range n {
+		select {
+		case q, ok := <-s.out:
+			if !ok {
+				return dst, s.stopErr()
+			}
+			dst = append(dst, s.took(q))
+		default:
+			return dst, nil
+		}
+	}
+	return dst, nil
+}
+
 func (s *Stream) stopErr() error {
 	<-s.done
 	if s.err == nil {

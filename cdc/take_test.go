@@ -1,0 +1,59 @@
+package cdc
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/walrelay/walrelay/message"
+)
+
+// TestTakeBuffered takes a batch of what is already decoded, in order and
+// without waiting, and then the error of a stream that stopped after its
+// last buffered message.
+func TestTakeBuffered(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	cfg := e.config()
+	cfg.Truncate = TruncateFail
+	s := e.open(cfg)
+
+	// Nothing is buffered: an empty batch at once, no error.
+	got, err := s.TakeBuffered(nil, 10)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("TakeBuffered on an empty buffer = %d messages, %v", len(got), err)
+	}
+
+	e.exec("insert into t select generate_series(1, 5)", "truncate t")
+	<-s.done // the stream stopped at the TRUNCATE, with five rows buffered
+	if n := s.Buffered().Messages; n != 5 {
+		t.Fatalf("buffered %d messages, want 5", n)
+	}
+
+	first, err := s.Next(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := s.TakeBuffered([]message.Message{first}, 2)
+	if err != nil || len(batch) != 3 {
+		t.Fatalf("TakeBuffered(2) = %d messages, %v; want 3 with the first", len(batch), err)
+	}
+	batch, err = s.TakeBuffered(batch, 10)
+	var te *TruncateError
+	if !errors.As(err, &te) {
+		t.Fatalf("TakeBuffered after the stop: %v, want the *TruncateError", err)
+	}
+	if len(batch) != 5 {
+		t.Fatalf("batch has %d messages, want the 5 buffered before the stop", len(batch))
+	}
+	for i, m := range batch {
+		if m.Record["id"] != int64(i+1) {
+			t.Errorf("message %d: id %v, want %d (commit order)", i, m.Record["id"], i+1)
+		}
+	}
+	if _, err := s.TakeBuffered(nil, 10); !errors.As(err, &te) {
+		t.Errorf("TakeBuffered again: %v, want the *TruncateError", err)
+	}
+	s.Close()
+	if _, err := s.TakeBuffered(nil, 10); !errors.Is(err, ErrClosed) {
+		t.Errorf("TakeBuffered after Close: %v, want ErrClosed", err)
+	}
+}
