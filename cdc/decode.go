@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -274,7 +273,7 @@ func (s *Stream) message(rel *relation, action message.Action, rec, changes map[
 		Metadata: message.Metadata{
 			TableSchema:               rel.schema,
 			TableName:                 rel.name,
-			IdempotencyKey:            idempotency.ChangeKey(s.tx.commitLSN, idx),
+			IdempotencyKey:            message.ChangeKey(s.tx.commitLSN, idx),
 			CommitTimestamp:           s.tx.commitTime,
 			CommitLSN:                 s.tx.commitLSN,
 			CommitIdx:                 idx,

@@ -119,9 +119,10 @@
 //
 // metadata.idempotency_key is the standard padded base64 of
 // "<commit_lsn>:<commit_idx>" in decimal for changes, and of
-// "<backfill_id>:<pk1>[:<pk2>…]" for backfill reads (see the idempotency
-// package). A redelivered message carries the same key, so consumers can
-// drop duplicates with it.
+// "<backfill_id>:<pk1>[:<pk2>…]" for backfill reads: [ChangeKey] and
+// [ReadKey] compute them, for streams and backfills alike. A redelivered
+// message carries the same key, so consumers can drop duplicates with it
+// (package idempotency turns that into effects that happen once).
 //
 // # Speed
 //

@@ -1,6 +1,7 @@
 package message_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -146,4 +147,31 @@ func ExampleEncoder() {
 	// Output:
 	// {"record":{"id":1},"changes":null,"action":"insert","metadata":{"table_schema":"public","table_name":"t","idempotency_key":"","commit_timestamp":"2024-10-28T21:37:01.000000Z","commit_lsn":100,"commit_idx":0,"record_pks":["1"],"database_name":"","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"","annotations":{},"database":"","hostname":""},"transaction_annotations":null,"enrichment":null}}
 	// {"record":{"id":2},"changes":null,"action":"insert","metadata":{"table_schema":"public","table_name":"t","idempotency_key":"","commit_timestamp":"2024-10-28T21:37:01.000000Z","commit_lsn":100,"commit_idx":1,"record_pks":["2"],"database_name":"","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"","annotations":{},"database":"","hostname":""},"transaction_annotations":null,"enrichment":null}}
+}
+
+func decodeKey(key string) string {
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return "invalid: " + err.Error()
+	}
+	return string(b)
+}
+
+func ExampleChangeKey() {
+	lsn, _ := message.ParseLSN("16/B374D848")
+	key := message.ChangeKey(lsn, 3)
+	fmt.Println(key)
+	fmt.Println(decodeKey(key))
+	// Output:
+	// OTc1MDAwNTk3MjA6Mw==
+	// 97500059720:3
+}
+
+func ExampleReadKey() {
+	key := message.ReadKey("backfill-7", int64(42), "eu")
+	fmt.Println(key)
+	fmt.Println(decodeKey(key))
+	// Output:
+	// YmFja2ZpbGwtNzo0MjpldQ==
+	// backfill-7:42:eu
 }

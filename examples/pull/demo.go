@@ -13,7 +13,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/pull"
 	"github.com/walrelay/walrelay/sink/kafka"
@@ -173,7 +172,7 @@ func produce(ctx context.Context, brokers []string) error {
 			Action: message.ActionInsert,
 			Metadata: message.Metadata{
 				TableSchema: "public", TableName: "orders",
-				IdempotencyKey:  idempotency.ChangeKey(lsn, 0),
+				IdempotencyKey:  message.ChangeKey(lsn, 0),
 				CommitTimestamp: ts.Add(time.Duration(i) * time.Second),
 				CommitLSN:       lsn,
 				PrimaryKey:      []string{"id"},

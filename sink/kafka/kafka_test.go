@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
@@ -29,7 +28,7 @@ func change(table string, id int64) message.Message {
 		Metadata: message.Metadata{
 			TableSchema:     "public",
 			TableName:       table,
-			IdempotencyKey:  idempotency.ChangeKey(message.LSN(1000+id), int(id)),
+			IdempotencyKey:  message.ChangeKey(message.LSN(1000+id), int(id)),
 			CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 127470000, time.UTC),
 			CommitLSN:       message.LSN(1000 + id),
 			CommitIdx:       int(id),
