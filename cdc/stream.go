@@ -155,15 +155,15 @@ func (s *Stream) stopErr() error {
 // Ack, are ignored.
 func (s *Stream) Ack(m message.Message) {
 	pos := m.Metadata.Position
-	if pos.Stream != s.id {
+	if pos.Stream() != s.id {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pos.Seq <= s.acked {
+	if pos.Seq() <= s.acked {
 		return
 	}
-	s.acked = pos.Seq
+	s.acked = pos.Seq()
 	n := 0
 	for n < len(s.pending) && s.pending[n].lastSeq <= s.acked {
 		if s.pending[n].end > s.flushed {
@@ -494,7 +494,7 @@ func (s *Stream) Buffered() BufferStats {
 func (s *Stream) emit(m message.Message, size int64) error {
 	s.mu.Lock()
 	s.emitted++
-	m.Metadata.Position = message.Position{Seq: s.emitted, Stream: s.id}
+	m.Metadata.Position = message.NewPosition(s.id, s.emitted)
 	s.mu.Unlock()
 	q := queued{m: m, size: size}
 	reserved := s.reserve(size)

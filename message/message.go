@@ -1,7 +1,9 @@
 package message
 
 import (
+	"cmp"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -98,17 +100,50 @@ type Metadata struct {
 	Columns []string
 
 	// Position is where the message sits in the stream that produced it. It
-	// is opaque to users and not part of the JSON; Stream.Ack uses it.
+	// is not part of the JSON; Stream.Ack uses it.
 	Position Position
 }
 
-// Position is a stream's bookkeeping for acknowledgement. The zero value
-// means "not from a stream".
+// Position is where a message sits in the stream that produced it: which
+// stream, and the message's number in it. It is opaque: streams set it and
+// read it back in Ack, and it is comparable with == (and usable as a map
+// key). The zero value means "not from a stream".
 type Position struct {
-	// Seq numbers the messages a stream returned, from 1.
-	Seq uint64
-	// Stream identifies the stream that produced the message.
-	Stream uint64
+	stream uint64 // identifies the stream
+	seq    uint64 // numbers the messages a stream returned, from 1
+}
+
+// NewPosition returns the position of the seq-th message (from 1) of the
+// stream identified by stream. It is for code that produces messages for a
+// stream's Ack, such as a stream itself.
+func NewPosition(stream, seq uint64) Position { return Position{stream: stream, seq: seq} }
+
+// Stream identifies the stream that produced the message; 0 for none.
+func (p Position) Stream() uint64 { return p.stream }
+
+// Seq is the message's number in its stream, from 1; 0 for none.
+func (p Position) Seq() uint64 { return p.seq }
+
+// IsZero reports whether p is the zero Position: the message did not come
+// from a stream.
+func (p Position) IsZero() bool { return p == Position{} }
+
+// Compare orders positions by stream, then by number within the stream:
+// -1 if p is before q, 0 if they are equal, +1 if p is after q. Only the
+// order within one stream says which message came first.
+func (p Position) Compare(q Position) int {
+	if c := cmp.Compare(p.stream, q.stream); c != 0 {
+		return c
+	}
+	return cmp.Compare(p.seq, q.seq)
+}
+
+// String returns "<stream>/<seq>", or "none" for the zero Position.
+func (p Position) String() string {
+	if p.IsZero() {
+		return "none"
+	}
+	return strconv.FormatUint(p.stream, 10) + "/" + strconv.FormatUint(p.seq, 10)
 }
 
 // Consumer identifies the consumer (the process reading the stream).
