@@ -100,7 +100,8 @@
 // them when asked (CreatePublication, CreateSlot) and starts streaming.
 // [Stream.Next] returns messages in commit order; [Stream.Ack] marks a
 // message, and everything returned before it, as durable; [Stream.Close]
-// reports what was acknowledged and stops:
+// reports what was acknowledged and stops, and returns the error that
+// stopped the stream if it stopped on its own (a permanent failure):
 //
 //	s, err := cdc.Open(ctx, cdc.Config{
 //		ConnString:  "postgres://app@db/app",

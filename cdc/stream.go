@@ -187,6 +187,13 @@ func (s *Stream) Acked() message.LSN {
 // Close stops the stream. It sends a final status update with what was
 // acknowledged, so acknowledged messages are not delivered again after a
 // restart, and closes the connections. It is safe to call more than once.
+//
+// Close returns the error that stopped the stream if it stopped on its own
+// before Close: a permanent failure (a [*DecodeError], a [*TruncateError],
+// a [*SlotError], [ErrPublicationNotFound], an authentication failure, …;
+// the error Next returned) or a reconnect whose backoff policy gave up. It
+// returns nil when the stream was running, so `if err := s.Close(); err !=
+// nil` reports why a stream ended and a deferred Close loses nothing.
 func (s *Stream) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
@@ -195,7 +202,7 @@ func (s *Stream) Close() error {
 	<-s.done
 	s.wg.Wait()
 	s.pool.Close()
-	if s.err != nil && !errors.Is(s.err, ErrClosed) && !permanent(s.err) {
+	if s.err != nil && !errors.Is(s.err, ErrClosed) {
 		return s.err
 	}
 	return nil
