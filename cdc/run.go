@@ -20,9 +20,9 @@ type RunOptions struct {
 	// first one before it is written. 0 = 10ms; negative writes whatever is
 	// already buffered without waiting.
 	BatchTimeout time.Duration
-	// Backoff makes the retry policy for a failed Write. nil = exponential
-	// from 100ms to 30s, retrying until ctx is done. When the policy gives
-	// up, Run returns the last error. See sink.Retry.
+	// Backoff makes the retry policy for a failed Write. nil =
+	// [sink.DefaultBackoff], retrying until ctx is done. When the policy
+	// gives up, Run returns the last error. See [sink.Retry].
 	Backoff func() backoff.BackOff
 	// Logger receives a warning for each failed Write that is retried.
 	// nil = silent.

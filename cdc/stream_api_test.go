@@ -4,7 +4,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/sink"
 )
 
 // TestTakeBuffered takes a batch of what is already decoded, in order and
@@ -55,5 +57,47 @@ func TestTakeBuffered(t *testing.T) {
 	s.Close()
 	if _, err := s.TakeBuffered(nil, 10); !errors.Is(err, ErrClosed) {
 		t.Errorf("TakeBuffered after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestCloseReturnsPermanentFailure: a stream that stopped on a permanent
+// error reports it from Close, every time; a running stream's Close
+// returns nil.
+func TestCloseReturnsPermanentFailure(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	cfg := e.config()
+	cfg.Truncate = TruncateFail
+	s := e.open(cfg)
+	e.exec("insert into t values (1)", "truncate t")
+	next(t, s, 1)
+	if _, err := s.Next(t.Context()); err == nil {
+		t.Fatal("Next after the TRUNCATE returned a message")
+	}
+	for i := range 2 {
+		var te *TruncateError
+		if err := s.Close(); !errors.As(err, &te) {
+			t.Fatalf("Close #%d = %v, want the *TruncateError that stopped the stream", i+1, err)
+		}
+	}
+
+	cfg.Slot += "_running"
+	r := e.open(cfg)
+	if err := r.Close(); err != nil {
+		t.Errorf("Close of a running stream = %v, want nil", err)
+	}
+}
+
+// TestConfigBackoffDefault: a Config without Backoff retries as
+// sink.DefaultBackoff says, as Run does.
+func TestConfigBackoffDefault(t *testing.T) {
+	c := Config{ConnString: "postgres://localhost/db", Slot: "s", Publication: "p"}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := c.Backoff().(*backoff.ExponentialBackOff)
+	want := sink.DefaultBackoff().(*backoff.ExponentialBackOff)
+	if !ok || got.InitialInterval != want.InitialInterval || got.MaxInterval != want.MaxInterval ||
+		got.Multiplier != want.Multiplier || got.RandomizationFactor != want.RandomizationFactor || got.MaxElapsedTime != want.MaxElapsedTime {
+		t.Errorf("default Config.Backoff = %+v, want sink.DefaultBackoff's %+v", c.Backoff(), want)
 	}
 }
