@@ -123,10 +123,10 @@ func TestIntKey(t *testing.T) {
 			DatabaseName:    it.database.Database,
 			Consumer:        message.Consumer{ID: "c1", Name: "consumer"},
 			Database:        message.Database{Name: it.database.Database, Database: it.database.Database, Hostname: "db.example"},
-			PrimaryKey:      []string{"id"},
-			Columns:         []string{"name", "id", "price", "tags", "at"},
 		},
 	}
+	want.Metadata.SetPrimaryKey("id")
+	want.Metadata.SetColumns("name", "id", "price", "tags", "at")
 	if !reflect.DeepEqual(m, want) {
 		t.Fatalf("message:\n got %#v\nwant %#v", m, want)
 	}
@@ -249,8 +249,8 @@ func TestCompositeKey(t *testing.T) {
 		if got := m.PrimaryKeyValues(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("row %d key %v, want %v", i, got, want)
 		}
-		if !slices.Equal(m.Metadata.PrimaryKey, []string{"b", "a"}) {
-			t.Fatalf("PrimaryKey %v", m.Metadata.PrimaryKey)
+		if !slices.Equal(m.Metadata.PrimaryKey(), []string{"b", "a"}) {
+			t.Fatalf("PrimaryKey %v", m.Metadata.PrimaryKey())
 		}
 		if m.Metadata.IdempotencyKey != message.ReadKey("c", want...) {
 			t.Fatalf("row %d: wrong idempotency key", i)
@@ -481,8 +481,8 @@ func TestWhereAndColumns(t *testing.T) {
 	if !reflect.DeepEqual(ms[1].Record, map[string]any{"a": int64(30), "id": int64(3), "b": "b3"}) {
 		t.Fatalf("record %v", ms[1].Record)
 	}
-	if !slices.Equal(ms[1].Metadata.Columns, []string{"a", "id", "b"}) {
-		t.Fatalf("columns %v", ms[1].Metadata.Columns)
+	if !slices.Equal(ms[1].Metadata.Columns(), []string{"a", "id", "b"}) {
+		t.Fatalf("columns %v", ms[1].Metadata.Columns())
 	}
 }
 
@@ -507,7 +507,7 @@ func TestOrderByWithoutPrimaryKey(t *testing.T) {
 		if len(ms) != 12 {
 			t.Fatalf("%s: %d rows, want 12", table, len(ms))
 		}
-		if k := ms[0].Metadata.PrimaryKey; !slices.Equal(k, []string{"x", "y"}) {
+		if k := ms[0].Metadata.PrimaryKey(); !slices.Equal(k, []string{"x", "y"}) {
 			t.Fatalf("%s: PrimaryKey %v", table, k)
 		}
 		if got := ms[0].PrimaryKeyValues(); !reflect.DeepEqual(got, []any{int64(0), "y12"}) {

@@ -90,6 +90,7 @@ func (it *Iterator) decodeRow(m *message.Message, keys []string, raw [][]byte, o
 	//lint:ignore SA1019 the deprecated mirror is still filled
 	md.DatabaseName = it.database.Name
 	md.Consumer, md.Database = it.consumer, it.database
-	md.PrimaryKey, md.Columns = it.key, it.columns
+	md.SetPrimaryKey(it.key...) // shared, not copied: Metadata hands out copies
+	md.SetColumns(it.columns...)
 	return keys, nil
 }

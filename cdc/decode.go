@@ -266,7 +266,7 @@ func (s *Stream) rel(lsn message.LSN, id uint32) (*relation, error) {
 
 func (s *Stream) message(rel *relation, action message.Action, rec, changes map[string]any) message.Message {
 	idx := s.tx.idx
-	return message.Message{
+	m := message.Message{
 		Record:  rec,
 		Changes: changes,
 		Action:  action,
@@ -282,10 +282,13 @@ func (s *Stream) message(rel *relation, action message.Action, rec, changes map[
 			Database:                  s.database,
 			TransactionAnnotations:    s.tx.annotations,
 			RawTransactionAnnotations: s.tx.rawAnn,
-			PrimaryKey:                rel.primaryKey,
-			Columns:                   rel.columns,
 		},
 	}
+	// Shared with the relation cache without copying: Metadata hands out
+	// only copies of them.
+	m.Metadata.SetPrimaryKey(rel.primaryKey...)
+	m.Metadata.SetColumns(rel.columns...)
+	return m
 }
 
 // value decodes one column of a tuple.

@@ -2,6 +2,8 @@ package cdc
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cenkalti/backoff/v4"
@@ -99,5 +101,52 @@ func TestConfigBackoffDefault(t *testing.T) {
 	if !ok || got.InitialInterval != want.InitialInterval || got.MaxInterval != want.MaxInterval ||
 		got.Multiplier != want.Multiplier || got.RandomizationFactor != want.RandomizationFactor || got.MaxElapsedTime != want.MaxElapsedTime {
 		t.Errorf("default Config.Backoff = %+v, want sink.DefaultBackoff's %+v", c.Backoff(), want)
+	}
+}
+
+// TestColumnListsCannotBeCorrupted: a message's column lists are shared
+// with the stream's relation cache, yet neither writing into what a message
+// hands out nor running the column transforms directly on it (not through
+// sink.Map) changes the lists of later messages of the same table.
+func TestColumnListsCannotBeCorrupted(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key, name text, secret text)")
+	s := e.open(e.config())
+	e.exec("insert into t values (1, 'a', 'x')", "insert into t values (2, 'b', 'y')")
+	msgs := next(t, s, 2)
+
+	first := msgs[0]
+	cols, pk := first.Metadata.Columns(), first.Metadata.PrimaryKey()
+	cols[0], pk[0] = "written", "written"
+	m, _, err := sink.DropColumns("name")(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err = sink.RenameColumns(map[string]string{"id": "key", "secret": "s"})(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Metadata.Columns(); !slices.Equal(got, []string{"key", "s"}) {
+		t.Errorf("transformed columns = %q, want [key s]", got)
+	}
+	if got := m.Metadata.PrimaryKey(); !slices.Equal(got, []string{"key"}) {
+		t.Errorf("transformed primary key = %q, want [key]", got)
+	}
+
+	e.exec("insert into t values (3, 'c', 'z')")
+	later := append(msgs[1:], next(t, s, 1)...)
+	for _, m := range append(later, first) {
+		if got := m.Metadata.Columns(); !slices.Equal(got, []string{"id", "name", "secret"}) {
+			t.Errorf("message %v: columns = %q, want [id name secret]", m.Record["id"], got)
+		}
+		if got := m.Metadata.PrimaryKey(); !slices.Equal(got, []string{"id"}) {
+			t.Errorf("message %v: primary key = %q, want [id]", m.Record["id"], got)
+		}
+	}
+	b, err := later[1].MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"record":{"id":3,"name":"c","secret":"z"}`; !strings.Contains(string(b), want) {
+		t.Errorf("JSON of a later message lacks %s:\n%s", want, b)
 	}
 }

@@ -32,10 +32,10 @@ func ExampleMessage_MarshalJSON() {
 			CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 127470000, time.UTC),
 			CommitLSN:       123,
 			Database:        message.Database{Name: "shop"},
-			PrimaryKey:      []string{"id"},
-			Columns:         []string{"id", "price", "ratio", "tags", "avatar", "notes", "deleted"},
 		},
 	}
+	m.Metadata.SetPrimaryKey("id")
+	m.Metadata.SetColumns("id", "price", "ratio", "tags", "avatar", "notes", "deleted")
 	b, err := m.MarshalJSON()
 	if err != nil {
 		fmt.Println(err)
@@ -92,7 +92,7 @@ func ExampleMessage_UnmarshalJSON() {
 		fmt.Println(err)
 		return
 	}
-	for _, col := range m.Metadata.Columns {
+	for _, col := range m.Metadata.Columns() {
 		fmt.Printf("%s: %T %v\n", col, m.Record[col], m.Record[col])
 	}
 	fmt.Println(m.Action, m.Metadata.CommitLSN, m.Metadata.CommitTimestamp)
@@ -137,9 +137,10 @@ func ExampleEncoder() {
 				TableSchema: "public", TableName: "t",
 				CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 0, time.UTC),
 				CommitLSN:       100, CommitIdx: i,
-				PrimaryKey: []string{"id"}, Columns: []string{"id"},
 			},
 		}
+		m.Metadata.SetPrimaryKey("id")
+		m.Metadata.SetColumns("id")
 		if err := enc.Encode(m); err != nil {
 			fmt.Println(err)
 		}

@@ -48,7 +48,7 @@ func AppendKeyText(dst []byte, v any) []byte {
 // order) in text form, joined with ":". A key column missing from the record
 // is written as nothing.
 func (m Message) AppendKey(dst []byte) []byte {
-	for i, col := range m.Metadata.PrimaryKey {
+	for i, col := range m.Metadata.primaryKey {
 		if i > 0 {
 			dst = append(dst, ':')
 		}

@@ -38,9 +38,9 @@ func TestAppendKeyText(t *testing.T) {
 
 func ExampleMessage_AppendKey() {
 	m := message.Message{
-		Record:   map[string]any{"tenant": "acme", "id": int64(42), "name": "Ada"},
-		Metadata: message.Metadata{PrimaryKey: []string{"tenant", "id"}},
+		Record: map[string]any{"tenant": "acme", "id": int64(42), "name": "Ada"},
 	}
+	m.Metadata.SetPrimaryKey("tenant", "id")
 	fmt.Printf("%s\n", m.AppendKey(nil))
 	// Output: acme:42
 }

@@ -3,6 +3,7 @@ package message
 import (
 	"cmp"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -91,13 +92,12 @@ type Metadata struct {
 	// never sets it; a transform may.
 	Enrichment map[string]any
 
-	// PrimaryKey names the table's primary-key (or replica identity)
-	// columns in key order. It is not part of the JSON.
-	PrimaryKey []string
-
-	// Columns names the table's columns in table order; when set, the JSON
-	// encoding writes Record's keys in this order. It is not part of the JSON.
-	Columns []string
+	// primaryKey and columns are read with PrimaryKey and Columns, which
+	// return copies: a stream shares these slices with its relation cache
+	// and every message of the table, so nothing outside this package may
+	// write into them.
+	primaryKey []string
+	columns    []string
 
 	// Position is where the message sits in the stream that produced it. It
 	// is not part of the JSON; Stream.Ack uses it.
@@ -145,6 +145,32 @@ func (p Position) String() string {
 	}
 	return strconv.FormatUint(p.stream, 10) + "/" + strconv.FormatUint(p.seq, 10)
 }
+
+// PrimaryKey returns the names of the table's primary-key (or replica
+// identity) columns in key order, or nil when the table has none or they
+// are unknown (as after decoding JSON). The slice is a copy: changing it
+// changes no message; use [Metadata.SetPrimaryKey] for that. The names are
+// not part of the JSON.
+func (md Metadata) PrimaryKey() []string { return slices.Clone(md.primaryKey) }
+
+// HasPrimaryKey reports whether PrimaryKey names any column, without
+// copying the names.
+func (md Metadata) HasPrimaryKey() bool { return len(md.primaryKey) > 0 }
+
+// SetPrimaryKey sets the names PrimaryKey returns. md keeps cols as it is,
+// without copying it (streams set the same names on every message of a
+// table): do not change the slice afterwards.
+func (md *Metadata) SetPrimaryKey(cols ...string) { md.primaryKey = cols }
+
+// Columns returns the names of the table's columns in table order, or nil
+// when unknown; when set, the JSON encoding writes Record's and Changes'
+// keys in this order. The slice is a copy: changing it changes no message;
+// use [Metadata.SetColumns] for that. The names are not part of the JSON.
+func (md Metadata) Columns() []string { return slices.Clone(md.columns) }
+
+// SetColumns sets the names Columns returns. md keeps cols as it is,
+// without copying it: do not change the slice afterwards.
+func (md *Metadata) SetColumns(cols ...string) { md.columns = cols }
 
 // Consumer identifies the consumer (the process reading the stream).
 type Consumer struct {
@@ -207,8 +233,8 @@ func (iv Interval) MarshalJSON() ([]byte, error) { return appendInterval(nil, iv
 
 // PrimaryKeyValues returns the record's primary-key values in key order.
 func (m Message) PrimaryKeyValues() []any {
-	vals := make([]any, len(m.Metadata.PrimaryKey))
-	for i, k := range m.Metadata.PrimaryKey {
+	vals := make([]any, len(m.Metadata.primaryKey))
+	for i, k := range m.Metadata.primaryKey {
 		vals[i] = m.Record[k]
 	}
 	return vals

@@ -314,9 +314,9 @@ func Messages(first, n int) []message.Message {
 				CommitIdx:       0,
 				DatabaseName:    "app",
 				Database:        message.Database{Name: "app", Database: "app", Hostname: "localhost"},
-				PrimaryKey:      []string{"id"},
 			},
 		}
+		m.Metadata.SetPrimaryKey("id")
 		switch seq % 4 {
 		case 0:
 			m.Action = message.ActionInsert
