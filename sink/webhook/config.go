@@ -224,13 +224,11 @@ func (c Config) validate() (Config, [][]byte, error) {
 // than the rest of walrelay's default (sink.DefaultBackoff) because it
 // waits on receivers one does not own, which may be down for a deploy.
 func DefaultBackoff() backoff.BackOff {
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(250*time.Millisecond),
-		backoff.WithMultiplier(1.5),
-		backoff.WithRandomizationFactor(0.5),
-		backoff.WithMaxInterval(3*time.Minute),
-		backoff.WithMaxElapsedTime(0),
-	)
+	b := sink.DefaultBackoff().(*backoff.ExponentialBackOff) // its growth and jitter
+	b.InitialInterval = 250 * time.Millisecond
+	b.MaxInterval = 3 * time.Minute
+	b.Reset()
+	return b
 }
 
 // checkHeader validates Config.Header and returns a copy with canonical
