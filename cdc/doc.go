@@ -146,8 +146,9 @@
 // the end of a transaction whose every message was acknowledged — never past
 // an unacknowledged message, never backwards. After a crash Postgres sends
 // again from that position; a redelivered change carries the same
-// idempotency key (base64 of "commit_lsn:commit_idx", see package
-// idempotency), so consumers can drop duplicates. After Ack and Close, a
+// idempotency key (base64 of "commit_lsn:commit_idx", [message.ChangeKey]),
+// so consumers can drop duplicates (package idempotency helps). After Ack
+// and Close, a
 // restart delivers nothing that was acknowledged.
 //
 // A stream reads in its own goroutine, into a buffer bounded by count
