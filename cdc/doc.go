@@ -148,8 +148,7 @@
 // again from that position; a redelivered change carries the same
 // idempotency key (base64 of "commit_lsn:commit_idx", [message.ChangeKey]),
 // so consumers can drop duplicates (package idempotency helps). After Ack
-// and Close, a
-// restart delivers nothing that was acknowledged.
+// and Close, a restart delivers nothing that was acknowledged.
 //
 // A stream reads in its own goroutine, into a buffer bounded by count
 // (Config.BufferSize) and by bytes (Config.BufferBytes, see Memory below);
