@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/message"
 )
@@ -119,15 +118,15 @@ func TestIntKey(t *testing.T) {
 		Metadata: message.Metadata{
 			TableSchema:     "public",
 			TableName:       "items",
-			IdempotencyKey:  idempotency.ReadKey("bf1", int64(3)),
+			IdempotencyKey:  message.ReadKey("bf1", int64(3)),
 			CommitTimestamp: fixed.UTC(),
 			DatabaseName:    it.database.Database,
 			Consumer:        message.Consumer{ID: "c1", Name: "consumer"},
 			Database:        message.Database{Name: it.database.Database, Database: it.database.Database, Hostname: "db.example"},
-			PrimaryKey:      []string{"id"},
-			Columns:         []string{"name", "id", "price", "tags", "at"},
 		},
 	}
+	want.Metadata.SetPrimaryKey("id")
+	want.Metadata.SetColumns("name", "id", "price", "tags", "at")
 	if !reflect.DeepEqual(m, want) {
 		t.Fatalf("message:\n got %#v\nwant %#v", m, want)
 	}
@@ -137,7 +136,7 @@ func TestIntKey(t *testing.T) {
 	}
 	wantJSON := `{"record":{"name":"item 3","id":3,"price":"4.5","tags":["t3",null],"at":"2024-01-01T00:00:03.000000Z"},` +
 		`"changes":null,"action":"read","metadata":{"table_schema":"public","table_name":"items",` +
-		`"idempotency_key":"` + idempotency.ReadKey("bf1", int64(3)) + `","commit_timestamp":"2024-10-28T20:37:01.127470Z",` +
+		`"idempotency_key":"` + message.ReadKey("bf1", int64(3)) + `","commit_timestamp":"2024-10-28T20:37:01.127470Z",` +
 		`"commit_lsn":null,"commit_idx":null,"record_pks":["3"],"database_name":"` + it.database.Name + `"`
 	if !strings.HasPrefix(string(js), wantJSON) {
 		t.Fatalf("JSON:\n got %s\nwant prefix %s", js, wantJSON)
@@ -224,7 +223,7 @@ func TestUUIDKey(t *testing.T) {
 	if got := ids(ms, "id"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v\nwant %v", got, want)
 	}
-	if k := ms[0].Metadata.IdempotencyKey; k != idempotency.ReadKey("u", want[0]) {
+	if k := ms[0].Metadata.IdempotencyKey; k != message.ReadKey("u", want[0]) {
 		t.Fatalf("key %s, want ReadKey(u, %s)", k, want[0])
 	}
 }
@@ -250,10 +249,10 @@ func TestCompositeKey(t *testing.T) {
 		if got := m.PrimaryKeyValues(); !reflect.DeepEqual(got, want) {
 			t.Fatalf("row %d key %v, want %v", i, got, want)
 		}
-		if !slices.Equal(m.Metadata.PrimaryKey, []string{"b", "a"}) {
-			t.Fatalf("PrimaryKey %v", m.Metadata.PrimaryKey)
+		if !slices.Equal(m.Metadata.PrimaryKey(), []string{"b", "a"}) {
+			t.Fatalf("PrimaryKey %v", m.Metadata.PrimaryKey())
 		}
-		if m.Metadata.IdempotencyKey != idempotency.ReadKey("c", want...) {
+		if m.Metadata.IdempotencyKey != message.ReadKey("c", want...) {
 			t.Fatalf("row %d: wrong idempotency key", i)
 		}
 	}
@@ -482,8 +481,8 @@ func TestWhereAndColumns(t *testing.T) {
 	if !reflect.DeepEqual(ms[1].Record, map[string]any{"a": int64(30), "id": int64(3), "b": "b3"}) {
 		t.Fatalf("record %v", ms[1].Record)
 	}
-	if !slices.Equal(ms[1].Metadata.Columns, []string{"a", "id", "b"}) {
-		t.Fatalf("columns %v", ms[1].Metadata.Columns)
+	if !slices.Equal(ms[1].Metadata.Columns(), []string{"a", "id", "b"}) {
+		t.Fatalf("columns %v", ms[1].Metadata.Columns())
 	}
 }
 
@@ -508,7 +507,7 @@ func TestOrderByWithoutPrimaryKey(t *testing.T) {
 		if len(ms) != 12 {
 			t.Fatalf("%s: %d rows, want 12", table, len(ms))
 		}
-		if k := ms[0].Metadata.PrimaryKey; !slices.Equal(k, []string{"x", "y"}) {
+		if k := ms[0].Metadata.PrimaryKey(); !slices.Equal(k, []string{"x", "y"}) {
 			t.Fatalf("%s: PrimaryKey %v", table, k)
 		}
 		if got := ms[0].PrimaryKeyValues(); !reflect.DeepEqual(got, []any{int64(0), "y12"}) {
@@ -631,7 +630,7 @@ func TestKeysStable(t *testing.T) {
 	if len(slices.Compact(slices.Sorted(slices.Values(a)))) != 10 {
 		t.Fatal("duplicate keys within a run")
 	}
-	want := idempotency.ReadKey("run", "2024-01-01T00:01:00.000000Z", "0.33333333333333333333")
+	want := message.ReadKey("run", "2024-01-01T00:01:00.000000Z", "0.33333333333333333333")
 	if a[0] != want {
 		t.Fatalf("first key %s, want %s", a[0], want)
 	}

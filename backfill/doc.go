@@ -57,7 +57,7 @@
 //
 // # Idempotency keys
 //
-// Each read's idempotency key is idempotency.ReadKey of [Config.ID] and the
+// Each read's idempotency key is [message.ReadKey] of [Config.ID] and the
 // row's key values (the decoded Record values of the PrimaryKey columns, in
 // key order; these are canonical — timestamps in UTC — so they do not depend
 // on session settings). Reading the table again with the same ID yields the

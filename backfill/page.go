@@ -6,7 +6,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
 )
@@ -78,7 +77,7 @@ func (it *Iterator) decodeRow(m *message.Message, keys []string, raw [][]byte, o
 	for j, idx := range it.keyIdx {
 		d.pkv[j] = rec[it.columns[idx]]
 	}
-	d.scratch = idempotency.AppendReadKey(d.scratch[:0], it.id, d.pkv...)
+	d.scratch = message.AppendReadKey(d.scratch[:0], it.id, d.pkv...)
 
 	// Field by field: m is zeroed memory, and a whole-struct copy would
 	// write (with write barriers while the collector runs) every zero field.
@@ -91,6 +90,7 @@ func (it *Iterator) decodeRow(m *message.Message, keys []string, raw [][]byte, o
 	//lint:ignore SA1019 the deprecated mirror is still filled
 	md.DatabaseName = it.database.Name
 	md.Consumer, md.Database = it.consumer, it.database
-	md.PrimaryKey, md.Columns = it.key, it.columns
+	md.SetPrimaryKey(it.key...) // shared, not copied: Metadata hands out copies
+	md.SetColumns(it.columns...)
 	return keys, nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/internal/tlserr"
 	"github.com/walrelay/walrelay/message"
@@ -230,7 +229,7 @@ func rowKey(cols []string, rec map[string]any) string {
 	for i, c := range cols {
 		vals[i] = rec[c]
 	}
-	return idempotency.ReadKey("", vals...)
+	return message.ReadKey("", vals...)
 }
 
 // movedFrom is the key an update moved the row away from, when Postgres

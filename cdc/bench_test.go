@@ -147,7 +147,7 @@ func BenchmarkRunBatching(b *testing.B) {
 	b.ResetTimer()
 	go func() {
 		for i := range n {
-			m.Metadata.Position = message.Position{Seq: uint64(i + 1), Stream: s.id}
+			m.Metadata.Position = message.NewPosition(s.id, uint64(i+1))
 			select {
 			case s.out <- queued{m: m}:
 			case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/sink"
 )
 
 // Config configures a [Stream]. Zero values are safe defaults; Open validates it.
@@ -121,8 +122,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Backoff makes the backoff policy for reconnecting after the
 	// replication connection drops (and for polling a busy slot, and for
-	// Backfill retrying after the server went away). nil = exponential from
-	// 100ms to 10s, retrying until the stream is closed.
+	// Backfill retrying after the server went away). nil =
+	// [sink.DefaultBackoff], retrying until the stream is closed.
 	Backoff func() backoff.BackOff
 	// Logger receives Info records (the stream started, reconnected, a
 	// backfill finished) and warnings (preflight findings, failed
@@ -247,20 +248,12 @@ func (c *Config) validate() error {
 		c.HeartbeatInterval = 30 * time.Second
 	}
 	if c.Backoff == nil {
-		c.Backoff = defaultBackoff
+		c.Backoff = sink.DefaultBackoff
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
-}
-
-func defaultBackoff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
-	b.MaxInterval = 10 * time.Second
-	b.MaxElapsedTime = 0
-	return b
 }
 
 // checkIdent accepts what Postgres accepts as a replication slot name:

@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -267,14 +266,14 @@ func (s *Stream) rel(lsn message.LSN, id uint32) (*relation, error) {
 
 func (s *Stream) message(rel *relation, action message.Action, rec, changes map[string]any) message.Message {
 	idx := s.tx.idx
-	return message.Message{
+	m := message.Message{
 		Record:  rec,
 		Changes: changes,
 		Action:  action,
 		Metadata: message.Metadata{
 			TableSchema:               rel.schema,
 			TableName:                 rel.name,
-			IdempotencyKey:            idempotency.ChangeKey(s.tx.commitLSN, idx),
+			IdempotencyKey:            message.ChangeKey(s.tx.commitLSN, idx),
 			CommitTimestamp:           s.tx.commitTime,
 			CommitLSN:                 s.tx.commitLSN,
 			CommitIdx:                 idx,
@@ -283,10 +282,13 @@ func (s *Stream) message(rel *relation, action message.Action, rec, changes map[
 			Database:                  s.database,
 			TransactionAnnotations:    s.tx.annotations,
 			RawTransactionAnnotations: s.tx.rawAnn,
-			PrimaryKey:                rel.primaryKey,
-			Columns:                   rel.columns,
 		},
 	}
+	// Shared with the relation cache without copying: Metadata hands out
+	// only copies of them.
+	m.Metadata.SetPrimaryKey(rel.primaryKey...)
+	m.Metadata.SetColumns(rel.columns...)
+	return m
 }
 
 // value decodes one column of a tuple.

@@ -100,7 +100,8 @@
 // them when asked (CreatePublication, CreateSlot) and starts streaming.
 // [Stream.Next] returns messages in commit order; [Stream.Ack] marks a
 // message, and everything returned before it, as durable; [Stream.Close]
-// reports what was acknowledged and stops:
+// reports what was acknowledged and stops, and returns the error that
+// stopped the stream if it stopped on its own (a permanent failure):
 //
 //	s, err := cdc.Open(ctx, cdc.Config{
 //		ConnString:  "postgres://app@db/app",
@@ -121,15 +122,33 @@
 // failed writes with backoff, stops on errors marked [sink.Permanent], and
 // acknowledges a batch only after the sink wrote it.
 //
+// # Batching
+//
+// A loop of its own batches as Run does: [Stream.Next] waits for a first
+// message, [Stream.TakeBuffered] adds what is already decoded without
+// waiting, and one Ack of the batch's last message acknowledges it all.
+// Messages taken together with an error belong to the batch: write them
+// before handling the error.
+//
+//	batch := make([]message.Message, 0, 500)
+//	for {
+//		m, err := s.Next(ctx)
+//		if err != nil { … }
+//		batch, err = s.TakeBuffered(append(batch[:0], m), cap(batch)-1)
+//		if werr := store(ctx, batch); werr != nil { … } // durable, or retried
+//		s.Ack(batch[len(batch)-1])
+//		if err != nil { … } // the stream stopped after these messages
+//	}
+//
 // # Guarantees
 //
 // Delivery is at least once. The slot's confirmed position advances only to
 // the end of a transaction whose every message was acknowledged — never past
 // an unacknowledged message, never backwards. After a crash Postgres sends
 // again from that position; a redelivered change carries the same
-// idempotency key (base64 of "commit_lsn:commit_idx", see package
-// idempotency), so consumers can drop duplicates. After Ack and Close, a
-// restart delivers nothing that was acknowledged.
+// idempotency key (base64 of "commit_lsn:commit_idx", [message.ChangeKey]),
+// so consumers can drop duplicates (package idempotency helps). After Ack
+// and Close, a restart delivers nothing that was acknowledged.
 //
 // A stream reads in its own goroutine, into a buffer bounded by count
 // (Config.BufferSize) and by bytes (Config.BufferBytes, see Memory below);

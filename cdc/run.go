@@ -20,9 +20,9 @@ type RunOptions struct {
 	// first one before it is written. 0 = 10ms; negative writes whatever is
 	// already buffered without waiting.
 	BatchTimeout time.Duration
-	// Backoff makes the retry policy for a failed Write. nil = exponential
-	// from 100ms to 30s, retrying until ctx is done. When the policy gives
-	// up, Run returns the last error. See sink.Retry.
+	// Backoff makes the retry policy for a failed Write. nil =
+	// [sink.DefaultBackoff], retrying until ctx is done. When the policy
+	// gives up, Run returns the last error. See [sink.Retry].
 	Backoff func() backoff.BackOff
 	// Logger receives a warning for each failed Write that is retried.
 	// nil = silent.
@@ -80,17 +80,9 @@ func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
 // An error (with the messages read so far) means the loop must stop after
 // writing them.
 func fill(ctx context.Context, s *Stream, batch []message.Message, opts RunOptions) ([]message.Message, error) {
-	for len(batch) < opts.BatchSize { // what is already buffered, without waiting
-		select {
-		case q, ok := <-s.out:
-			if !ok {
-				return batch, s.stopErr()
-			}
-			batch = append(batch, s.took(q))
-			continue
-		default:
-		}
-		break
+	batch, err := s.TakeBuffered(batch, opts.BatchSize-len(batch))
+	if err != nil {
+		return batch, err
 	}
 	if len(batch) >= opts.BatchSize || opts.BatchTimeout < 0 {
 		return batch, nil

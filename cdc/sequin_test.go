@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/backfill"
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
 )
 
@@ -319,7 +318,7 @@ func TestSequinMessageRules(t *testing.T) {
 			string(md.Annotations) != w.annotations || string(md.RecordPKs) != w.pks || string(md.Enrichment) != "null" {
 			t.Errorf("message %d:\n got %s\nwant %+v", i, b, w)
 		}
-		if md.Key != idempotency.ChangeKey(message.LSN(md.CommitLSN), w.idx) {
+		if md.Key != message.ChangeKey(message.LSN(md.CommitLSN), w.idx) {
 			t.Errorf("message %d: idempotency_key %s is not ChangeKey(%d, %d)", i, md.Key, md.CommitLSN, w.idx)
 		}
 	}

@@ -112,6 +112,34 @@ func (s *Stream) Next(ctx context.Context) (message.Message, error) {
 	}
 }
 
+// TakeBuffered appends to dst, in order, at most n of the messages that
+// are already decoded and waiting, without waiting for more, and returns
+// the extended slice. It is Next for a batch: a loop that batches its
+// writes calls Next to wait for a first message, then TakeBuffered for the
+// rest (see "Batching" in the package docs). Acknowledge the batch with
+// Ack of its last message.
+//
+// The error is [ErrClosed] after Close, or the stream's error once it
+// stopped and every buffered message was taken; the messages appended
+// before the stop are returned with it and belong to the batch.
+func (s *Stream) TakeBuffered(dst []message.Message, n int) ([]message.Message, error) {
+	if s.closed() {
+		return dst, ErrClosed
+	}
+	for range n {
+		select {
+		case q, ok := <-s.out:
+			if !ok {
+				return dst, s.stopErr()
+			}
+			dst = append(dst, s.took(q))
+		default:
+			return dst, nil
+		}
+	}
+	return dst, nil
+}
+
 func (s *Stream) stopErr() error {
 	<-s.done
 	if s.err == nil {
@@ -127,15 +155,15 @@ func (s *Stream) stopErr() error {
 // Ack, are ignored.
 func (s *Stream) Ack(m message.Message) {
 	pos := m.Metadata.Position
-	if pos.Stream != s.id {
+	if pos.Stream() != s.id {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if pos.Seq <= s.acked {
+	if pos.Seq() <= s.acked {
 		return
 	}
-	s.acked = pos.Seq
+	s.acked = pos.Seq()
 	n := 0
 	for n < len(s.pending) && s.pending[n].lastSeq <= s.acked {
 		if s.pending[n].end > s.flushed {
@@ -159,6 +187,13 @@ func (s *Stream) Acked() message.LSN {
 // Close stops the stream. It sends a final status update with what was
 // acknowledged, so acknowledged messages are not delivered again after a
 // restart, and closes the connections. It is safe to call more than once.
+//
+// Close returns the error that stopped the stream if it stopped on its own
+// before Close: a permanent failure (a [*DecodeError], a [*TruncateError],
+// a [*SlotError], [ErrPublicationNotFound], an authentication failure, …;
+// the error Next returned) or a reconnect whose backoff policy gave up. It
+// returns nil when the stream was running, so `if err := s.Close(); err !=
+// nil` reports why a stream ended and a deferred Close loses nothing.
 func (s *Stream) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
@@ -167,7 +202,7 @@ func (s *Stream) Close() error {
 	<-s.done
 	s.wg.Wait()
 	s.pool.Close()
-	if s.err != nil && !errors.Is(s.err, ErrClosed) && !permanent(s.err) {
+	if s.err != nil && !errors.Is(s.err, ErrClosed) {
 		return s.err
 	}
 	return nil
@@ -466,7 +501,7 @@ func (s *Stream) Buffered() BufferStats {
 func (s *Stream) emit(m message.Message, size int64) error {
 	s.mu.Lock()
 	s.emitted++
-	m.Metadata.Position = message.Position{Seq: s.emitted, Stream: s.id}
+	m.Metadata.Position = message.NewPosition(s.id, s.emitted)
 	s.mu.Unlock()
 	q := queued{m: m, size: size}
 	reserved := s.reserve(size)

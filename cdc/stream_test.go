@@ -55,8 +55,8 @@ func TestInsertUpdateDelete(t *testing.T) {
 		if md.CommitTimestamp.Before(before.Add(-time.Minute)) || md.CommitTimestamp.After(after.Add(time.Minute)) || md.CommitTimestamp.Location() != time.UTC {
 			t.Errorf("message %d commit timestamp %v", i, md.CommitTimestamp)
 		}
-		if !reflect.DeepEqual(md.PrimaryKey, []string{"id"}) {
-			t.Errorf("primary key = %v", md.PrimaryKey)
+		if !reflect.DeepEqual(md.PrimaryKey(), []string{"id"}) {
+			t.Errorf("primary key = %v", md.PrimaryKey())
 		}
 		//lint:ignore SA1019 the deprecated mirror is still filled
 		if md.Consumer.Name != e.slot || md.Database.Name == "" || md.Database.Database != md.Database.Name || md.DatabaseName != md.Database.Name || md.Database.Hostname != "127.0.0.1" || md.Database.ID == "" {

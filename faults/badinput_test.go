@@ -279,8 +279,10 @@ func TestBadInputKafkaLeaderMoves(t *testing.T) {
 	defer s.Close(context.Background())
 	ctx := t.Context()
 	msg := func(id int64) message.Message {
-		return message.Message{Action: message.ActionInsert, Record: map[string]any{"id": id},
-			Metadata: message.Metadata{TableSchema: "public", TableName: "t", PrimaryKey: []string{"id"}, IdempotencyKey: "k" + string(rune('0'+id))}}
+		m := message.Message{Action: message.ActionInsert, Record: map[string]any{"id": id},
+			Metadata: message.Metadata{TableSchema: "public", TableName: "t", IdempotencyKey: "k" + string(rune('0'+id))}}
+		m.Metadata.SetPrimaryKey("id")
+		return m
 	}
 	const writes = 4
 	var moved []int32

@@ -5,14 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
 )
 
 // line is a delivered message's JSON as the consumer writes it.
 func line(action string, id, n int, lsn uint64, idx int, key string) []byte {
 	if key == "" {
-		key = idempotency.ChangeKey(message.LSN(lsn), idx)
+		key = message.ChangeKey(message.LSN(lsn), idx)
 	}
 	return fmt.Appendf(nil, `{"record":{"id":%d,"n":%d,"pad":"p","v":0},"changes":null,"action":%q,"metadata":{"table_name":"items","idempotency_key":%q,"commit_lsn":%d,"commit_idx":%d}}`,
 		id, n, action, key, lsn, idx)

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
@@ -691,7 +690,7 @@ func tally(e *env, audit []auditRow, all []delivery, r result, opts compareOpts)
 		if d.action == "read" {
 			continue // backfill reads are checked by the backfill faults
 		}
-		if d.key != idempotency.ChangeKey(message.LSN(d.lsn), d.idx) {
+		if d.key != message.ChangeKey(message.LSN(d.lsn), d.idx) {
 			r.KeyMismatches++
 			mismatched[d.key] = true
 		}

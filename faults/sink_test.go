@@ -138,7 +138,7 @@ func TestF5WebhookOutage(t *testing.T) {
 	mon := startMonitor(t, e, ds)
 	sk, err := webhook.New(webhook.Config{
 		URL: srv.URL, Batch: true, MaxBatchSize: 100, Timeout: 300 * time.Millisecond, MaxAttempts: 2,
-		NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(20 * time.Millisecond) },
+		Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(20 * time.Millisecond) },
 	})
 	if err != nil {
 		t.Fatal(err)

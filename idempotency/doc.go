@@ -4,14 +4,14 @@
 // # Keys
 //
 // Every message carries an idempotency key in Metadata.IdempotencyKey, and a
-// redelivered message carries the same key. [ChangeKey] derives it for a
-// change from the transaction's commit LSN and the change's index in that
-// transaction; [ReadKey] derives it for a backfill read from the backfill
-// ID and the row's primary key. Both are the standard padded base64 of a
-// decimal, colon-joined string ("97500059720:3", "backfill-7:42"), exactly
-// as Sequin computes them, so consumers written for Sequin deduplicate
-// walrelay's messages unchanged. The stream and backfills use these
-// functions; nothing else in walrelay derives keys.
+// redelivered message carries the same key. [message.ChangeKey] derives it
+// for a change from the transaction's commit LSN and the change's index in
+// that transaction; [message.ReadKey] derives it for a backfill read from
+// the backfill ID and the row's primary key. Both are the standard padded
+// base64 of a decimal, colon-joined string ("97500059720:3",
+// "backfill-7:42"), exactly as Sequin computes them, so consumers written
+// for Sequin deduplicate walrelay's messages unchanged. The stream and
+// backfills use these functions; nothing else in walrelay derives keys.
 //
 // # Why duplicates happen
 //

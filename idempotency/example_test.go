@@ -2,7 +2,6 @@ package idempotency_test
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"log"
 
@@ -11,40 +10,13 @@ import (
 	"github.com/walrelay/walrelay/message"
 )
 
-func decode(key string) string {
-	b, err := base64.StdEncoding.DecodeString(key)
-	if err != nil {
-		return "invalid: " + err.Error()
-	}
-	return string(b)
-}
-
-func ExampleChangeKey() {
-	lsn, _ := message.ParseLSN("16/B374D848")
-	key := idempotency.ChangeKey(lsn, 3)
-	fmt.Println(key)
-	fmt.Println(decode(key))
-	// Output:
-	// OTc1MDAwNTk3MjA6Mw==
-	// 97500059720:3
-}
-
-func ExampleReadKey() {
-	key := idempotency.ReadKey("backfill-7", int64(42), "eu")
-	fmt.Println(key)
-	fmt.Println(decode(key))
-	// Output:
-	// YmFja2ZpbGwtNzo0MjpldQ==
-	// backfill-7:42:eu
-}
-
 func ExampleMemoryStore() {
 	ctx := context.Background()
 	store, err := idempotency.NewMemoryStore(100_000)
 	if err != nil {
 		log.Fatal(err)
 	}
-	key := idempotency.ChangeKey(0x16B374D848, 0)
+	key := message.ChangeKey(0x16B374D848, 0)
 	for range 2 {
 		first, err := store.Claim(ctx, key)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/idempotency/storetest"
+	"github.com/walrelay/walrelay/message"
 )
 
 func TestMemoryStoreConformance(t *testing.T) {
@@ -56,5 +57,19 @@ func TestMemoryStoreKeepsRecentlyUsed(t *testing.T) {
 	s.Forget("a")
 	if first, _ := s.Claim(ctx, "a"); !first {
 		t.Fatal("Claim after Forget: first = false")
+	}
+}
+
+func BenchmarkMemoryStoreClaim(b *testing.B) {
+	s, err := idempotency.NewMemoryStore(1 << 16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Claim(ctx, message.ChangeKey(message.LSN(i), 0)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -63,7 +63,7 @@ func TestClaimTxAbort(t *testing.T) {
 	pool := newPool(t, url)
 	store := newPostgresStore(t, pool, idempotency.PostgresConfig{})
 	ctx := t.Context()
-	key := idempotency.ChangeKey(0x16B374D848, 0)
+	key := message.ChangeKey(0x16B374D848, 0)
 
 	apply := func(tx pgx.Tx) bool {
 		t.Helper()

@@ -34,8 +34,8 @@ func benchInsert() Message {
 				ID: "12345678-9abc-def0-1234-56789abcdef0", Name: "myapp-prod",
 				Database: "myapp-prod", Hostname: "db.example.com",
 			},
-			PrimaryKey: []string{"id"},
-			Columns: []string{"id", "customer_id", "product", "quantity", "price",
+			primaryKey: []string{"id"},
+			columns: []string{"id", "customer_id", "product", "quantity", "price",
 				"in_stock", "discount", "attributes", "created_at", "status"},
 		},
 	}
@@ -74,7 +74,7 @@ func BenchmarkAppendJSONNumerics(b *testing.B) {
 		"total": Numeric("12345678901234567890.123456789"), "rate": Numeric("1.5000"),
 		"history": []any{Numeric("1.50"), Numeric("NaN"), Numeric("99.99")},
 	}
-	m.Metadata.Columns = []string{"id", "amount", "tax", "total", "rate", "history"}
+	m.Metadata.columns = []string{"id", "amount", "tax", "total", "rate", "history"}
 	for _, bc := range []struct {
 		name string
 		o    JSONOptions

@@ -119,9 +119,10 @@
 //
 // metadata.idempotency_key is the standard padded base64 of
 // "<commit_lsn>:<commit_idx>" in decimal for changes, and of
-// "<backfill_id>:<pk1>[:<pk2>…]" for backfill reads (see the idempotency
-// package). A redelivered message carries the same key, so consumers can
-// drop duplicates with it.
+// "<backfill_id>:<pk1>[:<pk2>…]" for backfill reads: [ChangeKey] and
+// [ReadKey] compute them, for streams and backfills alike. A redelivered
+// message carries the same key, so consumers can drop duplicates with it
+// (package idempotency turns that into effects that happen once).
 //
 // # Speed
 //
@@ -166,12 +167,23 @@
 // case or has dots or quotes in it ("my.schema"."Orders"). Metadata carries
 // the names as the catalog stores them, unquoted: my.schema and Orders.
 //
+// # Column lists
+//
+// [Metadata.PrimaryKey] and [Metadata.Columns] name the table's key columns
+// and its columns. A stream gives every message of a table the same two
+// lists, the ones its table cache holds, without copying them; so
+// Metadata never hands them out: both methods return copies, which a
+// caller may change freely, and [Metadata.SetPrimaryKey] and
+// [Metadata.SetColumns] replace a message's lists (transforms such as
+// sink.DropColumns do). [Metadata.HasPrimaryKey] asks without copying.
+// [Position] is opaque in the same way: streams set it, Ack reads it.
+//
 // # Decoding
 //
 // [Message.UnmarshalJSON] reads the shape back: integers that fit an int64
 // become int64, every other number a json.Number (exact), strings stay
 // strings (timestamps included), objects become map[string]any and arrays
-// []any. It records the record's key order in Metadata.Columns. For
+// []any. It records the record's key order in [Metadata.Columns]. For
 // messages whose values are in these decoded forms, encoding, decoding and
 // encoding again gives identical bytes; for any other message the result is
 // equal as JSON (a jsonb object's keys come back sorted). Unknown fields

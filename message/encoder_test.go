@@ -36,7 +36,7 @@ func TestEncoderLines(t *testing.T) {
 		t.Errorf("%d Write calls for %d messages", len(out), len(msgs))
 	}
 
-	m := Message{Record: map[string]any{"n": Numeric("1.50")}, Metadata: Metadata{Columns: []string{"n"}}}
+	m := Message{Record: map[string]any{"n": Numeric("1.50")}, Metadata: Metadata{columns: []string{"n"}}}
 	out = nil
 	if err := (JSONOptions{NumericNumbers: true}).NewEncoder(&out).Encode(m); err != nil {
 		t.Fatal(err)

@@ -79,7 +79,7 @@ func (m Message) AppendEventJSON(dst []byte) ([]byte, error) {
 		return dst, fmt.Errorf("message: event: created_at: %w", err)
 	}
 	b = append(b, `","data":`...)
-	if b, err = appendRow(b, m.Record, md.Columns, JSONOptions{}); err != nil {
+	if b, err = appendRow(b, m.Record, md.columns, JSONOptions{}); err != nil {
 		return dst, fmt.Errorf("message: event: data: %w", err)
 	}
 	b = append(b, `,"event":`...)
@@ -91,7 +91,7 @@ func (m Message) AppendEventJSON(dst []byte) ([]byte, error) {
 	b = append(b, `,"task":`...)
 	b = appendString(b, md.TableSchema+"."+md.TableName)
 	b = append(b, `,"changes":`...)
-	if b, err = appendRow(b, m.Changes, md.Columns, JSONOptions{}); err != nil {
+	if b, err = appendRow(b, m.Changes, md.columns, JSONOptions{}); err != nil {
 		return dst, fmt.Errorf("message: event: changes: %w", err)
 	}
 	return append(b, '}'), nil
@@ -99,7 +99,7 @@ func (m Message) AppendEventJSON(dst []byte) ([]byte, error) {
 
 // appendEventID writes the primary key as a JSON string, or null.
 func (m Message) appendEventID(b []byte) ([]byte, error) {
-	pk := m.Metadata.PrimaryKey
+	pk := m.Metadata.primaryKey
 	if len(pk) == 0 {
 		return append(b, "null"...), nil
 	}
@@ -121,7 +121,7 @@ func (m Message) appendEventID(b []byte) ([]byte, error) {
 // (Sequin's record_only shape): an object, or null for a message without a
 // record (a truncate).
 func (m Message) RecordJSON() ([]byte, error) {
-	b, err := appendRow(make([]byte, 0, 128), m.Record, m.Metadata.Columns, JSONOptions{})
+	b, err := appendRow(make([]byte, 0, 128), m.Record, m.Metadata.columns, JSONOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("message: record: %w", err)
 	}

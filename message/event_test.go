@@ -11,7 +11,7 @@ import (
 )
 
 func eventMessage() message.Message {
-	return message.Message{
+	m := message.Message{
 		Record:  map[string]any{"id": int64(42), "title": "Call \"Ann\"", "due": time.Date(2023, 9, 12, 0, 0, 0, 0, time.UTC), "done": false},
 		Changes: map[string]any{"due": time.Date(2023, 8, 30, 0, 0, 0, 0, time.UTC)},
 		Action:  message.ActionUpdate,
@@ -22,10 +22,11 @@ func eventMessage() message.Message {
 			CommitTimestamp: time.Date(2024, 11, 10, 18, 39, 0, 70453000, time.UTC),
 			CommitLSN:       123456789,
 			CommitIdx:       1,
-			PrimaryKey:      []string{"id"},
-			Columns:         []string{"id", "title", "due", "done"},
 		},
 	}
+	m.Metadata.SetPrimaryKey("id")
+	m.Metadata.SetColumns("id", "title", "due", "done")
+	return m
 }
 
 func TestEventJSONGolden(t *testing.T) {
@@ -40,12 +41,12 @@ func TestEventJSONGolden(t *testing.T) {
 	unknownOld := eventMessage()
 	unknownOld.Changes = map[string]any{}
 	composite := insert
-	composite.Metadata.PrimaryKey = []string{"title", "id"}
+	composite.Metadata.SetPrimaryKey("title", "id")
 	noKey := insert
-	noKey.Metadata.PrimaryKey = nil
+	noKey.Metadata.SetPrimaryKey()
 	textKey := insert
 	textKey.Record = map[string]any{"id": "a:b/é"}
-	textKey.Metadata.Columns = nil
+	textKey.Metadata.SetColumns()
 
 	const data = `{"id":42,"title":"Call \"Ann\"","due":"2023-09-12T00:00:00.000000Z","done":false}`
 	const head = `{"collection":"task","created_at":"2024-11-10T18:39:00.070453Z","data":`
@@ -91,7 +92,7 @@ func TestEventJSONErrors(t *testing.T) {
 	}{
 		{"truncate", "truncate", func(m *message.Message) { m.Action = message.ActionTruncate; m.Record = nil }},
 		{"unknown action", "upsert", func(m *message.Message) { m.Action = "upsert" }},
-		{"key column missing", `"missing"`, func(m *message.Message) { m.Metadata.PrimaryKey = []string{"missing"} }},
+		{"key column missing", `"missing"`, func(m *message.Message) { m.Metadata.SetPrimaryKey("missing") }},
 		{"time out of range", "created_at", func(m *message.Message) { m.Metadata.CommitTimestamp = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
 		{"bad value", "data", func(m *message.Message) { m.Record["bad"] = make(chan int) }},
 	}
@@ -146,10 +147,10 @@ func ExampleMessage_EventJSON() {
 			TableSchema:     "public",
 			TableName:       "subscription",
 			CommitTimestamp: time.Date(2024, 11, 10, 18, 39, 0, 70453000, time.UTC),
-			PrimaryKey:      []string{"id"},
-			Columns:         []string{"id", "status"},
 		},
 	}
+	m.Metadata.SetPrimaryKey("id")
+	m.Metadata.SetColumns("id", "status")
 	b, err := m.EventJSON()
 	if err != nil {
 		fmt.Println(err)

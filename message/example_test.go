@@ -1,6 +1,7 @@
 package message_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -31,10 +32,10 @@ func ExampleMessage_MarshalJSON() {
 			CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 127470000, time.UTC),
 			CommitLSN:       123,
 			Database:        message.Database{Name: "shop"},
-			PrimaryKey:      []string{"id"},
-			Columns:         []string{"id", "price", "ratio", "tags", "avatar", "notes", "deleted"},
 		},
 	}
+	m.Metadata.SetPrimaryKey("id")
+	m.Metadata.SetColumns("id", "price", "ratio", "tags", "avatar", "notes", "deleted")
 	b, err := m.MarshalJSON()
 	if err != nil {
 		fmt.Println(err)
@@ -91,7 +92,7 @@ func ExampleMessage_UnmarshalJSON() {
 		fmt.Println(err)
 		return
 	}
-	for _, col := range m.Metadata.Columns {
+	for _, col := range m.Metadata.Columns() {
 		fmt.Printf("%s: %T %v\n", col, m.Record[col], m.Record[col])
 	}
 	fmt.Println(m.Action, m.Metadata.CommitLSN, m.Metadata.CommitTimestamp)
@@ -136,9 +137,10 @@ func ExampleEncoder() {
 				TableSchema: "public", TableName: "t",
 				CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 0, time.UTC),
 				CommitLSN:       100, CommitIdx: i,
-				PrimaryKey: []string{"id"}, Columns: []string{"id"},
 			},
 		}
+		m.Metadata.SetPrimaryKey("id")
+		m.Metadata.SetColumns("id")
 		if err := enc.Encode(m); err != nil {
 			fmt.Println(err)
 		}
@@ -146,4 +148,31 @@ func ExampleEncoder() {
 	// Output:
 	// {"record":{"id":1},"changes":null,"action":"insert","metadata":{"table_schema":"public","table_name":"t","idempotency_key":"","commit_timestamp":"2024-10-28T21:37:01.000000Z","commit_lsn":100,"commit_idx":0,"record_pks":["1"],"database_name":"","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"","annotations":{},"database":"","hostname":""},"transaction_annotations":null,"enrichment":null}}
 	// {"record":{"id":2},"changes":null,"action":"insert","metadata":{"table_schema":"public","table_name":"t","idempotency_key":"","commit_timestamp":"2024-10-28T21:37:01.000000Z","commit_lsn":100,"commit_idx":1,"record_pks":["2"],"database_name":"","consumer":{"id":"","name":"","annotations":{}},"database":{"id":"","name":"","annotations":{},"database":"","hostname":""},"transaction_annotations":null,"enrichment":null}}
+}
+
+func decodeKey(key string) string {
+	b, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return "invalid: " + err.Error()
+	}
+	return string(b)
+}
+
+func ExampleChangeKey() {
+	lsn, _ := message.ParseLSN("16/B374D848")
+	key := message.ChangeKey(lsn, 3)
+	fmt.Println(key)
+	fmt.Println(decodeKey(key))
+	// Output:
+	// OTc1MDAwNTk3MjA6Mw==
+	// 97500059720:3
+}
+
+func ExampleReadKey() {
+	key := message.ReadKey("backfill-7", int64(42), "eu")
+	fmt.Println(key)
+	fmt.Println(decodeKey(key))
+	// Output:
+	// YmFja2ZpbGwtNzo0MjpldQ==
+	// backfill-7:42:eu
 }

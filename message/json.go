@@ -104,11 +104,11 @@ func (m Message) appendJSON(b []byte, o JSONOptions) ([]byte, error) {
 	var err error
 
 	b = append(b, `{"record":`...)
-	if b, err = appendRow(b, m.Record, md.Columns, o); err != nil {
+	if b, err = appendRow(b, m.Record, md.columns, o); err != nil {
 		return b, fmt.Errorf("message: record: %w", err)
 	}
 	b = append(b, `,"changes":`...)
-	if b, err = appendRow(b, m.Changes, md.Columns, o); err != nil {
+	if b, err = appendRow(b, m.Changes, md.columns, o); err != nil {
 		return b, fmt.Errorf("message: changes: %w", err)
 	}
 	b = append(b, `,"action":`...)
@@ -186,7 +186,7 @@ func (m Message) appendJSON(b []byte, o JSONOptions) ([]byte, error) {
 // order (Metadata.Columns) when it lists every key column, and key order
 // otherwise; [] when there is no key.
 func (m Message) appendRecordPKs(b []byte) []byte {
-	pk, cols := m.Metadata.PrimaryKey, m.Metadata.Columns
+	pk, cols := m.Metadata.primaryKey, m.Metadata.columns
 	b = append(b, '[')
 	if m.Metadata.RecordPKs != nil {
 		for i, v := range m.Metadata.RecordPKs {

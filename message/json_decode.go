@@ -68,7 +68,7 @@ func (m *Message) UnmarshalJSON(b []byte) error {
 	}
 	var out Message
 	var err error
-	if out.Record, out.Metadata.Columns, err = decodeObject(w.Record); err != nil {
+	if out.Record, out.Metadata.columns, err = decodeObject(w.Record); err != nil {
 		return fmt.Errorf("message: unmarshal record: %w", err)
 	}
 	if out.Changes, _, err = decodeObject(w.Changes); err != nil {

@@ -43,7 +43,7 @@ func canonicalMessage() Message {
 				Database:    "proddb", Hostname: "10.0.0.1",
 			},
 			TransactionAnnotations: map[string]any{"user": "u1", "ids": []any{int64(1), int64(2)}},
-			Columns:                []string{"id", "name", "price", "huge", "sci", "active", "deleted", "nothing", "tags", "doc"},
+			columns:                []string{"id", "name", "price", "huge", "sci", "active", "deleted", "nothing", "tags", "doc"},
 		},
 	}
 }
@@ -152,8 +152,8 @@ func TestUnmarshalValues(t *testing.T) {
 		t.Errorf("Record = %#v\nwant %#v", m.Record, want)
 	}
 	wantCols := []string{"b", "a", "big", "neg0", "float", "exp", "s", "t", "n", "arr", "obj"}
-	if !reflect.DeepEqual(m.Metadata.Columns, wantCols) {
-		t.Errorf("Columns = %q, want %q", m.Metadata.Columns, wantCols)
+	if !reflect.DeepEqual(m.Metadata.columns, wantCols) {
+		t.Errorf("Columns = %q, want %q", m.Metadata.columns, wantCols)
 	}
 	if m.Changes == nil || len(m.Changes) != 0 {
 		t.Errorf("Changes = %#v, want an empty non-nil map", m.Changes)
@@ -211,7 +211,7 @@ func TestUnmarshalSequinExample(t *testing.T) {
 		},
 		TransactionAnnotations: map[string]any{"username": "paul.atreides", "source": "web_ui", "request_id": "req_123"},
 		Enrichment:             map[string]any{"account_name": "Acme, Inc."},
-		Columns:                []string{"id", "customer_id", "product", "quantity", "price", "status", "created_at", "updated_at"},
+		columns:                []string{"id", "customer_id", "product", "quantity", "price", "status", "created_at", "updated_at"},
 	}
 	if !reflect.DeepEqual(md, want) {
 		t.Errorf("Metadata = %#v\nwant %#v", md, want)

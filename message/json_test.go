@@ -58,8 +58,8 @@ func goldenMessages() map[string]Message {
 				TransactionAnnotations: map[string]any{
 					"username": "paul.atreides", "source": "web_ui", "request_id": "req_123",
 				},
-				PrimaryKey: []string{"id"},
-				Columns:    []string{"id", "customer_id", "product", "quantity", "price", "note", "created_at"},
+				primaryKey: []string{"id"},
+				columns:    []string{"id", "customer_id", "product", "quantity", "price", "note", "created_at"},
 			},
 		},
 		"update": {
@@ -83,8 +83,8 @@ func goldenMessages() map[string]Message {
 				CommitIdx:       1,
 				Consumer:        goldenConsumer,
 				Database:        goldenDatabase,
-				PrimaryKey:      []string{"id"},
-				Columns:         []string{"id", "status", "total", "updated_at"},
+				primaryKey:      []string{"id"},
+				columns:         []string{"id", "status", "total", "updated_at"},
 			},
 		},
 		"update_no_old_row": {
@@ -104,7 +104,7 @@ func goldenMessages() map[string]Message {
 				DatabaseName:    "legacy-name",
 				Consumer:        goldenConsumer,
 				Database:        goldenDatabase,
-				Columns:         []string{"id", "status", "notes"},
+				columns:         []string{"id", "status", "notes"},
 			},
 		},
 		"delete": {
@@ -120,8 +120,8 @@ func goldenMessages() map[string]Message {
 				CommitIdx:       3,
 				Consumer:        goldenConsumer,
 				Database:        goldenDatabase,
-				PrimaryKey:      []string{"id"},
-				Columns:         []string{"id", "status", "notes"},
+				primaryKey:      []string{"id"},
+				columns:         []string{"id", "status", "notes"},
 			},
 		},
 		"read": {
@@ -141,7 +141,7 @@ func goldenMessages() map[string]Message {
 				CommitTimestamp: time.Date(2024, 10, 29, 10, 0, 0, 0, time.UTC),
 				Consumer:        Consumer{ID: goldenConsumer.ID, Name: goldenConsumer.Name},
 				Database:        goldenDatabase,
-				PrimaryKey:      []string{"id"},
+				primaryKey:      []string{"id"},
 			},
 		},
 		"annotations_not_object": {
@@ -157,8 +157,8 @@ func goldenMessages() map[string]Message {
 				Consumer:                  goldenConsumer,
 				Database:                  goldenDatabase,
 				RawTransactionAnnotations: json.RawMessage(`["not", "an",` + "\n" + ` "object"]`),
-				PrimaryKey:                []string{"n", "id"},
-				Columns:                   []string{"id", "n", "d"},
+				primaryKey:                []string{"n", "id"},
+				columns:                   []string{"id", "n", "d"},
 			},
 		},
 	}
@@ -405,7 +405,7 @@ func TestValueEncodingErrors(t *testing.T) {
 		{"raw in changes", Message{Changes: map[string]any{"j": json.RawMessage(`tru`)}}, "changes:"},
 		{"raw in column order", Message{
 			Record:   map[string]any{"a": int64(1), "j": json.RawMessage(`[`)},
-			Metadata: Metadata{Columns: []string{"a", "j"}},
+			Metadata: Metadata{columns: []string{"a", "j"}},
 		}, `record: column "j"`},
 		{"time out of range", Message{Record: map[string]any{"t": time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}, "year outside [0,9999]"},
 		{"commit timestamp out of range", Message{Metadata: Metadata{CommitTimestamp: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}}, "commit_timestamp"},
@@ -554,7 +554,7 @@ func TestRowKeyOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := Message{Record: row, Changes: row, Metadata: Metadata{Columns: tt.cols}}
+			m := Message{Record: row, Changes: row, Metadata: Metadata{columns: tt.cols}}
 			b, err := m.MarshalJSON()
 			if err != nil {
 				t.Fatal(err)
@@ -577,7 +577,7 @@ func TestRowKeyOrderManyColumns(t *testing.T) {
 		row[k] = int64(i)
 		cols = append(cols, k)
 	}
-	b, err := Message{Record: row, Metadata: Metadata{Columns: cols}}.MarshalJSON()
+	b, err := Message{Record: row, Metadata: Metadata{columns: cols}}.MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,7 +616,7 @@ func TestNullAndEmptyRules(t *testing.T) {
 				Consumer:               Consumer{Annotations: map[string]any{}},
 				Database:               Database{Annotations: map[string]any{}},
 				TransactionAnnotations: map[string]any{},
-				Columns:                []string{"a"},
+				columns:                []string{"a"},
 			},
 		}, []string{
 			`{"record":{},"changes":{},`,
@@ -689,7 +689,7 @@ func TestAppendJSONAllocations(t *testing.T) {
 		t.Errorf("AppendJSON with a reused buffer allocates %v times per message, want 0", allocs)
 	}
 	sorted := m
-	sorted.Metadata.Columns = nil // keys sorted on a stack buffer instead
+	sorted.Metadata.columns = nil // keys sorted on a stack buffer instead
 	allocs = testing.AllocsPerRun(100, func() {
 		var err error
 		if buf, err = sorted.AppendJSON(buf[:0]); err != nil {

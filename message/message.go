@@ -1,7 +1,10 @@
 package message
 
 import (
+	"cmp"
 	"encoding/json"
+	"slices"
+	"strconv"
 	"time"
 )
 
@@ -89,27 +92,85 @@ type Metadata struct {
 	// never sets it; a transform may.
 	Enrichment map[string]any
 
-	// PrimaryKey names the table's primary-key (or replica identity)
-	// columns in key order. It is not part of the JSON.
-	PrimaryKey []string
-
-	// Columns names the table's columns in table order; when set, the JSON
-	// encoding writes Record's keys in this order. It is not part of the JSON.
-	Columns []string
+	// primaryKey and columns are read with PrimaryKey and Columns, which
+	// return copies: a stream shares these slices with its relation cache
+	// and every message of the table, so nothing outside this package may
+	// write into them.
+	primaryKey []string
+	columns    []string
 
 	// Position is where the message sits in the stream that produced it. It
-	// is opaque to users and not part of the JSON; Stream.Ack uses it.
+	// is not part of the JSON; Stream.Ack uses it.
 	Position Position
 }
 
-// Position is a stream's bookkeeping for acknowledgement. The zero value
-// means "not from a stream".
+// Position is where a message sits in the stream that produced it: which
+// stream, and the message's number in it. It is opaque: streams set it and
+// read it back in Ack, and it is comparable with == (and usable as a map
+// key). The zero value means "not from a stream".
 type Position struct {
-	// Seq numbers the messages a stream returned, from 1.
-	Seq uint64
-	// Stream identifies the stream that produced the message.
-	Stream uint64
+	stream uint64 // identifies the stream
+	seq    uint64 // numbers the messages a stream returned, from 1
 }
+
+// NewPosition returns the position of the seq-th message (from 1) of the
+// stream identified by stream. It is for code that produces messages for a
+// stream's Ack, such as a stream itself.
+func NewPosition(stream, seq uint64) Position { return Position{stream: stream, seq: seq} }
+
+// Stream identifies the stream that produced the message; 0 for none.
+func (p Position) Stream() uint64 { return p.stream }
+
+// Seq is the message's number in its stream, from 1; 0 for none.
+func (p Position) Seq() uint64 { return p.seq }
+
+// IsZero reports whether p is the zero Position: the message did not come
+// from a stream.
+func (p Position) IsZero() bool { return p == Position{} }
+
+// Compare orders positions by stream, then by number within the stream:
+// -1 if p is before q, 0 if they are equal, +1 if p is after q. Only the
+// order within one stream says which message came first.
+func (p Position) Compare(q Position) int {
+	if c := cmp.Compare(p.stream, q.stream); c != 0 {
+		return c
+	}
+	return cmp.Compare(p.seq, q.seq)
+}
+
+// String returns "<stream>/<seq>", or "none" for the zero Position.
+func (p Position) String() string {
+	if p.IsZero() {
+		return "none"
+	}
+	return strconv.FormatUint(p.stream, 10) + "/" + strconv.FormatUint(p.seq, 10)
+}
+
+// PrimaryKey returns the names of the table's primary-key (or replica
+// identity) columns in key order, or nil when the table has none or they
+// are unknown (as after decoding JSON). The slice is a copy: changing it
+// changes no message; use [Metadata.SetPrimaryKey] for that. The names are
+// not part of the JSON.
+func (md Metadata) PrimaryKey() []string { return slices.Clone(md.primaryKey) }
+
+// HasPrimaryKey reports whether PrimaryKey names any column, without
+// copying the names.
+func (md Metadata) HasPrimaryKey() bool { return len(md.primaryKey) > 0 }
+
+// SetPrimaryKey sets the names PrimaryKey returns. md keeps cols as it is,
+// without copying it (streams set the same names on every message of a
+// table): do not change the slice afterwards.
+func (md *Metadata) SetPrimaryKey(cols ...string) { md.primaryKey = cols }
+
+// Columns returns the names of the table's columns in table order, or nil
+// when unknown; when set, the JSON encoding writes Record's and Changes'
+// keys in this order. The slice is a copy: changing it changes no message;
+// use [Metadata.SetColumns] for that. The names are not part of the JSON.
+func (md Metadata) Columns() []string { return slices.Clone(md.columns) }
+
+// SetColumns sets the names Columns returns. md keeps cols as it is,
+// without copying it: do not change the slice afterwards.
+func (md *Metadata) SetColumns(cols ...string) { md.columns = cols }
 
 // Consumer identifies the consumer (the process reading the stream).
 type Consumer struct {
@@ -172,8 +233,8 @@ func (iv Interval) MarshalJSON() ([]byte, error) { return appendInterval(nil, iv
 
 // PrimaryKeyValues returns the record's primary-key values in key order.
 func (m Message) PrimaryKeyValues() []any {
-	vals := make([]any, len(m.Metadata.PrimaryKey))
-	for i, k := range m.Metadata.PrimaryKey {
+	vals := make([]any, len(m.Metadata.primaryKey))
+	for i, k := range m.Metadata.primaryKey {
 		vals[i] = m.Record[k]
 	}
 	return vals

@@ -33,7 +33,10 @@
 // Transforms never change the caller's messages: Map hands them copies.
 // [Retry] retries a sink's transient errors with backoff (cdc.Run does this
 // for the sink it is given; use Retry inside a [Fanout] to retry one flaky
-// destination without rewriting the others).
+// destination without rewriting the others). Every retry policy in walrelay
+// is a field named Backoff, a func() backoff.BackOff; nil means
+// [DefaultBackoff] (exponential from 100 ms to 10 s, with jitter, without
+// end), except in sink/webhook, which documents its own.
 //
 //	s := sink.Filter(
 //		sink.Map(webhookSink, sink.MaskColumns("email")),

@@ -9,14 +9,18 @@ import (
 )
 
 func exampleMessages() []message.Message {
-	return []message.Message{
+	msgs := []message.Message{
 		{Action: message.ActionInsert, Record: map[string]any{"id": int64(1), "email": "ann@example.com"},
-			Metadata: message.Metadata{TableSchema: "public", TableName: "users", Columns: []string{"id", "email"}}},
+			Metadata: message.Metadata{TableSchema: "public", TableName: "users"}},
 		{Action: message.ActionRead, Record: map[string]any{"id": int64(2), "email": "bob@example.com"},
-			Metadata: message.Metadata{TableSchema: "public", TableName: "users", Columns: []string{"id", "email"}}},
+			Metadata: message.Metadata{TableSchema: "public", TableName: "users"}},
 		{Action: message.ActionInsert, Record: map[string]any{"id": int64(9), "total": int64(40)},
-			Metadata: message.Metadata{TableSchema: "public", TableName: "orders", Columns: []string{"id", "total"}}},
+			Metadata: message.Metadata{TableSchema: "public", TableName: "orders"}},
 	}
+	msgs[0].Metadata.SetColumns("id", "email")
+	msgs[1].Metadata.SetColumns("id", "email")
+	msgs[2].Metadata.SetColumns("id", "total")
+	return msgs
 }
 
 // printer is a destination that prints the record of each message.

@@ -12,8 +12,8 @@ import (
 // RetryOptions tune [Retry].
 type RetryOptions struct {
 	// Backoff makes the policy for one Write's retries (a new one per Write:
-	// backoff.BackOff values are not safe to share). nil = exponential from
-	// 100ms to 30s, retrying until ctx is done.
+	// backoff.BackOff values are not safe to share). nil = [DefaultBackoff],
+	// which retries until ctx is done.
 	Backoff func() backoff.BackOff
 	// OnRetry, when set, is called before each wait with the attempt that
 	// failed (from 1), the wait and the error — for logging.
@@ -39,12 +39,7 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // allows.
 func Retry(next Sink, opts RetryOptions) Sink {
 	if opts.Backoff == nil {
-		opts.Backoff = func() backoff.BackOff {
-			b := backoff.NewExponentialBackOff()
-			b.MaxInterval = 30 * time.Second
-			b.MaxElapsedTime = 0
-			return b
-		}
+		opts.Backoff = DefaultBackoff
 	}
 	return &retry{next: next, opts: opts}
 }

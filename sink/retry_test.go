@@ -68,3 +68,22 @@ func TestRetryCancel(t *testing.T) {
 		t.Fatal("Write did not return after cancel")
 	}
 }
+
+// TestRetryDefaultsToDefaultBackoff: Retry without a Backoff waits as
+// DefaultBackoff does, from 100 ms (±50%), not backoff's own 500 ms.
+func TestRetryDefaultsToDefaultBackoff(t *testing.T) {
+	var waits []time.Duration
+	calls := 0
+	s := sink.Retry(sink.Func(func(context.Context, ...message.Message) error {
+		if calls++; calls < 3 {
+			return errors.New("down")
+		}
+		return nil
+	}), sink.RetryOptions{OnRetry: func(_ int, wait time.Duration, _ error) { waits = append(waits, wait) }})
+	if err := s.Write(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) != 2 || waits[0] < 50*time.Millisecond || waits[0] > 150*time.Millisecond {
+		t.Errorf("waits %v, want two, the first 100 ms ±50%%", waits)
+	}
+}

@@ -225,7 +225,7 @@ func TestMapDoesNotMutate(t *testing.T) {
 		sink.MaskColumns("name"),
 		sink.RenameColumns(map[string]string{"seq": "sequence", "id": "key"}),
 	)
-	msgs[0].Metadata.Columns = []string{"id", "name", "seq", "active", "note", "price", "tags"}
+	msgs[0].Metadata.SetColumns("id", "name", "seq", "active", "note", "price", "tags")
 	if err := sink.Map(m, fn).Write(t.Context(), msgs...); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestMapDoesNotMutate(t *testing.T) {
 			t.Fatalf("caller's message %d changed: %v", i, err)
 		}
 	}
-	if got := msgs[0].Metadata.Columns; !reflect.DeepEqual(got, []string{"id", "name", "seq", "active", "note", "price", "tags"}) {
+	if got := msgs[0].Metadata.Columns(); !reflect.DeepEqual(got, []string{"id", "name", "seq", "active", "note", "price", "tags"}) {
 		t.Fatalf("caller's Columns changed: %v", got)
 	}
 	got := m.Messages()
@@ -254,11 +254,11 @@ func TestMapDoesNotMutate(t *testing.T) {
 	if got[0].Changes["name"] != sink.Masked || got[0].Changes["sequence"] != int64(0) {
 		t.Errorf("changes not transformed: %v", got[0].Changes)
 	}
-	if !reflect.DeepEqual(got[0].Metadata.Columns, []string{"key", "name", "sequence", "active", "price", "tags"}) {
-		t.Errorf("Columns = %v", got[0].Metadata.Columns)
+	if !reflect.DeepEqual(got[0].Metadata.Columns(), []string{"key", "name", "sequence", "active", "price", "tags"}) {
+		t.Errorf("Columns = %v", got[0].Metadata.Columns())
 	}
-	if !reflect.DeepEqual(got[0].Metadata.PrimaryKey, []string{"key"}) || !reflect.DeepEqual(msgs[0].Metadata.PrimaryKey, []string{"id"}) {
-		t.Errorf("PrimaryKey = %v, caller's %v", got[0].Metadata.PrimaryKey, msgs[0].Metadata.PrimaryKey)
+	if !reflect.DeepEqual(got[0].Metadata.PrimaryKey(), []string{"key"}) || !reflect.DeepEqual(msgs[0].Metadata.PrimaryKey(), []string{"id"}) {
+		t.Errorf("PrimaryKey = %v, caller's %v", got[0].Metadata.PrimaryKey(), msgs[0].Metadata.PrimaryKey())
 	}
 }
 

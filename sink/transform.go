@@ -16,9 +16,11 @@ import (
 // permanent unless it is marked with [Retryable].
 //
 // A Transform run by [Map] receives its own copy of the message's Record and
-// Changes maps and Columns and PrimaryKey slices, so it may change those in
-// place; values nested inside them, and the other metadata maps, are shared
-// with the caller and must be copied before they are changed.
+// Changes maps, so it may change those in place; values nested inside them,
+// and the metadata maps, are shared with the caller and must be copied
+// before they are changed. The column lists cannot be changed in place:
+// Metadata.Columns and PrimaryKey return copies, and SetColumns and
+// SetPrimaryKey replace them.
 type Transform func(m message.Message) (message.Message, bool, error)
 
 // Map returns a sink that passes each message through fn before handing the
@@ -68,8 +70,6 @@ func (s *mapper) Close(ctx context.Context) error {
 func clone(m message.Message) message.Message {
 	m.Record = maps.Clone(m.Record)
 	m.Changes = maps.Clone(m.Changes)
-	m.Metadata.Columns = slices.Clone(m.Metadata.Columns)
-	m.Metadata.PrimaryKey = slices.Clone(m.Metadata.PrimaryKey)
 	return m
 }
 
@@ -113,7 +113,7 @@ func DropColumns(cols ...string) Transform {
 			delete(m.Record, c)
 			delete(m.Changes, c)
 		}
-		m.Metadata.Columns = slices.DeleteFunc(m.Metadata.Columns, func(c string) bool { return slices.Contains(cols, c) })
+		m.Metadata.SetColumns(slices.DeleteFunc(m.Metadata.Columns(), func(c string) bool { return slices.Contains(cols, c) })...)
 		return m, true, nil
 	}
 }
@@ -130,15 +130,20 @@ func RenameColumns(names map[string]string) Transform {
 		if m.Changes, err = renameKeys(m.Changes, names); err != nil {
 			return m, false, fmt.Errorf("rename columns: changes: %w", err)
 		}
-		for _, list := range [][]string{m.Metadata.Columns, m.Metadata.PrimaryKey} {
-			for i, c := range list {
-				if n, ok := names[c]; ok {
-					list[i] = n
-				}
-			}
-		}
+		m.Metadata.SetColumns(renameList(m.Metadata.Columns(), names)...)
+		m.Metadata.SetPrimaryKey(renameList(m.Metadata.PrimaryKey(), names)...)
 		return m, true, nil
 	}
+}
+
+// renameList renames the names of list in place (a copy the caller owns).
+func renameList(list []string, names map[string]string) []string {
+	for i, c := range list {
+		if n, ok := names[c]; ok {
+			list[i] = n
+		}
+	}
+	return list
 }
 
 func renameKeys(row map[string]any, names map[string]string) (map[string]any, error) {

@@ -125,7 +125,7 @@ func (r *replicator) Close(context.Context) error { return nil }
 
 // apply makes the target row match the change.
 func (r *replicator) apply(ctx context.Context, tx pgx.Tx, m message.Message) error {
-	pk := m.Metadata.PrimaryKey
+	pk := m.Metadata.PrimaryKey()
 	if m.Action != message.ActionTruncate && len(pk) == 0 {
 		return sink.Permanent(fmt.Errorf("table %s.%s has no primary key", m.Metadata.TableSchema, m.Metadata.TableName))
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/pull"
 	"github.com/walrelay/walrelay/sink/kafka"
@@ -168,18 +167,19 @@ func produce(ctx context.Context, brokers []string) error {
 	ts := time.Date(2024, 10, 28, 21, 37, 1, 127470000, time.UTC)
 	for i := range 5 {
 		lsn := message.LSN(0x16_B374_D848 + 0x100*uint64(i))
-		msgs = append(msgs, message.Message{
+		m := message.Message{
 			Record: map[string]any{"id": int64(i + 1), "status": "placed"},
 			Action: message.ActionInsert,
 			Metadata: message.Metadata{
 				TableSchema: "public", TableName: "orders",
-				IdempotencyKey:  idempotency.ChangeKey(lsn, 0),
+				IdempotencyKey:  message.ChangeKey(lsn, 0),
 				CommitTimestamp: ts.Add(time.Duration(i) * time.Second),
 				CommitLSN:       lsn,
-				PrimaryKey:      []string{"id"},
-				Columns:         []string{"id", "status"},
 			},
-		})
+		}
+		m.Metadata.SetPrimaryKey("id")
+		m.Metadata.SetColumns("id", "status")
+		msgs = append(msgs, m)
 	}
 	werr := sk.Write(ctx, msgs...)
 	return errors.Join(werr, sk.Close(ctx))

@@ -1,6 +1,7 @@
 // Package doccheck checks the code people copy: the program README.md shows
-// under "Usage" compiles against the module as it is, and the examples use
-// only public packages.
+// under "Usage" compiles against the module as it is, the examples use
+// only public packages, and the default retry policies are what their docs
+// say.
 package doccheck
 
 import (

@@ -32,7 +32,7 @@ func BenchmarkWrite(b *testing.B) {
 		m.Record["status"] = "shipped"
 		m.Record["note"] = "e10adc3949ba59abbe56e057f20f883e"
 		m.Record["created_at"] = time.Date(2024, 10, 28, 21, 37, 1, 127470000, time.UTC)
-		m.Metadata.Columns = []string{"id", "name", "account", "status", "note", "created_at"}
+		m.Metadata.SetColumns("id", "name", "account", "status", "note", "created_at")
 		msgs[i] = m
 	}
 	if err := s.Write(b.Context(), msgs...); err != nil { // metadata, connections

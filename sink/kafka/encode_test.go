@@ -31,7 +31,7 @@ func TestDefaultEncoderRecords(t *testing.T) {
 		msgs = append(msgs, m)
 	}
 	keyless := change("t", 200)
-	keyless.Metadata.PrimaryKey = nil
+	keyless.Metadata.SetPrimaryKey()
 	msgs = append(msgs, keyless)
 	if err := s.Write(t.Context(), msgs...); err != nil {
 		t.Fatal(err)

@@ -9,10 +9,10 @@ import (
 
 func ExampleKey() {
 	m := message.Message{
-		Record:   map[string]any{"tenant": "acme", "id": int64(42), "name": "x"},
-		Action:   message.ActionUpdate,
-		Metadata: message.Metadata{PrimaryKey: []string{"tenant", "id"}},
+		Record: map[string]any{"tenant": "acme", "id": int64(42), "name": "x"},
+		Action: message.ActionUpdate,
 	}
+	m.Metadata.SetPrimaryKey("tenant", "id")
 	fmt.Printf("%s\n", kafka.Key(m))
 	// Output: acme:42
 }

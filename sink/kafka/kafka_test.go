@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
@@ -23,20 +22,21 @@ import (
 
 // change returns an insert of row id into public.<table>.
 func change(table string, id int64) message.Message {
-	return message.Message{
+	m := message.Message{
 		Record: map[string]any{"id": id, "name": "row " + strconv.FormatInt(id, 10)},
 		Action: message.ActionInsert,
 		Metadata: message.Metadata{
 			TableSchema:     "public",
 			TableName:       table,
-			IdempotencyKey:  idempotency.ChangeKey(message.LSN(1000+id), int(id)),
+			IdempotencyKey:  message.ChangeKey(message.LSN(1000+id), int(id)),
 			CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, 127470000, time.UTC),
 			CommitLSN:       message.LSN(1000 + id),
 			CommitIdx:       int(id),
-			PrimaryKey:      []string{"id"},
-			Columns:         []string{"id", "name"},
 		},
 	}
+	m.Metadata.SetPrimaryKey("id")
+	m.Metadata.SetColumns("id", "name")
+	return m
 }
 
 // testEncoder is a deterministic encoder independent of the JSON encoding.

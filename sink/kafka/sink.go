@@ -573,7 +573,7 @@ func (s *Sink) record(m message.Message, hdrs []kafkago.Header, arena []byte) (k
 		value = v
 	}
 	var key []byte
-	if len(m.Metadata.PrimaryKey) > 0 {
+	if m.Metadata.HasPrimaryKey() {
 		start := len(arena)
 		arena = m.AppendKey(arena)
 		key = arena[start:len(arena):len(arena)]
@@ -726,7 +726,7 @@ func (s *Sink) Close(context.Context) error {
 // [message.AppendKeyText]'s, as in idempotency keys. A message without
 // primary-key columns has a nil key.
 func Key(m message.Message) []byte {
-	if len(m.Metadata.PrimaryKey) == 0 {
+	if !m.Metadata.HasPrimaryKey() {
 		return nil
 	}
 	return m.AppendKey(make([]byte, 0, 32))

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walrelay/walrelay/idempotency"
 	"github.com/walrelay/walrelay/internal/testtime"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
@@ -309,15 +308,15 @@ func Messages(first, n int) []message.Message {
 			Metadata: message.Metadata{
 				TableSchema:     "public",
 				TableName:       table,
-				IdempotencyKey:  idempotency.ChangeKey(lsn, 0),
+				IdempotencyKey:  message.ChangeKey(lsn, 0),
 				CommitTimestamp: time.Date(2024, 10, 28, 21, 37, 1, int(seq)*1000, time.UTC),
 				CommitLSN:       lsn,
 				CommitIdx:       0,
 				DatabaseName:    "app",
 				Database:        message.Database{Name: "app", Database: "app", Hostname: "localhost"},
-				PrimaryKey:      []string{"id"},
 			},
 		}
+		m.Metadata.SetPrimaryKey("id")
 		switch seq % 4 {
 		case 0:
 			m.Action = message.ActionInsert
@@ -328,7 +327,7 @@ func Messages(first, n int) []message.Message {
 			m.Action = message.ActionDelete
 		case 3:
 			m.Action = message.ActionRead
-			m.Metadata.IdempotencyKey = idempotency.ReadKey("backfill-1", id, int64(seq))
+			m.Metadata.IdempotencyKey = message.ReadKey("backfill-1", id, int64(seq))
 		}
 		msgs[i] = m
 	}

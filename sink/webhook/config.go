@@ -26,9 +26,6 @@ const (
 	DefaultMaxBatchSize  = 100
 	DefaultMaxRetryAfter = time.Minute
 	DefaultContentType   = "application/json"
-	// DefaultMaxBackOff is the longest wait between two attempts of the
-	// default backoff policy.
-	DefaultMaxBackOff = 3 * time.Minute
 )
 
 // Config configures a [Sink]. Only URL is required; the zero value of every
@@ -81,12 +78,11 @@ type Config struct {
 	// MaxRetryAfter caps how long a Retry-After header can make the sink
 	// wait. Default one minute.
 	MaxRetryAfter time.Duration
-	// NewBackOff returns the wait policy between attempts. It is called once
+	// Backoff returns the wait policy between attempts. It is called once
 	// per request, so the BackOff it returns is never shared. When it
 	// returns [backoff.Stop] the sink stops retrying, as when MaxAttempts is
-	// reached. Default: exponential from 250 ms to [DefaultMaxBackOff] with
-	// jitter, without end.
-	NewBackOff func() backoff.BackOff
+	// reached. nil = [DefaultBackoff].
+	Backoff func() backoff.BackOff
 	// StopOn lists the response statuses (300–599) that stop delivery: the
 	// request is not retried and Write returns a [sink.Permanent]
 	// [*StatusError], which makes cdc.Run return. Default none: every
@@ -209,8 +205,8 @@ func (c Config) validate() (Config, [][]byte, error) {
 	if c.MaxRetryAfter == 0 {
 		c.MaxRetryAfter = DefaultMaxRetryAfter
 	}
-	if c.NewBackOff == nil {
-		c.NewBackOff = defaultBackOff
+	if c.Backoff == nil {
+		c.Backoff = DefaultBackoff
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -220,12 +216,19 @@ func (c Config) validate() (Config, [][]byte, error) {
 	return c, keys, nil
 }
 
-func defaultBackOff() backoff.BackOff {
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(250*time.Millisecond),
-		backoff.WithMaxInterval(DefaultMaxBackOff),
-		backoff.WithMaxElapsedTime(0),
-	)
+// DefaultBackoff is the webhook sink's wait policy between attempts when
+// Config.Backoff is nil. It waits 250 ms after the first failure, then half
+// as long again after each further one, up to 3 minutes between attempts,
+// each wait randomised by ±50%; it never gives up (Write's context,
+// Config.MaxAttempts and Config.MaxElapsed end the retries). It is slower
+// than the rest of walrelay's default (sink.DefaultBackoff) because it
+// waits on receivers one does not own, which may be down for a deploy.
+func DefaultBackoff() backoff.BackOff {
+	b := sink.DefaultBackoff().(*backoff.ExponentialBackOff) // its growth and jitter
+	b.InitialInterval = 250 * time.Millisecond
+	b.MaxInterval = 3 * time.Minute
+	b.Reset()
+	return b
 }
 
 // checkHeader validates Config.Header and returns a copy with canonical

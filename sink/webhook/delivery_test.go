@@ -130,7 +130,7 @@ func TestRetriesSignedAfresh(t *testing.T) {
 		})
 		s, err := webhook.New(webhook.Config{
 			URL: "http://receiver.test/hook", Secret: secret, Client: &http.Client{Transport: rt},
-			NewBackOff:  func() backoff.BackOff { return backoff.NewConstantBackOff(3 * time.Minute) },
+			Backoff:     func() backoff.BackOff { return backoff.NewConstantBackOff(3 * time.Minute) },
 			MaxAttempts: 8,
 		})
 		if err != nil {
@@ -277,7 +277,7 @@ func TestRetryingIsVisible(t *testing.T) {
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
 	s := newSink(t, webhook.Config{URL: rc.URL + "/hooks/tok3n-in-path?key=s3cret-in-query", Logger: logger,
-		NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Millisecond) }})
+		Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Millisecond) }})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Write(ctx, sinktest.Messages(1, 1)...) }()

@@ -37,10 +37,11 @@
 // send the signed body to a URL nobody configured (307, 308).
 //
 // For how long: by default until the endpoint accepts or Write's context
-// ends, waiting between attempts from 250 ms doubling up to
-// [DefaultMaxBackOff] (3 minutes), with jitter, or as long as a Retry-After
-// header asks (seconds or an HTTP date, capped by Config.MaxRetryAfter,
-// one minute by default). Nothing is ever dropped.
+// ends, waiting between attempts as [DefaultBackoff] says (from 250 ms,
+// growing by half each time, up to 3 minutes, with jitter; Config.Backoff
+// replaces it), or as long as a Retry-After header asks (seconds or an
+// HTTP date, capped by Config.MaxRetryAfter, one minute by default).
+// Nothing is ever dropped.
 //
 // What stops it: Write's context (cdc.Run then returns the context's error
 // joined with the sink's last failure); Config.MaxAttempts or

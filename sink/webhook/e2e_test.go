@@ -116,7 +116,7 @@ func TestEndToEndRedirectsNeverAcknowledged(t *testing.T) {
 	t.Cleanup(func() { stream.Close() })
 	sk, err := webhook.New(webhook.Config{
 		URL: srv.URL + "/hook", Secret: secret,
-		NewBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(5 * time.Millisecond) },
+		Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(5 * time.Millisecond) },
 	})
 	if err != nil {
 		t.Fatal(err)

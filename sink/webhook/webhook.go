@@ -192,7 +192,7 @@ func (s *Sink) appendMessage(body []byte, m message.Message) ([]byte, error) {
 // send POSTs body until it is accepted, retrying what may heal. n is the
 // number of messages in body.
 func (s *Sink) send(ctx context.Context, id string, n int, body []byte) error {
-	bo := s.cfg.NewBackOff()
+	bo := s.cfg.Backoff()
 	start := time.Now()
 	var last error // the last failed attempt's error
 	for attempt := 1; ; attempt++ {

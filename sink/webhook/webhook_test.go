@@ -124,8 +124,8 @@ func fast() backoff.BackOff { return &backoff.ZeroBackOff{} }
 
 func newSink(t *testing.T, cfg webhook.Config) *webhook.Sink {
 	t.Helper()
-	if cfg.NewBackOff == nil {
-		cfg.NewBackOff = fast
+	if cfg.Backoff == nil {
+		cfg.Backoff = fast
 	}
 	s, err := webhook.New(cfg)
 	if err != nil {
@@ -676,7 +676,7 @@ func TestBackOffStop(t *testing.T) {
 	rc := newReceiver(t, false, nil)
 	rc.failing.Store(true)
 	stopAfterOne := func() backoff.BackOff { return backoff.WithMaxRetries(&backoff.ZeroBackOff{}, 1) }
-	s := newSink(t, webhook.Config{URL: rc.URL, NewBackOff: stopAfterOne})
+	s := newSink(t, webhook.Config{URL: rc.URL, Backoff: stopAfterOne})
 	if err := s.Write(t.Context(), sinktest.Messages(1, 1)...); err == nil || sink.IsPermanent(err) {
 		t.Fatalf("Write = %v, want a retryable error", err)
 	}
@@ -694,7 +694,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 		return true
 	})
 	slow := func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }
-	s := newSink(t, webhook.Config{URL: rc.URL, NewBackOff: slow})
+	s := newSink(t, webhook.Config{URL: rc.URL, Backoff: slow})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Write(ctx, sinktest.Messages(1, 1)...) }()
