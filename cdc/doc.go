@@ -140,6 +140,10 @@
 //		if err != nil { … } // the stream stopped after these messages
 //	}
 //
+// A loop that reports its writes with [Stream.RecordWrite] (and its retries
+// with [Stream.RecordRetry]) has them counted in [Stats].Delivery and judged
+// by the ready check of [NewHealth], as Run's are.
+//
 // # Guarantees
 //
 // Delivery is at least once. The slot's confirmed position advances only to

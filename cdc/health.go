@@ -9,7 +9,8 @@ import (
 
 // HealthOptions tune [NewHealth]. The zero value is a safe default.
 type HealthOptions struct {
-	// SinkFailure is how long Run's writes may fail in a row before the
+	// SinkFailure is how long the writes of Run (or of a loop reporting them
+	// with Stream.RecordWrite) may fail in a row before the
 	// stream is not ready. 0 = 1 minute.
 	SinkFailure time.Duration
 	// Disconnected is how long the replication connection may be down

@@ -112,10 +112,10 @@ func write(ctx context.Context, s *Stream, sk sink.Sink, batch []message.Message
 	rec := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
 		err := sk.Write(ctx, msgs...)
 		if err == nil {
-			s.st.delivery.ok(len(msgs))
+			s.RecordWrite(len(msgs), nil)
 		} else {
 			if ctx.Err() == nil { // not a sink failure: Run is stopping
-				s.st.delivery.failed(err)
+				s.RecordWrite(len(msgs), err)
 			}
 			if ctx.Err() != nil && last != nil {
 				before = last
@@ -127,7 +127,7 @@ func write(ctx context.Context, s *Stream, sk sink.Sink, batch []message.Message
 	err := sink.Retry(rec, sink.RetryOptions{
 		Backoff: opts.Backoff,
 		OnRetry: func(attempt int, wait time.Duration, err error) {
-			s.st.delivery.retries.Add(1)
+			s.RecordRetry()
 			opts.Logger.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", wait, "batch", len(batch), "err", err)
 		},
 	}).Write(ctx, batch...)

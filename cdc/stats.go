@@ -164,6 +164,24 @@ func (d *deliveryCounters) failed(err error) {
 	d.mu.Unlock()
 }
 
+// RecordWrite reports one write of n messages by a delivery loop of the
+// caller's own, as [Run] does for each of its writes: err is nil when the
+// write succeeded, else its error. It feeds [Stats].Delivery and so the
+// ready check of [NewHealth] (HealthOptions.SinkFailure). Do not report
+// a write that failed because the loop is stopping (its context ended):
+// that is no failure of the destination.
+func (s *Stream) RecordWrite(n int, err error) {
+	if err == nil {
+		s.st.delivery.ok(n)
+	} else {
+		s.st.delivery.failed(err)
+	}
+}
+
+// RecordRetry reports that a delivery loop of the caller's own is about to
+// repeat a write that failed (Stats.Delivery.Retries).
+func (s *Stream) RecordRetry() { s.st.delivery.retries.Add(1) }
+
 type backfillCounters struct {
 	id, table string
 	estimate  int64
