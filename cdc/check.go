@@ -226,7 +226,7 @@ func inspect(ctx context.Context, conn *pgx.Conn, cfg *Config) (*preflight, erro
 	}
 	p.slot = st
 	switch {
-	case st == nil && !cfg.CreateSlot:
+	case st == nil && !cfg.CreateSlot && !cfg.TemporarySlot:
 		p.add1(Finding{Severity: SeverityBlocking, Code: FindingSlotMissing, Object: cfg.Slot,
 			Message: fmt.Sprintf("replication slot %q does not exist", cfg.Slot),
 			Fix:     "SELECT pg_create_logical_replication_slot(" + quoteLiteral(cfg.Slot) + ", 'pgoutput');",
