@@ -30,6 +30,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -65,11 +66,16 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// terminal reports that stdin is a terminal, where drop may ask.
+	terminal bool
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := walrelay(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	// A closed stdout (walrelay tail | head) makes writes fail with EPIPE
+	// instead of killing the process, so that tail cleans up.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	code := walrelay(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stdin)}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -163,4 +169,25 @@ func databaseURL(e *env, flagValue string) (string, error) {
 func fail(e *env, name string, code int, err error) int {
 	fmt.Fprintf(e.stderr, "walrelay %s: %v\n", name, err)
 	return code
+}
+
+// isTerminal reports whether f is a terminal (a character device).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// listFlag is a flag that may be repeated and takes comma-separated
+// lists: -table a -table b,c is [a b c].
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
 }
