@@ -89,13 +89,13 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 		}
 		safe := "unlimited"
 		if s.SafeWALSize >= 0 {
-			safe = bytes(s.SafeWALSize)
+			safe = size(s.SafeWALSize)
 		}
 		status := s.WALStatus
 		if s.Invalidation != "" {
 			status += " (" + s.Invalidation + ")"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Slot, active, bytes(s.LagBytes), flushLag, bytes(s.RetainedBytes), status, safe)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Slot, active, size(s.LagBytes), flushLag, size(s.RetainedBytes), status, safe)
 	}
 	if len(st) == 0 {
 		fmt.Fprintln(w, "(none)")
@@ -164,8 +164,8 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// bytes formats n bytes for people: 0 B, 512 B, 1.5 kB, 16.0 MB, 2.1 GB.
-func bytes(n int64) string {
+// size formats n bytes for people: 0 B, 512 B, 1.5 kB, 16.0 MB, 2.1 GB.
+func size(n int64) string {
 	const unit = 1000
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
