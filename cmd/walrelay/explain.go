@@ -22,7 +22,11 @@ func explain(err error) (int, error) {
 		var b strings.Builder
 		b.WriteString("the database is not ready:")
 		for _, f := range check.Blocking() {
-			fmt.Fprintf(&b, "\n  %s", f.Message)
+			msg := f.Message
+			if f.Code == cdc.FindingTableMissing {
+				msg = "table " + f.Object + " does not exist" // the library's message names its Config field
+			}
+			fmt.Fprintf(&b, "\n  %s", msg)
 			if f.Fix != "" {
 				fmt.Fprintf(&b, "\n    fix: %s", f.Fix)
 			}

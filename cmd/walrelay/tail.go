@@ -119,7 +119,7 @@ func tailCmd(ctx context.Context, e *env, args []string) int {
 			return exitOK
 		}
 		if errors.Is(err, cdc.ErrPublicationNotFound) && *pub == "walrelay" {
-			return fail(e, "tail", exitFailure, fmt.Errorf("%w\n(name the tables to tail with -tables public.orders,..., or an existing publication with -publication)", err))
+			return fail(e, "tail", exitFailure, errors.New(`there is no publication "walrelay": name the tables to tail with -tables public.orders,..., or an existing publication with -publication`))
 		}
 		return failErr(e, "tail", err)
 	}
