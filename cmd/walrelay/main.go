@@ -75,7 +75,7 @@ func main() {
 	// A closed stdout (walrelay tail | head) makes writes fail with EPIPE
 	// instead of killing the process, so that tail cleans up.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	code := walrelay(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stdin)}, os.Args[1:])
+	code := walrelay(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(int(os.Stdin.Fd()))}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -171,11 +171,6 @@ func fail(e *env, name string, code int, err error) int {
 	return code
 }
 
-// isTerminal reports whether f is a terminal (a character device).
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
 
 // listFlag is a flag that may be repeated and takes comma-separated
 // lists: -table a -table b,c is [a b c].
