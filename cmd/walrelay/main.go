@@ -171,7 +171,6 @@ func fail(e *env, name string, code int, err error) int {
 	return code
 }
 
-
 // listFlag is a flag that may be repeated and takes comma-separated
 // lists: -table a -table b,c is [a b c].
 type listFlag []string
