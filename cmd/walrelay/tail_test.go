@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 // sequin is a message line decoded as a consumer of Sequin's messages
@@ -188,5 +194,46 @@ func TestTailErrors(t *testing.T) {
 	}
 	if n := d.tailLeftovers(); n != 0 {
 		t.Fatalf("%d temporary slots or publications left", n)
+	}
+}
+
+// TestTailClosedStdout: when the reader of tail's output goes away
+// (walrelay tail | head -n 1), tail exits 0 and drops its temporary
+// publication, instead of being killed by SIGPIPE with it left behind.
+func TestTailClosedStdout(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash for the pipeline")
+	}
+	d := newDB(t, "create table orders (id int primary key)")
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
+	defer cancel()
+	cmd := walrelayCmd(ctx, d.url)
+	cmd.Path, cmd.Args = bash, []string{"bash", "-c", `set -o pipefail; "$0" tail -tables orders | head -n 1 >/dev/null`, bin}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitFor(t, "tail's temporary slot", func() bool {
+		return d.count("select count(*) from pg_replication_slots where slot_name like 'walrelay_tail_%' and active") == 1
+	})
+	// Rows until the pipeline ends: head takes the first, tail's next
+	// write finds the pipe closed.
+	for id := 1; ; id++ {
+		d.exec(fmt.Sprintf("insert into orders values (%d)", id))
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("tail | head: %v\n%s", err, stderr.String())
+			}
+			waitFor(t, "the temporary slot and publication to go", func() bool { return d.tailLeftovers() == 0 })
+			return
+		case <-ctx.Done():
+			t.Fatal("the pipeline did not end")
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
