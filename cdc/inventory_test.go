@@ -45,6 +45,10 @@ func TestTemporarySlot(t *testing.T) {
 	if _, err := Open(ctx, cfg); !errors.Is(err, ErrSlotMismatch) {
 		t.Fatalf("Open with a temporary slot whose name is taken = %v, want ErrSlotMismatch", err)
 	}
+	findings, err := Check(ctx, cfg)
+	if err != nil || len(findings) != 1 || findings[0].Code != FindingSlotUnusable || findings[0].Severity != SeverityBlocking {
+		t.Fatalf("Check with a temporary slot whose name is taken = %+v, %v", findings, err)
+	}
 	if !e.exists("slot", e.slot) {
 		t.Fatal("the refused Open dropped the existing slot")
 	}

@@ -177,10 +177,7 @@ func (s *Stream) prepare(ctx context.Context, made *created) error {
 	st := p.slot
 	if s.cfg.TemporarySlot {
 		// Created by connectOnce, on the replication connection it lives
-		// and dies with.
-		if st != nil {
-			return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotMismatch, Detail: "a slot of that name exists already, and Config.TemporarySlot creates its own; choose another name"}
-		}
+		// and dies with (inspect refused a slot of that name).
 		s.tempSlot = true
 	} else if st == nil {
 		create := "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')"
