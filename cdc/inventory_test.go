@@ -162,3 +162,23 @@ func TestDropDryRun(t *testing.T) {
 		t.Fatal("the dry run dropped something")
 	}
 }
+
+// TestSlotStatusFlushLag: while a stream confirms what it receives,
+// SlotStatus reports the walsender's flush lag.
+func TestSlotStatusFlushLag(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	s := e.open(e.config())
+	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
+	defer cancel()
+	ackAll(ctx, s)
+	id := 0
+	waitFor(t, "a flush lag", func() bool {
+		id++
+		e.exec(fmt.Sprintf("insert into t values (%d)", id))
+		st, err := SlotStatus(ctx, e.url, e.slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Active && st.FlushLag > 0 && st.FlushLag < time.Hour
+	})
+}
