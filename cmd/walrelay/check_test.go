@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/walrelay/walrelay/internal/pgtest"
 )
 
 // checkJSON is the output of check -json.
@@ -85,5 +87,21 @@ func TestCheck(t *testing.T) {
 	}
 	if r := run(t, d.url, "check", "-slot", "Bad-Name"); r.code != exitUsage || !strings.Contains(r.stderr, "Slot") {
 		t.Fatalf("check with an invalid slot name: %v", r)
+	}
+}
+
+// TestWALLevel: on a server whose wal_level is not logical, check's
+// finding and tail's error both give the SQL that fixes it.
+func TestWALLevel(t *testing.T) {
+	c := pgtest.NewCluster(t, pgtest.Options{Settings: []string{"wal_level = replica"}})
+	pgtest.Exec(t, c.URL, "create table orders (id int primary key)")
+	r := run(t, c.URL, "check", "-tables", "orders")
+	if r.code != exitBlocking || !strings.Contains(r.stdout, "BLOCKING  wal_level") ||
+		!strings.Contains(r.stdout, "fix: ALTER SYSTEM SET wal_level = logical; -- then restart the server") {
+		t.Fatalf("check with wal_level = replica: %v", r)
+	}
+	r = run(t, c.URL, "tail", "-tables", "orders")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "fix: ALTER SYSTEM SET wal_level = logical") {
+		t.Fatalf("tail with wal_level = replica: %v", r)
 	}
 }
