@@ -69,9 +69,21 @@ func dropCmd(ctx context.Context, e *env, args []string) int {
 			return fail(e, "drop", exitUsage, errors.New("not dropped: stdin is not a terminal to confirm on; run with -yes to drop without asking"))
 		}
 		fmt.Fprint(e.stdout, "Type yes to drop them: ")
-		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
-		if strings.TrimSpace(answer) != "yes" {
-			return fail(e, "drop", exitFailure, errors.New("not confirmed: nothing dropped"))
+		// The read does not end with ctx: a goroutine reads, so that
+		// Ctrl-C at the prompt stops the command.
+		answer := make(chan string, 1)
+		go func() {
+			line, _ := bufio.NewReader(e.stdin).ReadString('\n')
+			answer <- line
+		}()
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(e.stdout)
+			return fail(e, "drop", exitFailure, errors.New("interrupted: nothing dropped"))
+		case a := <-answer:
+			if strings.TrimSpace(a) != "yes" {
+				return fail(e, "drop", exitFailure, errors.New("not confirmed: nothing dropped"))
+			}
 		}
 	}
 	dropped, err := cdc.Drop(ctx, cfg, opts)

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walrelay/walrelay/cdc"
+	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/testtime"
 )
 
@@ -77,6 +79,25 @@ func TestDropConfirm(t *testing.T) {
 	out, code := drop("no\n")
 	if code != exitFailure || !strings.Contains(out, "Type yes") || !strings.Contains(out, "nothing dropped") || !d.slotExists("walrelay") {
 		t.Fatalf("drop answered no: exit %d\n%s", code, out)
+	}
+	// Interrupted at the prompt (Ctrl-C cancels the command's context):
+	// it stops without an answer.
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var buf pgtest.Buffer
+	e := &env{stdin: pr, stdout: &buf, stderr: &buf, terminal: true, getenv: func(string) string { return d.url }}
+	exited := make(chan int, 1)
+	go func() { exited <- walrelay(ctx, e, []string{"drop"}) }()
+	waitFor(t, "the prompt", func() bool { return strings.Contains(buf.String(), "Type yes") })
+	cancel()
+	select {
+	case code = <-exited:
+	case <-time.After(testtime.Bound(30 * time.Second)):
+		t.Fatal("drop did not stop when interrupted at the prompt")
+	}
+	if code != exitFailure || !strings.Contains(buf.String(), "interrupted: nothing dropped") || !d.slotExists("walrelay") {
+		t.Fatalf("drop interrupted at the prompt: exit %d\n%s", code, buf.String())
 	}
 	out, code = drop("yes\n", "-keep-publication")
 	if code != exitOK || !strings.Contains(out, "dropped slot walrelay") || strings.Contains(out, "publication") ||
