@@ -208,8 +208,8 @@ func TestTailClosedStdout(t *testing.T) {
 	d := newDB(t, "create table orders (id int primary key)")
 	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
 	defer cancel()
-	cmd := walrelayCmd(ctx, d.url)
-	cmd.Path, cmd.Args = bash, []string{"bash", "-c", `set -o pipefail; "$0" tail -tables orders | head -n 1 >/dev/null`, bin}
+	cmd := walrelayCmd(ctx, t, d.url)
+	cmd.Path, cmd.Args = bash, []string{"bash", "-c", `set -o pipefail; "$0" tail -tables orders | head -n 1 >/dev/null`, walrelayBin(t)}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
