@@ -121,6 +121,9 @@ func tailCmd(ctx context.Context, e *env, args []string) int {
 		if errors.Is(err, cdc.ErrPublicationNotFound) && *pub == "walrelay" {
 			return fail(e, "tail", exitFailure, errors.New(`there is no publication "walrelay": name the tables to tail with -tables public.orders,..., or an existing publication with -publication`))
 		}
+		if errors.Is(err, cdc.ErrSlotNotFound) && *slot != "" && !*create {
+			return fail(e, "tail", exitFailure, fmt.Errorf("there is no slot %q: pass -create to create it (it stays until walrelay drop), or leave -slot out to tail from a temporary slot", *slot))
+		}
 		return failErr(e, "tail", err)
 	}
 	code := tail(ctx, e, s, keep, *limit)

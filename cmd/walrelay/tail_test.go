@@ -141,7 +141,7 @@ func TestTailFilters(t *testing.T) {
 // stays.
 func TestTailNamedSlot(t *testing.T) {
 	d := newDB(t, "create table orders (id int primary key)", "create publication walrelay for table orders")
-	if r := run(t, d.url, "tail", "-slot", "debug_slot"); r.code != exitFailure || !strings.Contains(r.stderr, "debug_slot") {
+	if r := run(t, d.url, "tail", "-slot", "debug_slot"); r.code != exitFailure || !strings.Contains(r.stderr, `no slot "debug_slot": pass -create`) {
 		t.Fatalf("tail of a missing slot without -create: %v", r)
 	}
 	p := start(t, d.url, "tail", "-slot", "debug_slot", "-create")
