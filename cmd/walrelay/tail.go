@@ -24,7 +24,8 @@ By default it streams from a temporary slot, which Postgres drops when tail
 exits however it exits: nothing is left behind, and only changes committed
 after tail started are printed. With -slot it streams from that slot (created
 with -create), acknowledging what it printed when it stops, so the next tail
-of the slot goes on from there.
+of the slot goes on from there (at least once: a transaction it stopped in
+the middle of is printed again from its start).
 
 The publication: -publication names one that exists; -tables creates one for
 those tables for as long as tail runs (named walrelay_tail_..., dropped at
