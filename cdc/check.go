@@ -54,7 +54,8 @@ const (
 	// off.
 	FindingSlotMissing FindingCode = "slot_missing"
 	// FindingSlotUnusable: the slot is of another plugin or database,
-	// physical, invalidated, or a standby's synchronised copy.
+	// physical, invalidated, or a standby's synchronised copy; or it
+	// exists, and Config.TemporarySlot would create a slot of its name.
 	FindingSlotUnusable FindingCode = "slot_unusable"
 	// FindingSlotInUse: another process streams from the slot (a warning:
 	// Open waits with Config.WaitForSlot, or returns [ErrSlotInUse]).
@@ -226,12 +227,15 @@ func inspect(ctx context.Context, conn *pgx.Conn, cfg *Config) (*preflight, erro
 	}
 	p.slot = st
 	switch {
-	case st == nil && !cfg.CreateSlot:
+	case st == nil && !cfg.CreateSlot && !cfg.TemporarySlot:
 		p.add1(Finding{Severity: SeverityBlocking, Code: FindingSlotMissing, Object: cfg.Slot,
 			Message: fmt.Sprintf("replication slot %q does not exist", cfg.Slot),
 			Fix:     "SELECT pg_create_logical_replication_slot(" + quoteLiteral(cfg.Slot) + ", 'pgoutput');",
 			Err:     &SlotError{Slot: cfg.Slot, Err: ErrSlotNotFound, Detail: "create it with pg_create_logical_replication_slot(name, 'pgoutput'), or set Config.CreateSlot"}})
 	case st == nil:
+	case cfg.TemporarySlot:
+		err := &SlotError{Slot: cfg.Slot, Err: ErrSlotMismatch, Detail: "a slot of that name exists already, and Config.TemporarySlot creates its own; choose another name"}
+		p.add1(Finding{Severity: SeverityBlocking, Code: FindingSlotUnusable, Object: cfg.Slot, Message: err.Error(), Err: err})
 	default:
 		if err := st.check(cfg.Slot, p.dbName); err != nil {
 			f := Finding{Severity: SeverityBlocking, Code: FindingSlotUnusable, Object: cfg.Slot, Message: err.Error(), Err: err}

@@ -63,6 +63,17 @@ type Config struct {
 	// returns [ErrServerVersion]. See "Failover" in the package docs.
 	Failover bool
 
+	// TemporarySlot creates the slot as a temporary one, on the stream's
+	// replication connection, when Open connects: Postgres drops it when
+	// that connection ends (Close, the process exiting or dying), so the
+	// stream leaves no slot and no retained WAL behind. It suits a look at
+	// the changes from now on (walrelay tail), not a pipeline: nothing is
+	// resumable, and a lost connection ends the stream with
+	// [ErrSlotNotFound], since the changes in between are gone with the
+	// slot. Slot names it, and no slot of that name may exist. It excludes
+	// CreateSlot, Failover and WaitForSlot.
+	TemporarySlot bool
+
 	// WaitForSlot makes Open wait, as a standby, while another process holds
 	// the slot, and take over when it frees. Without it Open returns
 	// [ErrSlotInUse].
@@ -212,6 +223,16 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("PublicationAllTables is set but CreatePublication is not"))
 	case c.CreatePublication && !c.PublicationAllTables && len(c.PublicationTables) == 0:
 		errs = append(errs, errors.New("CreatePublication needs PublicationTables, or PublicationAllTables for a publication FOR ALL TABLES"))
+	}
+	if c.TemporarySlot {
+		for _, o := range []struct {
+			set  bool
+			name string
+		}{{c.CreateSlot, "CreateSlot"}, {c.Failover, "Failover"}, {c.WaitForSlot, "WaitForSlot"}} {
+			if o.set {
+				errs = append(errs, fmt.Errorf("TemporarySlot and %s are both set", o.name))
+			}
+		}
 	}
 	if c.AlterPublication && len(c.PublicationTables) == 0 {
 		errs = append(errs, errors.New("AlterPublication is set but PublicationTables is empty"))

@@ -76,9 +76,24 @@
 // [Drop] removes what walrelay created for a Config: the slot (freeing the
 // WAL it retains; changes not yet delivered are lost), the publication,
 // the backfill progress table, and the idempotency tables [DropOptions]
-// names; [DropOptions] keeps any of them. [SlotStatus] reads a slot
-// without streaming from it: active, confirmed_flush_lsn, the lag and the
-// WAL retained in bytes, wal_status and safe_wal_size.
+// names; [DropOptions] keeps any of them, and DropOptions.DryRun only
+// reports what Drop would drop. [SlotStatus] reads a slot without streaming
+// from it: active, confirmed_flush_lsn, the lag and the WAL retained in
+// bytes, the walsender's flush lag, wal_status and safe_wal_size.
+// [ListSlots] does so for every pgoutput slot of the database,
+// [ListPublications] lists the publications and their tables, and
+// [ListBackfills] the backfills saved in a progress table (done or not, and
+// the cursor they resume from). None of them needs a stream or the
+// REPLICATION attribute.
+//
+// # A look that leaves nothing behind
+//
+// Config.TemporarySlot creates the slot as a temporary one, on the
+// replication connection: Postgres drops it when that connection ends,
+// however it ends, so nothing retains WAL afterwards. The stream starts at
+// the present; it cannot be resumed, and a lost connection ends it with
+// [ErrSlotNotFound] (the slot is gone, and the changes in between with it).
+// The walrelay command's tail uses it.
 //
 // # Logging
 //

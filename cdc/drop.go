@@ -21,6 +21,10 @@ type DropOptions struct {
 	// idempotency.PostgresConfig.Table; "walrelay_idempotency" is its
 	// default). A store in another database is dropped there, with SQL.
 	IdempotencyTables []string
+	// DryRun drops nothing: Drop returns what it would drop, and
+	// [ErrSlotInUse] when the slot is active, as it would. For a tool that
+	// asks before it drops.
+	DryRun bool
 }
 
 // Drop removes what walrelay created in the database for cfg: the slot
@@ -65,6 +69,8 @@ func Drop(ctx context.Context, cfg Config, opts DropOptions) ([]string, error) {
 			return nil, fmt.Errorf("cdc: drop slot %q: %w", cfg.Slot, err)
 		case pid != nil:
 			return nil, &SlotError{Slot: cfg.Slot, Err: ErrSlotInUse, Detail: fmt.Sprintf("held by backend pid %d; stop the stream before dropping the slot", *pid)}
+		case opts.DryRun:
+			dropped = append(dropped, "slot "+cfg.Slot)
 		default:
 			_, err := conn.Exec(ctx, "select pg_drop_replication_slot($1)", cfg.Slot)
 			if pgCode(err) == "55006" { // object_in_use: taken since
@@ -81,10 +87,12 @@ func Drop(ctx context.Context, cfg Config, opts DropOptions) ([]string, error) {
 		if err := conn.QueryRow(ctx, "select exists(select 1 from pg_publication where pubname = $1)", cfg.Publication).Scan(&exists); err != nil {
 			return dropped, fmt.Errorf("cdc: drop publication %q: %w", cfg.Publication, err)
 		}
-		if exists {
+		if exists && !opts.DryRun {
 			if _, err := conn.Exec(ctx, "drop publication if exists "+pgx.Identifier{cfg.Publication}.Sanitize()); err != nil {
 				return dropped, fmt.Errorf("cdc: drop publication %q: %w", cfg.Publication, err)
 			}
+		}
+		if exists {
 			dropped = append(dropped, "publication "+cfg.Publication)
 		}
 	}
@@ -100,6 +108,10 @@ func Drop(ctx context.Context, cfg Config, opts DropOptions) ([]string, error) {
 			return dropped, fmt.Errorf("cdc: drop table %s: %w", ident, err)
 		}
 		if name == nil {
+			continue
+		}
+		if opts.DryRun {
+			dropped = append(dropped, "table "+*name)
 			continue
 		}
 		if _, err := conn.Exec(ctx, "drop table if exists "+ident); err != nil {

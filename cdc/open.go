@@ -175,7 +175,11 @@ func (s *Stream) prepare(ctx context.Context, made *created) error {
 	}
 
 	st := p.slot
-	if st == nil {
+	if s.cfg.TemporarySlot {
+		// Created by connectOnce, on the replication connection it lives
+		// and dies with (inspect refused a slot of that name).
+		s.tempSlot = true
+	} else if st == nil {
 		create := "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')"
 		if s.cfg.Failover {
 			create = "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput', failover => true)"
@@ -199,13 +203,15 @@ func (s *Stream) prepare(ctx context.Context, made *created) error {
 			return err
 		}
 	}
-	// A slot created without failover gets it on the replication
-	// connection (ALTER_REPLICATION_SLOT has no SQL function).
-	s.fo.alterFailover = s.cfg.Failover && !st.failover
-	if st.active && !s.cfg.WaitForSlot {
-		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotInUse, Detail: fmt.Sprintf("held by backend pid %d; set Config.WaitForSlot to wait as a standby", st.activePID)}
+	if st != nil {
+		// A slot created without failover gets it on the replication
+		// connection (ALTER_REPLICATION_SLOT has no SQL function).
+		s.fo.alterFailover = s.cfg.Failover && !st.failover
+		if st.active && !s.cfg.WaitForSlot {
+			return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotInUse, Detail: fmt.Sprintf("held by backend pid %d; set Config.WaitForSlot to wait as a standby", st.activePID)}
+		}
+		s.flushed = st.confirmedFlush
 	}
-	s.flushed = st.confirmedFlush
 
 	s.consumer = s.cfg.Consumer
 	if s.consumer.ID == "" {
@@ -429,6 +435,25 @@ func (s *Stream) connectOnce(ctx context.Context) (*pgconn.PgConn, error) {
 		}
 		s.fo.alterFailover = false
 	}
+	if s.tempSlot {
+		// Once only: a later connection finds the slot gone with the
+		// first one, and diagnose says so.
+		s.tempSlot = false
+		res, err := pglogrepl.CreateReplicationSlot(ctx, conn, s.cfg.Slot, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{Temporary: true, Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+		if err != nil {
+			conn.Close(context.Background())
+			return nil, fmt.Errorf("cdc: create temporary slot %q: %w", s.cfg.Slot, err)
+		}
+		lsn, err := message.ParseLSN(res.ConsistentPoint)
+		if err != nil {
+			conn.Close(context.Background())
+			return nil, fmt.Errorf("cdc: create temporary slot %q: %w", s.cfg.Slot, err)
+		}
+		s.mu.Lock()
+		s.flushed = lsn
+		s.mu.Unlock()
+	}
 	s.mu.Lock()
 	start := s.received
 	s.mu.Unlock()
@@ -469,6 +494,9 @@ func (s *Stream) diagnose(ctx context.Context, err error) error {
 	}
 	if st == nil && s.fo.promoted != "" {
 		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotSynced, Detail: s.fo.promoted + " without the slot (was it created with Config.Failover, and did the standby synchronise it: sync_replication_slots = on); changes after the failover cannot be streamed from here without loss: create a new slot and backfill"}
+	}
+	if st == nil && s.cfg.TemporarySlot {
+		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "it was a temporary slot, gone with the replication connection that was lost; the changes since cannot be streamed from it"}
 	}
 	if st == nil {
 		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "it was dropped; it is not re-created because changes may have been lost"}

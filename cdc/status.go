@@ -43,6 +43,12 @@ type SlotState struct {
 	// LagBytes is the WAL written since ConfirmedFlushLSN: what the
 	// consumer has yet to confirm.
 	LagBytes int64 `json:"lag_bytes"`
+	// FlushLag is Postgres' flush_lag of the slot's walsender
+	// (pg_stat_replication): how long the consumer took to confirm the
+	// WAL it was last sent. 0 when the slot is inactive or the consumer is
+	// caught up and idle, or when the role may not see it
+	// (pg_read_all_stats). In JSON, nanoseconds.
+	FlushLag time.Duration `json:"flush_lag"`
 	// RetainedBytes is the WAL the slot keeps from being removed: from
 	// RestartLSN to CurrentLSN.
 	RetainedBytes int64 `json:"retained_bytes"`
@@ -104,13 +110,15 @@ func querySlot(ctx context.Context, q queryRower, slot string) (SlotState, error
 	var pid *int32
 	var lag, retained, safe *int64
 	var keepMB int64
+	var flushLag *float64
 	err := q.QueryRow(ctx, `select s.active, s.active_pid, s.plugin, s.database, s.wal_status, j->>'invalidation_reason',
 			s.confirmed_flush_lsn::text, s.restart_lsn::text, w.lsn::text,
 			pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::int8, pg_wal_lsn_diff(w.lsn, s.restart_lsn)::int8, s.safe_wal_size,
-			(select setting::int8 from pg_settings where name = 'max_slot_wal_keep_size')
+			(select setting::int8 from pg_settings where name = 'max_slot_wal_keep_size'),
+			(select extract(epoch from r.flush_lag)::float8 from pg_stat_replication r where r.pid = s.active_pid)
 		from (select s.*, to_jsonb(s) j from pg_replication_slots s where slot_name = $1) s,
 			(select case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_lsn() end lsn) w`, slot).
-		Scan(&st.Active, &pid, &plugin, &database, &walStatus, &invalidation, &flush, &restart, &current, &lag, &retained, &safe, &keepMB)
+		Scan(&st.Active, &pid, &plugin, &database, &walStatus, &invalidation, &flush, &restart, &current, &lag, &retained, &safe, &keepMB, &flushLag)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}
@@ -135,6 +143,9 @@ func querySlot(ctx context.Context, q queryRower, slot string) (SlotState, error
 	}
 	if lag != nil && *lag > 0 {
 		st.LagBytes = *lag
+	}
+	if flushLag != nil && *flushLag > 0 {
+		st.FlushLag = time.Duration(*flushLag * float64(time.Second))
 	}
 	if retained != nil && *retained > 0 {
 		st.RetainedBytes = *retained

@@ -63,6 +63,7 @@ type Stream struct {
 	decoded xidLog // the transactions decoded most recently, for Backfill
 
 	// Reader-only state.
+	tempSlot   bool // Config.TemporarySlot's slot is for the next connectOnce to create
 	conn       *pgconn.PgConn
 	parser     pgoutput.Parser // row messages valid until the next parse
 	rels       map[uint32]*relation

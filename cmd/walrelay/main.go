@@ -16,10 +16,73 @@
 //	walrelay drop   [flags]            remove a slot, publication and progress table
 //
 // The database is the -database flag, else the config file's, else the
-// DATABASE_URL environment variable.
+// DATABASE_URL environment variable. check, status, tail and drop need
+// nothing else; "walrelay <command> -h" explains each command's flags with
+// an example.
 //
-// Exit status: 0 success; 1 the command failed (the error says why and what
-// to do); 2 a usage or configuration error; 3 check found a blocking problem.
+// # Before streaming: check
+//
+// walrelay check looks at the database as a stream would use it and changes
+// nothing: wal_level, the role's REPLICATION attribute, the publication and
+// its tables (missing, not in the publication, without a primary key or
+// replica identity), and the slot. Each finding is printed with its severity
+// and the SQL that fixes it:
+//
+//	$ walrelay check -tables public.orders,public.events
+//	checked slot "walrelay", publication "walrelay" with public.orders, public.events
+//
+//	BLOCKING  replica_identity  public.events
+//	  table "public"."events" has no primary key and REPLICA IDENTITY DEFAULT: ...
+//	  fix: ALTER TABLE "public"."events" REPLICA IDENTITY FULL;
+//
+//	1 blocking finding, 0 warnings: walrelay cannot stream until the blocking ones are fixed
+//
+// It exits 3 when a finding is blocking, 0 otherwise (warnings included);
+// -json prints {"blocking", "warnings", "findings": [{"severity", "code",
+// "object", "message", "fix"}]} for scripts and deploy steps. The slot and
+// publication default to "walrelay"; with -create (the default) a missing
+// slot, and the publication of -tables, count as created, as run and tail
+// create them.
+//
+// # While it runs: status
+//
+// walrelay status reads, without streaming, every logical slot of the
+// pgoutput plugin in the database (or those -slot names): active or not, the
+// lag in bytes and the walsender's flush lag, the WAL it retains, wal_status
+// and safe_wal_size; then the publications and their tables, and the
+// backfills of the progress table, done or where they resume. -json too.
+//
+// # Looking at the changes: tail
+//
+// walrelay tail prints changes as they commit, one JSON message per line in
+// the shape Sequin delivers (package message). By default it streams from
+// a temporary slot that Postgres drops when tail exits, and with -tables
+// it creates a publication of those tables that it drops at exit: nothing
+// is left behind.
+//
+//	walrelay tail -tables public.orders -action update,delete | jq .record
+//
+// With -slot it streams from a lasting slot (-create creates it) and an
+// existing -publication, and acknowledges what it printed when it stops,
+// so the next tail of that slot goes on from there. -table and -action
+// filter what is printed, -n stops after that many messages; SIGINT and
+// SIGTERM stop it cleanly, and so does a closed stdout (tail | head).
+//
+// # Cleaning up: drop
+//
+// walrelay drop removes a slot (freeing its WAL; its undelivered changes are
+// lost), its publication, the backfill progress table and, when named,
+// idempotency tables. It lists them and asks to type yes; -yes is for
+// scripts. Without a terminal on stdin and without -yes it refuses, with exit
+// status 2. A slot in use is not dropped.
+//
+// # Exit status
+//
+// 0 success; 1 the command failed (the error says why and what to do: a
+// refused connection names the host and says to check the URL, a database
+// that is not ready lists the SQL that fixes it); 2 a usage or configuration
+// error, among them no database (neither -database nor DATABASE_URL) and drop
+// without a terminal or -yes; 3 check found a blocking problem.
 package main
 
 import (
@@ -30,6 +93,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -65,11 +129,16 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// terminal reports that stdin is a terminal, where drop may ask.
+	terminal bool
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := walrelay(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	// A closed stdout (walrelay tail | head) makes writes fail with EPIPE
+	// instead of killing the process, so that tail cleans up.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	code := walrelay(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(int(os.Stdin.Fd()))}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -163,4 +232,19 @@ func databaseURL(e *env, flagValue string) (string, error) {
 func fail(e *env, name string, code int, err error) int {
 	fmt.Fprintf(e.stderr, "walrelay %s: %v\n", name, err)
 	return code
+}
+
+// listFlag is a flag that may be repeated and takes comma-separated
+// lists: -table a -table b,c is [a b c].
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
 }

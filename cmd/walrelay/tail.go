@@ -1,10 +1,208 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/walrelay/walrelay/cdc"
+	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/sink"
 )
 
+const tailSummary = `prints the changes of the database to stdout as they commit, one JSON
+message per line, in the shape Sequin delivers ({"record", "changes", "action",
+"metadata"}).
+
+By default it streams from a temporary slot, which Postgres drops when tail
+exits however it exits: nothing is left behind, and only changes committed
+after tail started are printed. With -slot it streams from that slot (created
+with -create), acknowledging what it printed when it stops, so the next tail
+of the slot goes on from there (at least once: a transaction it stopped in
+the middle of is printed again from its start).
+
+The publication: -publication names one that exists; -tables creates one for
+those tables for as long as tail runs (named walrelay_tail_..., dropped at
+exit; only with the temporary slot, since a lasting slot needs a lasting
+publication). Without either, the tables of -table, if given, are used as
+-tables; else the publication "walrelay".
+
+-table and -action print only the messages of those tables and actions
+(insert, update, delete; read comes from backfills, which tail does not run).
+tail stops on SIGINT or SIGTERM, or after -n messages.
+
+Exit status: 0 stopped by a signal or -n, or stdout was closed; 1 failure;
+2 usage error (no database given, a bad flag or table name).`
+
+const tailExample = `  DATABASE_URL=postgres://app@db/app walrelay tail -tables public.orders
+  walrelay tail -publication walrelay -table orders -action update,delete | jq .record
+  walrelay tail -slot debug_slot -create -publication walrelay -n 100 > changes.jsonl
+`
+
 func tailCmd(ctx context.Context, e *env, args []string) int {
-	return fail(e, "tail", exitFailure, errors.New("not built yet"))
+	fs := newFlags(e, "tail", tailSummary, tailExample)
+	database := fs.String("database", "", "postgres URL or DSN (default $DATABASE_URL)")
+	slot := fs.String("slot", "", "stream from this slot, acknowledging what was printed (default: a temporary slot)")
+	create := fs.Bool("create", false, "with -slot: create the slot when it does not exist (it stays; walrelay drop removes it)")
+	pub := fs.String("publication", "", "an existing publication (default \"walrelay\", or a temporary one for -tables)")
+	var tables, only, actions listFlag
+	fs.Var(&tables, "tables", "create a publication of these tables while tail runs, `schema.table,...` (repeatable)")
+	fs.Var(&only, "table", "print only these tables' messages, `schema.table,...` (repeatable)")
+	fs.Var(&actions, "action", "print only these actions, `insert,update,delete,read` (repeatable)")
+	limit := fs.Int("n", 0, "stop after printing this many messages (0: until a signal)")
+	if code := parse(fs, e, args); code >= 0 {
+		return code
+	}
+	url, err := databaseURL(e, *database)
+	if err != nil {
+		return fail(e, "tail", exitUsage, err)
+	}
+	for _, t := range append(append([]string{}, tables...), only...) {
+		if _, _, err := message.ParseTable(t); err != nil {
+			return fail(e, "tail", exitUsage, err)
+		}
+	}
+	keep := sink.Predicate(func(message.Message) bool { return true })
+	var preds []sink.Predicate
+	if len(only) > 0 {
+		preds = append(preds, sink.Tables(only...))
+	}
+	if len(actions) > 0 {
+		acts := make([]message.Action, len(actions))
+		for i, a := range actions {
+			acts[i] = message.Action(a)
+			if !acts[i].Valid() {
+				return fail(e, "tail", exitUsage, fmt.Errorf("-action %q: want insert, update, delete or read", a))
+			}
+		}
+		preds = append(preds, sink.Actions(acts...))
+	}
+	if len(preds) > 0 {
+		keep = sink.All(preds...)
+	}
+	switch {
+	case *limit < 0:
+		return fail(e, "tail", exitUsage, errors.New("-n must not be negative"))
+	case *create && *slot == "":
+		return fail(e, "tail", exitUsage, errors.New("-create needs -slot: the temporary slot is always created"))
+	case *pub != "" && len(tables) > 0:
+		return fail(e, "tail", exitUsage, errors.New("-publication and -tables: give one (-tables makes a publication of its own)"))
+	case *slot != "" && len(tables) > 0:
+		return fail(e, "tail", exitUsage, errors.New("-slot with -tables: a lasting slot needs a lasting publication; create it (CREATE PUBLICATION, or walrelay run) and pass -publication"))
+	}
+	if *pub == "" && len(tables) == 0 {
+		if len(only) > 0 && *slot == "" {
+			tables = only
+		} else {
+			*pub = "walrelay"
+		}
+	}
+
+	var suffix [4]byte
+	rand.Read(suffix[:])
+	name := fmt.Sprintf("walrelay_tail_%d_%s", os.Getpid(), hex.EncodeToString(suffix[:]))
+	cfg := cdc.Config{ConnString: url, Slot: *slot, Publication: *pub, CreateSlot: *create}
+	if *slot == "" {
+		cfg.Slot, cfg.TemporarySlot = name, true
+	}
+	if len(tables) > 0 {
+		cfg.Publication, cfg.CreatePublication, cfg.PublicationTables = name, true, tables
+	}
+	s, err := cdc.Open(ctx, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		if errors.Is(err, cdc.ErrPublicationNotFound) && *pub == "walrelay" {
+			return fail(e, "tail", exitFailure, errors.New(`there is no publication "walrelay": name the tables to tail with -tables public.orders,..., or an existing publication with -publication`))
+		}
+		if errors.Is(err, cdc.ErrSlotNotFound) && *slot != "" && !*create {
+			return fail(e, "tail", exitFailure, fmt.Errorf("there is no slot %q: pass -create to create it (it stays until walrelay drop), or leave -slot out to tail from a temporary slot", *slot))
+		}
+		return failErr(e, "tail", err)
+	}
+	code := tail(ctx, e, s, keep, *limit)
+	if cfg.CreatePublication {
+		// The temporary publication, whatever happened.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		_, err := cdc.Drop(dctx, cfg, cdc.DropOptions{KeepSlot: true, KeepBackfillTable: true})
+		cancel()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "walrelay tail: could not drop the temporary publication %s: %v\n(drop it with: DROP PUBLICATION %s;)\n", name, err, name)
+			if code == exitOK {
+				code = exitFailure
+			}
+		}
+	}
+	return code
 }
+
+// tail prints the messages of s that keep accepts until ctx ends or limit
+// were printed, acknowledging each once it was written out, and closes s.
+func tail(ctx context.Context, e *env, s *cdc.Stream, keep sink.Predicate, limit int) int {
+	out := bufio.NewWriterSize(e.stdout, 64<<10)
+	enc := message.NewEncoder(out)
+	var last *message.Message // received, not yet acknowledged
+	var printed int
+	// flush writes out what was printed and acknowledges it, with the
+	// messages skipped before it.
+	flush := func() error {
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		if last != nil {
+			s.Ack(*last)
+			last = nil
+		}
+		return nil
+	}
+	code := exitOK
+	for limit == 0 || printed < limit {
+		m, err := s.Next(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				code = failErr(e, "tail", err)
+			}
+			break
+		}
+		if keep(m) {
+			if err := enc.Encode(m); err != nil {
+				code = writeFailed(e, err)
+				break
+			}
+			printed++
+		}
+		last = &m
+		if s.Buffered().Messages == 0 || (limit > 0 && printed == limit) {
+			if err := flush(); err != nil {
+				code = writeFailed(e, err)
+				last = nil
+				break
+			}
+		}
+	}
+	if err := flush(); err != nil && code == exitOK {
+		code = writeFailed(e, err)
+	}
+	if err := s.Close(); err != nil && code == exitOK {
+		code = failErr(e, "tail", err)
+	}
+	return code
+}
+
+// writeFailed is the exit status after stdout failed: closed by its
+// reader (walrelay tail | head) is a normal end.
+func writeFailed(e *env, err error) int {
+	if errors.Is(err, os.ErrClosed) || isBrokenPipe(err) {
+		return exitOK
+	}
+	return fail(e, "tail", exitFailure, fmt.Errorf("write to stdout: %w", err))
+}
+
+func isBrokenPipe(err error) bool { return errors.Is(err, syscall.EPIPE) }

@@ -1,0 +1,145 @@
+package cdc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The listings below read what a database holds for walrelay without a
+// stream, for tools and dashboards (walrelay status): they change nothing,
+// and the role needs no REPLICATION attribute.
+
+// ListSlots returns the state of every logical replication slot of the
+// pgoutput plugin in the database at connString (the slots a stream can
+// use; other plugins' slots, physical slots and other databases' slots are
+// left out), by name.
+func ListSlots(ctx context.Context, connString string) ([]SlotState, error) {
+	conn, release, err := connectList(ctx, connString)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := conn.Query(ctx, `select slot_name::text from pg_replication_slots
+		where slot_type = 'logical' and plugin = 'pgoutput' and database = current_database() order by 1`)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: list slots: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("cdc: list slots: %w", err)
+	}
+	out := make([]SlotState, 0, len(names))
+	for _, n := range names {
+		st, err := querySlot(ctx, conn, n)
+		if err != nil {
+			return nil, err
+		}
+		if st.Exists { // dropped since
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// Publication is a publication and the tables it publishes.
+type Publication struct {
+	Name string `json:"name"`
+	// AllTables: FOR ALL TABLES (Tables then lists today's tables).
+	AllTables bool `json:"all_tables"`
+	// Tables are "schema.table", unquoted, by name.
+	Tables []string `json:"tables"`
+	// Insert, Update, Delete and Truncate: what it publishes.
+	Insert   bool `json:"insert"`
+	Update   bool `json:"update"`
+	Delete   bool `json:"delete"`
+	Truncate bool `json:"truncate"`
+}
+
+// ListPublications returns the publications of the database at connString,
+// by name.
+func ListPublications(ctx context.Context, connString string) ([]Publication, error) {
+	conn, release, err := connectList(ctx, connString)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := conn.Query(ctx, `select p.pubname::text, p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,
+			coalesce((select array_agg(t.schemaname || '.' || t.tablename order by 1) from pg_publication_tables t where t.pubname = p.pubname), '{}')
+		from pg_publication p order by 1`)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: list publications: %w", err)
+	}
+	var out []Publication
+	var p Publication
+	_, err = pgx.ForEachRow(rows, []any{&p.Name, &p.AllTables, &p.Insert, &p.Update, &p.Delete, &p.Truncate, &p.Tables}, func() error {
+		out = append(out, p)
+		p = Publication{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cdc: list publications: %w", err)
+	}
+	return out, nil
+}
+
+// ListBackfills returns the saved progress of every backfill in the
+// progress table (Config.BackfillTable; "" = public.walrelay_backfills) of
+// the database at connString, by ID: none when the table does not exist.
+// A backfill that is not Done resumes after Cursor.
+func ListBackfills(ctx context.Context, connString, progressTable string) ([]BackfillProgress, error) {
+	cfg := Config{BackfillTable: progressTable}
+	if progressTable == "" {
+		cfg.BackfillTable = "public.walrelay_backfills"
+	}
+	schema, table, err := qualifiedTable(cfg.BackfillTable)
+	if err != nil {
+		return nil, &ConfigError{Err: fmt.Errorf("progress table: %w", err)}
+	}
+	conn, release, err := connectList(ctx, connString)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ident := pgx.Identifier{schema, table}.Sanitize()
+	rows, err := conn.Query(ctx, `select id, table_name, cursor, done from `+ident+` order by id`)
+	if c := pgCode(err); c == "42P01" || c == "3F000" { // undefined_table or _schema: no backfill has run
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cdc: list backfills in %s: %w", ident, err)
+	}
+	var out []BackfillProgress
+	var p BackfillProgress
+	var cursor []byte
+	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Table, &cursor, &p.Done}, func() error {
+		if len(cursor) > 0 && string(cursor) != "null" {
+			if err := json.Unmarshal(cursor, &p.Cursor); err != nil {
+				return fmt.Errorf("backfill %q: saved cursor: %w", p.ID, err)
+			}
+		}
+		out = append(out, p)
+		p, cursor = BackfillProgress{}, nil
+		return nil
+	})
+	if c := pgCode(err); c == "42P01" || c == "3F000" {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cdc: list backfills in %s: %w", ident, err)
+	}
+	return out, nil
+}
+
+// connectList opens one query connection to connString for the listings.
+func connectList(ctx context.Context, connString string) (*pgxpool.Conn, func(), error) {
+	if connString == "" {
+		return nil, nil, &ConfigError{Err: errors.New("ConnString is empty")}
+	}
+	cfg := Config{ConnString: connString}
+	return cfg.connectOne(ctx)
+}
