@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/testtime"
@@ -545,26 +543,5 @@ func TestBackfillErrorsNotRetried(t *testing.T) {
 	err := s.Backfill(ctx, backfill.Config{Table: "public.no_such_table", ID: "missing"})
 	if !errors.Is(err, backfill.ErrTableNotFound) {
 		t.Fatalf("Backfill of a missing table = %v; want ErrTableNotFound, not a retry until the deadline", err)
-	}
-}
-
-func TestTransient(t *testing.T) {
-	for _, c := range []struct {
-		err  error
-		want bool
-	}{
-		{&pgconn.PgError{Code: "57P01"}, true}, // admin shutdown (a restart)
-		{&pgconn.PgError{Code: "08006"}, true}, // connection failure
-		{&pgconn.PgError{Code: "40P01"}, true}, // deadlock
-		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
-		{errChunkLost, true},
-		{&pgconn.PgError{Code: "42P01"}, false}, // undefined table
-		{&pgconn.PgError{Code: "42501"}, false}, // permission denied
-		{backfill.ErrTableNotFound, false},
-		{errors.New("backfill: read: got 3 columns, want 4"), false},
-	} {
-		if got := transient(c.err); got != c.want {
-			t.Errorf("transient(%v) = %v, want %v", c.err, got, c.want)
-		}
 	}
 }
