@@ -77,6 +77,13 @@
 // reads strictly after that row. Rows delivered after the cursor was saved
 // are read again — at-least-once — with the same idempotency keys.
 //
+// A [ProgressStore] keeps cursors in a Postgres table (by default
+// [DefaultProgressTable]), one [Progress] per backfill ID: [ProgressStore.Create]
+// makes the table, [ProgressStore.Save] records a cursor — in the
+// transaction that stores the rows, when they go to the same database —
+// and [ProgressStore.Load] returns it, creating nothing. cdc's
+// Stream.Backfill keeps its progress in one.
+//
 // # Limits
 //
 // Each page is held in memory until it is returned. Adaptive pages stay near
