@@ -2,8 +2,6 @@ package cdc
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"go/ast"
@@ -12,7 +10,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,7 +65,6 @@ func TestIsRetryable(t *testing.T) {
 		{"reconnect gave up", fmt.Errorf("cdc: reconnect gave up: %w", reset), true},
 		{"server ended the stream", errStreamEnded, true},
 		{"chunk lost", errChunkLost, true},
-		{"certificate not verified", fmt.Errorf("connect: %w", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), false},
 
 		// This package's errors.
 		{"slot in use", &SlotError{Slot: "s", Err: ErrSlotInUse}, true},
@@ -183,7 +179,7 @@ func TestOneRetryPolicy(t *testing.T) {
 	fset := token.NewFileSet()
 	calls := map[string]map[string]bool{} // function → what it calls
 	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
+		if test, _ := filepath.Match("*_test.go", f); test {
 			continue
 		}
 		file, err := parser.ParseFile(fset, f, nil, 0)
