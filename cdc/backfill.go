@@ -36,11 +36,12 @@ import (
 // the stream (with [Run], or Next and Ack). It rides through a server
 // restart or a lost connection as the stream does: the chunk in flight is
 // read again, after waits from Config.Backoff; errors a retry cannot fix
-// (no such table, permission denied) are returned. Progress is saved in the
-// progress table (Config.BackfillTable, a [backfill.ProgressStore]) once a chunk's reads are
-// acknowledged; calling Backfill again with the same cfg.ID resumes after the
-// last saved chunk, or returns at once if that backfill finished. Several
-// backfills may run at once, on different tables or IDs.
+// (no such table, permission denied: see [IsRetryable]) are returned.
+// Progress is saved in the progress table (Config.BackfillTable, a
+// [backfill.ProgressStore]) once a chunk's reads are acknowledged; calling
+// Backfill again with the same cfg.ID resumes after the last saved chunk,
+// or returns at once if that backfill finished. Several backfills may run
+// at once, on different tables or IDs.
 //
 // cfg.Table is written as in SQL (see [message.ParseTable]). cfg.ChunkSize
 // 0 sizes chunks adaptively (see backfill.DefaultChunkSize: from 1,000 rows
@@ -221,16 +222,7 @@ func (r *backfillRun) checkIdentity(ctx context.Context) error {
 // read, when the table is done.
 func (r *backfillRun) chunk(ctx context.Context) (more bool, err error) {
 	s := r.s
-	ch := &chunk{
-		id:      fmt.Sprintf("%x-%d", s.id, s.chunks.seq.Add(1)),
-		schema:  r.schema,
-		table:   r.table,
-		keyCols: r.it.PrimaryKey(),
-		dirty:   make(map[string][]uint32),
-		done:    make(chan struct{}),
-	}
-	s.chunks.register(ch)
-	reg := s.decoded.count() // decoded from here on: recorded by ch
+	ch, reg := r.register()
 	rows, snap, err := r.read(ctx, reg)
 	if errors.Is(err, io.EOF) {
 		s.chunks.remove(ch.id)
@@ -271,6 +263,23 @@ func (r *backfillRun) chunk(ctx context.Context) (more bool, err error) {
 	r.queue = append(r.queue, inflight{ch, r.emitted})
 	acked, _ := s.acks()
 	return true, r.saveAcked(ctx, acked)
+}
+
+// register registers a new chunk of the table with the reader, which
+// records the changes to the table against it from here on; reg counts the
+// transactions decoded before, whose changes it did not record.
+func (r *backfillRun) register() (ch *chunk, reg uint64) {
+	s := r.s
+	ch = &chunk{
+		id:      fmt.Sprintf("%x-%d", s.id, s.chunks.seq.Add(1)),
+		schema:  r.schema,
+		table:   r.table,
+		keyCols: r.it.PrimaryKey(),
+		dirty:   make(map[string][]uint32),
+		done:    make(chan struct{}),
+	}
+	s.chunks.register(ch)
+	return ch, s.decoded.count()
 }
 
 // saveAcked saves the cursor of the last chunk whose reads are all
