@@ -45,6 +45,9 @@ var (
 )
 
 // Querier runs a query. *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it.
+// The Iterator is given one with each call that reads, so a caller can read
+// one page in a transaction of its own (a snapshot it needs) and the next
+// on a pool.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
@@ -110,9 +113,9 @@ type Config struct {
 }
 
 // Iterator reads a table in key order, a page at a time, as read messages.
-// It is not safe for concurrent use.
+// It holds no connection: each call that reads is given its [Querier]. It
+// is not safe for concurrent use.
 type Iterator struct {
-	q      Querier
 	mapper *pgvalue.Mapper
 	id     string
 	now    func() time.Time
@@ -151,10 +154,10 @@ type catalogColumn struct {
 	notNull bool
 }
 
-// New looks the table up, checks cfg and prepares the queries. It reads no
-// rows.
-func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
-	if conn == nil {
+// New looks the table up through q, checks cfg and prepares the queries.
+// It reads no rows, and keeps no reference to q.
+func New(ctx context.Context, q Querier, cfg Config) (*Iterator, error) {
+	if q == nil {
 		return nil, errors.New("backfill: nil Querier")
 	}
 	if cfg.ID == "" {
@@ -171,7 +174,6 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 		schema = "public"
 	}
 	it := &Iterator{
-		q:        conn,
 		mapper:   pgvalue.NewMapper(),
 		id:       cfg.ID,
 		now:      cfg.Now,
@@ -191,7 +193,7 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 	}
 	qname := pgx.Identifier{schema, table}.Sanitize()
 
-	rel, err := describe(ctx, conn, schema, table)
+	rel, err := describe(ctx, q, schema, table)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +263,7 @@ func New(ctx context.Context, conn Querier, cfg Config) (*Iterator, error) {
 	for _, name := range order {
 		it.orderIdx = append(it.orderIdx, pos[name])
 	}
-	if err := it.mapper.Resolve(ctx, conn, oids...); err != nil {
+	if err := it.mapper.Resolve(ctx, q, oids...); err != nil {
 		return nil, fmt.Errorf("backfill: %s: %w", qname, err)
 	}
 	orderCols := make([]catalogColumn, len(order))
@@ -431,11 +433,11 @@ func nextChunkSize(n, size int, elapsed time.Duration) int {
 	return max(next, MinChunkSize)
 }
 
-// Next returns the next row as a read message, reading a page when the
-// previous one is used up. It returns io.EOF after the last row.
-func (it *Iterator) Next(ctx context.Context) (message.Message, error) {
+// Next returns the next row as a read message, reading a page through q
+// when the previous one is used up. It returns io.EOF after the last row.
+func (it *Iterator) Next(ctx context.Context, q Querier) (message.Message, error) {
 	if len(it.buf) == 0 {
-		if err := it.fill(ctx); err != nil {
+		if err := it.fill(ctx, q); err != nil {
 			return message.Message{}, err
 		}
 	}
@@ -445,23 +447,27 @@ func (it *Iterator) Next(ctx context.Context) (message.Message, error) {
 	return m, nil
 }
 
-// NextChunk returns the next page of rows: one query's worth, at most the
-// chunk size. Rows a preceding Next left of the current page come first, as
-// a page of their own. It returns io.EOF, and no messages, when the table is
-// done.
-func (it *Iterator) NextChunk(ctx context.Context) ([]message.Message, error) {
+// NextChunk returns the next page of rows: one query's worth through q, at
+// most the chunk size. Rows a preceding Next left of the current page come
+// first, as a page of their own (q is then not used). It returns io.EOF, and
+// no messages, when the table is done.
+func (it *Iterator) NextChunk(ctx context.Context, q Querier) ([]message.Message, error) {
 	if len(it.buf) == 0 {
-		if err := it.fill(ctx); err != nil {
+		if err := it.fill(ctx, q); err != nil {
 			return nil, err
 		}
 	}
 	return it.take(len(it.buf)), nil
 }
 
-// fill reads the page after the cursor into buf; io.EOF when there is none.
-func (it *Iterator) fill(ctx context.Context) error {
+// fill reads the page after the cursor into buf through q; io.EOF when
+// there is none.
+func (it *Iterator) fill(ctx context.Context, q Querier) error {
 	if it.done {
 		return io.EOF
+	}
+	if q == nil {
+		return errors.New("backfill: nil Querier")
 	}
 	sql, args := it.sqlFirst, []any{pgx.QueryResultFormats{pgx.TextFormatCode}}
 	if it.cursor != nil {
@@ -473,7 +479,7 @@ func (it *Iterator) fill(ctx context.Context) error {
 	args = append(args, it.limit)
 	qname := pgx.Identifier{it.schema, it.table}.Sanitize()
 	start := time.Now()
-	rows, err := it.q.Query(ctx, sql, args...)
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return readErr(qname, err)
 	}
@@ -494,7 +500,7 @@ func (it *Iterator) fill(ctx context.Context) error {
 	for i, fd := range fds {
 		oids[i] = fd.DataTypeOID
 	}
-	if err := it.mapper.Resolve(ctx, it.q, oids...); err != nil {
+	if err := it.mapper.Resolve(ctx, q, oids...); err != nil {
 		return readErr(qname, err)
 	}
 	msgs, keys, size, err := it.readPage(rows, oids)

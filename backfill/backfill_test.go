@@ -35,12 +35,12 @@ func connect(t testing.TB, url string) *pgx.Conn {
 	return conn
 }
 
-// readAll reads the iterator to the end with Next.
-func readAll(t *testing.T, it *Iterator) []message.Message {
+// readAll reads the iterator to the end with Next through q.
+func readAll(t *testing.T, it *Iterator, q Querier) []message.Message {
 	t.Helper()
 	var out []message.Message
 	for {
-		m, err := it.Next(t.Context())
+		m, err := it.Next(t.Context(), q)
 		if errors.Is(err, io.EOF) {
 			return out
 		}
@@ -51,11 +51,12 @@ func readAll(t *testing.T, it *Iterator) []message.Message {
 	}
 }
 
-// chunks reads the iterator to the end with NextChunk and returns the page sizes.
-func chunks(t *testing.T, it *Iterator) (sizes []int, all []message.Message) {
+// chunks reads the iterator to the end with NextChunk through q and returns
+// the page sizes.
+func chunks(t *testing.T, it *Iterator, q Querier) (sizes []int, all []message.Message) {
 	t.Helper()
 	for {
-		ms, err := it.NextChunk(t.Context())
+		ms, err := it.NextChunk(t.Context(), q)
 		if errors.Is(err, io.EOF) {
 			if ms != nil {
 				t.Fatalf("io.EOF with %d messages", len(ms))
@@ -99,7 +100,7 @@ func TestIntKey(t *testing.T) {
 	if c := it.Cursor(); c != nil {
 		t.Fatalf("cursor before reading = %v, want nil", c)
 	}
-	sizes, ms := chunks(t, it)
+	sizes, ms := chunks(t, it, conn)
 	if !slices.Equal(sizes, []int{10, 10, 6}) {
 		t.Fatalf("chunk sizes %v, want [10 10 6]", sizes)
 	}
@@ -153,7 +154,7 @@ func TestIntKey(t *testing.T) {
 	if c := it.Cursor(); !slices.Equal(c, Cursor{"25"}) {
 		t.Fatalf("final cursor %v, want [25]", c)
 	}
-	if _, err := it.Next(t.Context()); !errors.Is(err, io.EOF) {
+	if _, err := it.Next(t.Context(), conn); !errors.Is(err, io.EOF) {
 		t.Fatalf("Next after the end: %v, want io.EOF", err)
 	}
 }
@@ -171,7 +172,7 @@ func TestTextKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := ids(readAll(t, it), "w")
+		got := ids(readAll(t, it, conn), "w")
 		want := make([]any, len(keys))
 		sorted := slices.Clone(keys)
 		slices.Sort(sorted) // the test database uses the C collation: byte order
@@ -219,7 +220,7 @@ func TestUUIDKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := readAll(t, it)
+	ms := readAll(t, it, conn)
 	if got := ids(ms, "id"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v\nwant %v", got, want)
 	}
@@ -240,7 +241,7 @@ func TestCompositeKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := readAll(t, it)
+	ms := readAll(t, it, conn)
 	if len(ms) != 50 {
 		t.Fatalf("read %d rows, want 50", len(ms))
 	}
@@ -272,7 +273,7 @@ func TestResumeFromCursor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := readAll(t, full)
+	all := readAll(t, full, conn)
 	if len(all) != 40 {
 		t.Fatalf("read %d rows, want 40", len(all))
 	}
@@ -282,7 +283,7 @@ func TestResumeFromCursor(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range stop {
-			if _, err := it.Next(t.Context()); err != nil {
+			if _, err := it.Next(t.Context(), conn); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -299,7 +300,7 @@ func TestResumeFromCursor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rest := readAll(t, resumed)
+		rest := readAll(t, resumed, conn)
 		if len(rest) != 40-stop {
 			t.Fatalf("stop %d: resumed read %d rows, want %d", stop, len(rest), 40-stop)
 		}
@@ -333,7 +334,7 @@ func TestChunkBoundaries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sizes, ms := chunks(t, it)
+		sizes, ms := chunks(t, it, conn)
 		if !slices.Equal(sizes, tc.sizes) {
 			t.Fatalf("chunk %d: sizes %v, want %v", tc.size, sizes, tc.sizes)
 		}
@@ -348,16 +349,16 @@ func TestChunkBoundaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		if _, err := it.Next(t.Context()); err != nil {
+		if _, err := it.Next(t.Context(), conn); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rest, err := it.NextChunk(t.Context())
+	rest, err := it.NextChunk(t.Context(), conn)
 	if err != nil || len(rest) != 5 || rest[0].Record["id"] != int64(4) {
 		t.Fatalf("rest of the page: %d rows, %v", len(rest), err)
 	}
 	it.SetChunkSize(3)
-	sizes, ms := chunks(t, it)
+	sizes, ms := chunks(t, it, conn)
 	if !slices.Equal(sizes, []int{3, 3, 3, 3}) || ms[0].Record["id"] != int64(9) {
 		t.Fatalf("after SetChunkSize(3): sizes %v", sizes)
 	}
@@ -379,7 +380,7 @@ func TestAdaptiveChunkSize(t *testing.T) {
 	next := int64(1)
 	for {
 		want := it.ChunkSize()
-		ms, err := it.NextChunk(t.Context())
+		ms, err := it.NextChunk(t.Context(), conn)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -447,10 +448,10 @@ func TestEmptyTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := it.Next(t.Context()); !errors.Is(err, io.EOF) {
+	if _, err := it.Next(t.Context(), conn); !errors.Is(err, io.EOF) {
 		t.Fatalf("Next: %v, want io.EOF", err)
 	}
-	if ms, err := it.NextChunk(t.Context()); !errors.Is(err, io.EOF) || ms != nil {
+	if ms, err := it.NextChunk(t.Context(), conn); !errors.Is(err, io.EOF) || ms != nil {
 		t.Fatalf("NextChunk: %d, %v, want io.EOF", len(ms), err)
 	}
 	if it.Cursor() != nil {
@@ -473,7 +474,7 @@ func TestWhereAndColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := readAll(t, it)
+	ms := readAll(t, it, conn)
 	want := []any{int64(1), int64(3), int64(6), int64(9), int64(12), int64(15), int64(18), int64(21), int64(24), int64(27), int64(30)}
 	if got := ids(ms, "id"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("ids %v, want %v", got, want)
@@ -503,7 +504,7 @@ func TestOrderByWithoutPrimaryKey(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", table, err)
 		}
-		ms := readAll(t, it)
+		ms := readAll(t, it, conn)
 		if len(ms) != 12 {
 			t.Fatalf("%s: %d rows, want 12", table, len(ms))
 		}
@@ -563,7 +564,7 @@ func TestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pgErr *pgconn.PgError
-	if _, err := it.Next(ctx); !errors.As(err, &pgErr) || pgErr.Code != "22P02" { // invalid_text_representation
+	if _, err := it.Next(ctx, conn); !errors.As(err, &pgErr) || pgErr.Code != "22P02" { // invalid_text_representation
 		t.Fatalf("bad cursor: got %v, want Postgres' invalid input error", err)
 	}
 	// So does an error in Where, on the first page.
@@ -572,7 +573,7 @@ func TestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgtest.Exec(t, url, "insert into t values (1)")
-	if _, err := it.Next(ctx); !errors.As(err, &pgErr) || pgErr.Code != "22012" { // division_by_zero
+	if _, err := it.Next(ctx, conn); !errors.As(err, &pgErr) || pgErr.Code != "22012" { // division_by_zero
 		t.Fatalf("Where dividing by zero: got %v, want Postgres' division_by_zero error", err)
 	}
 	pgtest.Exec(t, url, "delete from t")
@@ -591,7 +592,7 @@ func TestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := readAll(t, it)
+	ms := readAll(t, it, conn)
 	if len(ms) != 2 || ms[1].Record["a b"] != "y" || ms[1].Metadata.TableSchema != "odd.schema" || ms[1].Metadata.TableName != `Odd "Name"` {
 		t.Fatalf("odd names: %+v", ms)
 	}
@@ -615,7 +616,7 @@ func TestKeysStable(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, m := range readAll(t, it) {
+		for _, m := range readAll(t, it, conn) {
 			out = append(out, m.Metadata.IdempotencyKey)
 		}
 		return out
@@ -653,7 +654,7 @@ func TestPoolAndTx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(readAll(t, it)); n != 9 {
+	if n := len(readAll(t, it, pool)); n != 9 {
 		t.Fatalf("pool: %d rows", n)
 	}
 
@@ -666,12 +667,12 @@ func TestPoolAndTx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := it.NextChunk(t.Context())
+	first, err := it.NextChunk(t.Context(), tx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pgtest.Exec(t, url, "insert into p values (100)", "delete from p where id = 9")
-	_, rest := chunks(t, it)
+	_, rest := chunks(t, it, tx)
 	got := ids(append(first, rest...), "id")
 	want := []any{int64(1), int64(2), int64(3), int64(4), int64(5), int64(6), int64(7), int64(8), int64(9)}
 	if !reflect.DeepEqual(got, want) {
@@ -696,8 +697,7 @@ func TestReadErrorIsNotEOF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	it.q = eofQuerier{}
-	_, err = it.NextChunk(t.Context())
+	_, err = it.NextChunk(t.Context(), eofQuerier{})
 	if err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("NextChunk = %v; want an error that is not io.EOF", err)
 	}

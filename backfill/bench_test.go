@@ -52,7 +52,7 @@ func BenchmarkIterator(b *testing.B) {
 		}
 		n := 0
 		for {
-			ms, err := it.NextChunk(ctx)
+			ms, err := it.NextChunk(ctx, conn)
 			if errors.Is(err, io.EOF) {
 				break
 			}

@@ -17,14 +17,17 @@
 //
 // # Reading a table
 //
-// Create an [Iterator] with [New] on a *pgx.Conn, a *pgxpool.Pool or a
-// pgx.Tx, then call [Iterator.Next] until it returns io.EOF, or
-// [Iterator.NextChunk] for a page of rows at a time:
+// Create an [Iterator] with [New], which looks the table up through a
+// [Querier] (a *pgx.Conn, a *pgxpool.Pool or a pgx.Tx), then call
+// [Iterator.Next] until it returns io.EOF, or [Iterator.NextChunk] for a
+// page of rows at a time. The iterator holds no connection: each call that
+// reads is given the Querier to read through, so one page can be read in a
+// transaction of the caller's and the next on a pool:
 //
 //	it, err := backfill.New(ctx, conn, backfill.Config{Table: "public.orders", ID: "orders-2024-10"})
 //	if err != nil { … }
 //	for {
-//		m, err := it.Next(ctx)
+//		m, err := it.Next(ctx, conn)
 //		if errors.Is(err, io.EOF) { break }
 //		if err != nil { … }
 //		… deliver m …
@@ -48,9 +51,10 @@
 //
 // Pages are read at different moments: rows inserted, updated or deleted
 // while a backfill runs may or may not be seen, and a row whose key changes
-// can be missed or read twice. Each page is consistent on its own. Run the
-// iterator inside a REPEATABLE READ transaction (pass the pgx.Tx) to read the
-// whole table as of one snapshot, at the cost of holding that snapshot. The
+// can be missed or read twice. Each page is consistent on its own. Read
+// every page through one REPEATABLE READ transaction (pass the pgx.Tx) to
+// read the whole table as of one snapshot, at the cost of holding that
+// snapshot. The
 // watermark-consistent variant, in which reads are interleaved with the live
 // change stream so that a read never overtakes a newer change of its row, is
 // cdc.Stream.Backfill; it is built on [Iterator.NextChunk].
@@ -72,6 +76,13 @@
 // a crash, pass the stored cursor in [Config.Cursor] to a new iterator: it
 // reads strictly after that row. Rows delivered after the cursor was saved
 // are read again — at-least-once — with the same idempotency keys.
+//
+// A [ProgressStore] keeps cursors in a Postgres table (by default
+// [DefaultProgressTable]), one [Progress] per backfill ID: [ProgressStore.Create]
+// makes the table, [ProgressStore.Save] records a cursor — in the
+// transaction that stores the rows, when they go to the same database —
+// and [ProgressStore.Load] returns it, creating nothing. cdc's
+// Stream.Backfill keeps its progress in one.
 //
 // # Limits
 //

@@ -37,7 +37,7 @@ func Example() {
 	}
 	enc := json.NewEncoder(os.Stdout)
 	for {
-		page, err := it.NextChunk(ctx)
+		page, err := it.NextChunk(ctx, conn)
 		if errors.Is(err, io.EOF) {
 			break
 		}

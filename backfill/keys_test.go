@@ -83,7 +83,7 @@ func TestKeyTypes(t *testing.T) {
 				seen := make(map[string]int, n)
 				reads := 0
 				for reads <= 2*n { // more reads than rows: a page was read again
-					_, err := it.Next(ctx)
+					_, err := it.Next(ctx, conn)
 					if errors.Is(err, io.EOF) {
 						break
 					}
@@ -118,7 +118,7 @@ func TestBitKeyManyPages(t *testing.T) {
 	seen := make(map[string]int, n)
 	pages, reads := 0, 0
 	for reads <= 2*n {
-		ms, err := it.NextChunk(t.Context())
+		ms, err := it.NextChunk(t.Context(), conn)
 		if errors.Is(err, io.EOF) {
 			break
 		}

@@ -27,7 +27,7 @@ func TestUndecodableValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = it.Next(t.Context())
+	_, err = it.Next(t.Context(), conn)
 	var de *pgvalue.DecodeError
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "ev") || !strings.Contains(err.Error(), "column at") {
 		t.Fatalf("without Undecodable: %v, want a decode error naming the table and column at", err)
@@ -42,7 +42,7 @@ func TestUndecodableValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := readAll(t, it)
+	msgs := readAll(t, it, conn)
 	if len(msgs) != 2 || msgs[0].Record["id"] != int64(1) || msgs[1].Record["id"] != int64(2) || msgs[1].Record["at"] != nil {
 		t.Fatalf("reads = %v", msgs)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/message"
 	"github.com/walrelay/walrelay/sink"
 )
@@ -88,8 +89,9 @@ type Config struct {
 
 	// BackfillTable is the table ("schema.table", or "table" in public,
 	// written as in SQL, see [message.ParseTable]) where Stream.Backfill
-	// saves its progress; created when missing. Its own changes are never
-	// delivered. "" = public.walrelay_backfills.
+	// saves its progress (a [backfill.ProgressStore]); created when
+	// missing. Its own changes are never delivered. "" =
+	// backfill.DefaultProgressTable, public.walrelay_backfills.
 	BackfillTable string
 
 	// Truncate says what a TRUNCATE of a published table becomes: by
@@ -251,7 +253,7 @@ func (c *Config) validate() error {
 		return &ConfigError{Err: err}
 	}
 	if c.BackfillTable == "" {
-		c.BackfillTable = "public.walrelay_backfills"
+		c.BackfillTable = backfill.DefaultProgressTable
 	}
 	if c.BufferSize == 0 {
 		c.BufferSize = 1024

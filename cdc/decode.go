@@ -204,7 +204,7 @@ func (s *Stream) keyOf(rel *relation, old *pglogrepl.TupleData, full bool) (map[
 
 func (s *Stream) relation(lsn message.LSN, m *pglogrepl.RelationMessage) error {
 	rel := &relation{schema: m.Namespace, name: m.RelationName}
-	ps, pt := s.progressTable()
+	ps, pt := s.progress.Table()
 	rel.internal = m.Namespace == ps && m.RelationName == pt
 	for _, c := range m.Columns {
 		rel.columns = append(rel.columns, c.Name)

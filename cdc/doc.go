@@ -325,7 +325,8 @@
 // It pages by the primary key or by backfill.Config.OrderBy; the table's
 // replica identity must carry the columns that identify its rows (the
 // primary key by default, REPLICA IDENTITY FULL for a table without one),
-// else Backfill returns [ErrReplicaIdentity]. [Stream.BackfillStatus]
+// else Backfill returns [ErrReplicaIdentity]. Progress is kept in a
+// [backfill.ProgressStore] in Config.BackfillTable; [Stream.BackfillStatus]
 // reports a backfill's saved progress without creating anything.
 //
 // # Errors and standbys
@@ -341,7 +342,11 @@
 // authority, another host name, an expired certificate), at Open, on a
 // reconnect or in a backfill: errors.As finds Go's
 // *tls.CertificateVerificationError (verify-full) or x509 error in it. A
-// malformed replication message is a [*DecodeError]. Postgres lets one process stream from a slot
+// malformed replication message is a [*DecodeError]. [IsRetryable] is the
+// one retry policy: the stream reconnects, and a backfill reads its chunk
+// again, after the errors it accepts (lost connections, a server restarting
+// or failing over, conflicts, a busy slot), and stops with any other; call
+// it on errors in loops of your own. Postgres lets one process stream from a slot
 // at a time: with Config.WaitForSlot, Open waits as a standby while another
 // process holds the slot and takes over when it goes away.
 //

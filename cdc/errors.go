@@ -1,9 +1,13 @@
 package cdc
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/internal/tlserr"
@@ -142,16 +146,105 @@ func IsAuthError(err error) bool {
 	return false
 }
 
-// permanent reports whether retrying after err cannot help.
-func permanent(err error) bool {
-	var se *SlotError
+// errStreamEnded: the server ended the replication stream (a CopyDone, as
+// when a walsender shuts down).
+var errStreamEnded = errors.New("cdc: server ended the replication stream")
+
+// IsRetryable reports whether work that failed with err may succeed when
+// it is tried again, later, unchanged: the one policy of this package. A
+// [Stream] reconnects after such an error and [Stream.Backfill] reads its
+// chunk again, after waits from Config.Backoff; any other error stops them
+// and is returned. Call it in loops of your own — around [Open], or a
+// Backfill that returned — as pgconn.SafeToRetry is called around pgx.
+//
+// Not retryable:
+//   - nil, and a cancelled context;
+//   - what needs a change first: a [*ConfigError], a [*CheckError], a
+//     [*DecodeError], a [*TruncateError], a [*SlotError] other than
+//     [ErrSlotInUse] and [ErrSlotSyncing], [ErrWALLevel],
+//     [ErrPublicationNotFound], [ErrHistoryDiverged], [ErrServerVersion],
+//     [ErrReplicaIdentity], [ErrTableNotFound], [ErrTableNotPublished],
+//     authentication and privilege failures ([IsAuthError]), and a server
+//     certificate that fails verification;
+//   - a Postgres error (*pgconn.PgError) whose SQLSTATE class says the
+//     request itself is at fault: 0A (feature not supported), 22 (data
+//     exception), 23 (integrity constraint), 28 (authorization), 3D (no
+//     such database), 3F (no such schema), 42 (syntax error or access rule
+//     violation: no such table or column, permission denied), 44 (check
+//     option), P0 (raised in PL/pgSQL);
+//   - any other error it does not recognise as one of the retryable kinds
+//     below (say, backfill.ErrTableNotFound, or [ErrClosed]).
+//
+// Retryable:
+//   - the slot in use by another process, or still synchronising on a
+//     standby;
+//   - any other Postgres error: the server shutting down, starting or in
+//     recovery, a serialization failure or deadlock, too many connections,
+//     out of memory or disk, an I/O or internal error;
+//   - a lost, refused or timed-out connection: a *pgconn.ConnectError, a
+//     net.Error (context.DeadlineExceeded is one: a loop checks its own ctx
+//     first, as Backfill does), an error pgconn.SafeToRetry accepts, an
+//     unexpected EOF, ECONNRESET, ECONNREFUSED or EPIPE.
+//
+// Errors from a [sink.Sink] follow the opposite convention, and are not
+// classified here: a sink's error is retried unless it is marked with
+// sink.Permanent (see sink.IsPermanent); sink.Retryable marks the error of
+// a sink.Transform as one a retry may fix.
+func IsRetryable(err error) bool {
 	var ce *ConfigError
+	var ke *CheckError
+	if err == nil || errors.Is(err, context.Canceled) || errors.As(err, &ce) || errors.As(err, &ke) {
+		return false
+	}
+	if errors.Is(err, ErrSlotInUse) || errors.Is(err, ErrSlotSyncing) ||
+		errors.Is(err, errChunkLost) || errors.Is(err, errStreamEnded) {
+		return true
+	}
+	if needsChange(err) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return !requestAtFault(pe.Code)
+	}
+	return connectionLost(err)
+}
+
+// needsChange reports whether err is one of this package's errors (or an
+// authentication or certificate failure) that no retry fixes.
+func needsChange(err error) bool {
+	var se *SlotError
 	var de *DecodeError
 	var te *TruncateError
-	return IsAuthError(err) || tlserr.VerifyFailed(err) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &te) ||
-		(errors.As(err, &se) && !errors.Is(err, ErrSlotInUse) && !errors.Is(err, ErrSlotSyncing)) ||
+	return IsAuthError(err) || tlserr.VerifyFailed(err) ||
+		errors.As(err, &se) || errors.As(err, &de) || errors.As(err, &te) ||
 		errors.Is(err, ErrWALLevel) || errors.Is(err, ErrPublicationNotFound) ||
-		errors.Is(err, ErrHistoryDiverged) || errors.Is(err, ErrServerVersion)
+		errors.Is(err, ErrHistoryDiverged) || errors.Is(err, ErrServerVersion) ||
+		errors.Is(err, ErrReplicaIdentity) || errors.Is(err, ErrTableNotFound) ||
+		errors.Is(err, ErrTableNotPublished)
+}
+
+// requestAtFault reports whether SQLSTATE code says the statement or the
+// request itself is wrong, so that sending it again fails again.
+func requestAtFault(code string) bool {
+	if len(code) != 5 {
+		return false
+	}
+	switch code[:2] {
+	case "0A", "22", "23", "28", "3D", "3F", "42", "44", "P0":
+		return true
+	}
+	return false
+}
+
+// connectionLost reports whether err is a connection that failed, closed
+// or timed out.
+func connectionLost(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
 func pgCode(err error) string {

@@ -75,8 +75,8 @@ func TestFailoverErrorsPermanence(t *testing.T) {
 		{&SlotError{Slot: "s", Err: ErrSlotSyncing}, false},
 	}
 	for _, c := range cases {
-		if got := permanent(c.err); got != c.want {
-			t.Errorf("permanent(%v) = %v, want %v", c.err, got, c.want)
+		if got := !IsRetryable(c.err); got != c.want {
+			t.Errorf("!IsRetryable(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

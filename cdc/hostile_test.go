@@ -317,7 +317,7 @@ func TestUndecodableValuePolicy(t *testing.T) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
 	}
-	if !permanent(err) {
+	if IsRetryable(err) {
 		t.Error("the error is retried: reopening would stop at the same change")
 	}
 

@@ -2,12 +2,12 @@ package cdc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/backfill"
 )
 
 // The listings below read what a database holds for walrelay without a
@@ -88,15 +88,16 @@ func ListPublications(ctx context.Context, connString string) ([]Publication, er
 }
 
 // ListBackfills returns the saved progress of every backfill in the
-// progress table (Config.BackfillTable; "" = public.walrelay_backfills) of
-// the database at connString, by ID: none when the table does not exist.
-// A backfill that is not Done resumes after Cursor.
-func ListBackfills(ctx context.Context, connString, progressTable string) ([]BackfillProgress, error) {
-	cfg := Config{BackfillTable: progressTable}
+// progress table (Config.BackfillTable; "" = [backfill.DefaultProgressTable])
+// of the database at connString, by ID: none when the table does not exist.
+// A backfill that is not Done resumes after Cursor. It reads through a
+// [backfill.ProgressStore], which a program with a connection of its own
+// can use directly.
+func ListBackfills(ctx context.Context, connString, progressTable string) ([]backfill.Progress, error) {
 	if progressTable == "" {
-		cfg.BackfillTable = "public.walrelay_backfills"
+		progressTable = backfill.DefaultProgressTable
 	}
-	schema, table, err := qualifiedTable(cfg.BackfillTable)
+	ps, err := backfill.NewProgressStore(progressTable)
 	if err != nil {
 		return nil, &ConfigError{Err: fmt.Errorf("progress table: %w", err)}
 	}
@@ -105,34 +106,11 @@ func ListBackfills(ctx context.Context, connString, progressTable string) ([]Bac
 		return nil, err
 	}
 	defer release()
-	ident := pgx.Identifier{schema, table}.Sanitize()
-	rows, err := conn.Query(ctx, `select id, table_name, cursor, done from `+ident+` order by id`)
-	if c := pgCode(err); c == "42P01" || c == "3F000" { // undefined_table or _schema: no backfill has run
-		return nil, nil
-	}
+	saved, err := ps.List(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("cdc: list backfills in %s: %w", ident, err)
+		return nil, fmt.Errorf("cdc: %w", err)
 	}
-	var out []BackfillProgress
-	var p BackfillProgress
-	var cursor []byte
-	_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Table, &cursor, &p.Done}, func() error {
-		if len(cursor) > 0 && string(cursor) != "null" {
-			if err := json.Unmarshal(cursor, &p.Cursor); err != nil {
-				return fmt.Errorf("backfill %q: saved cursor: %w", p.ID, err)
-			}
-		}
-		out = append(out, p)
-		p, cursor = BackfillProgress{}, nil
-		return nil
-	})
-	if c := pgCode(err); c == "42P01" || c == "3F000" {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cdc: list backfills in %s: %w", ident, err)
-	}
-	return out, nil
+	return saved, nil
 }
 
 // connectList opens one query connection to connString for the listings.

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/internal/logkey"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
@@ -35,6 +36,10 @@ func Open(ctx context.Context, cfg Config) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
+	progress, err := backfill.NewProgressStore(cfg.BackfillTable)
+	if err != nil {
+		return nil, &ConfigError{Err: fmt.Errorf("BackfillTable: %w", err)}
+	}
 	textOutput(poolCfg.ConnConfig.RuntimeParams) // backfill reads decode like the WAL
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
@@ -52,6 +57,8 @@ func Open(ctx context.Context, cfg Config) (*Stream, error) {
 		cancel:  cancel0,
 		done:    make(chan struct{}),
 		rels:    make(map[uint32]*relation),
+
+		progress: progress,
 	}
 	var id [8]byte
 	rand.Read(id[:])

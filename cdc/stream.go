@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/internal/pgoutput"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
@@ -59,8 +60,12 @@ type Stream struct {
 	received message.LSN // end of the last transaction received in full
 	fo       failoverState
 
+	ackWake chan struct{} // under mu: closed (and cleared) when an Ack raises acked; acks makes it
+
 	chunks  chunks // backfill chunks waiting for their watermark
 	decoded xidLog // the transactions decoded most recently, for Backfill
+
+	progress *backfill.ProgressStore // Config.BackfillTable, for Backfill
 
 	// Reader-only state.
 	tempSlot   bool // Config.TemporarySlot's slot is for the next connectOnce to create
@@ -165,6 +170,10 @@ func (s *Stream) Ack(m message.Message) {
 		return
 	}
 	s.acked = pos.Seq()
+	if s.ackWake != nil {
+		close(s.ackWake)
+		s.ackWake = nil
+	}
 	n := 0
 	for n < len(s.pending) && s.pending[n].lastSeq <= s.acked {
 		if s.pending[n].end > s.flushed {
@@ -174,6 +183,18 @@ func (s *Stream) Ack(m message.Message) {
 	}
 	s.pending = s.pending[n:]
 	s.st.lastAck = time.Now()
+}
+
+// acks returns the highest acknowledged sequence number and a channel
+// closed when an Ack raises it, for what waits on acknowledgements (a
+// waiter also watches s.done: a stopped stream acknowledges nothing more).
+func (s *Stream) acks() (uint64, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ackWake == nil {
+		s.ackWake = make(chan struct{})
+	}
+	return s.acked, s.ackWake
 }
 
 // Acked returns the position the stream reports to Postgres as flushed:
@@ -237,7 +258,7 @@ func (s *Stream) run() {
 		if s.closed() {
 			return
 		}
-		if permanent(err) {
+		if !IsRetryable(err) {
 			s.err = err
 			return
 		}
@@ -271,7 +292,7 @@ func (s *Stream) run() {
 			if s.closed() {
 				return
 			}
-			if permanent(cerr) {
+			if !IsRetryable(cerr) {
 				s.err = cerr
 				return
 			}
@@ -381,7 +402,7 @@ func (s *Stream) receive(raw pgproto3.BackendMessage) error {
 	case *pgproto3.ErrorResponse:
 		return s.diagnose(context.Background(), fmt.Errorf("cdc: replication: %w", pgconn.ErrorResponseToPgError(msg)))
 	case *pgproto3.CopyDone:
-		return errors.New("cdc: server ended the replication stream")
+		return errStreamEnded
 	}
 	return nil
 }

@@ -127,7 +127,7 @@ func (b *bench) readTable(ctx context.Context, table string, g gcSetting) (float
 	}
 	n := 0
 	for {
-		ms, err := it.NextChunk(ctx)
+		ms, err := it.NextChunk(ctx, b.conn)
 		if errors.Is(err, io.EOF) {
 			break
 		}

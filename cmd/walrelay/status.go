@@ -66,7 +66,7 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 			Missing      []string          `json:"missing_slots,omitempty"`
 		}{Slots: nonNil(st), Publications: nonNil(pubs), Backfills: []backfillJSON{}, Missing: missing(slots, st)}
 		for _, b := range bfs {
-			out.Backfills = append(out.Backfills, backfillJSON{b.ID, b.Table, b.Done, b.Cursor})
+			out.Backfills = append(out.Backfills, backfillJSON{b.ID, b.Table, b.Done, b.Cursor, b.UpdatedAt})
 		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
@@ -119,7 +119,7 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(w, "(none)")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "BACKFILL\tTABLE\tPROGRESS")
+	fmt.Fprintln(w, "BACKFILL\tTABLE\tSAVED\tPROGRESS")
 	for _, b := range bfs {
 		prog := "done"
 		if !b.Done {
@@ -128,7 +128,7 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 				prog = "started, no chunk saved yet"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", b.ID, b.Table, prog)
+		fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\n", b.ID, b.Table, time.Since(b.UpdatedAt).Round(time.Second), prog)
 	}
 	if len(bfs) == 0 {
 		fmt.Fprintln(w, "(none)")
@@ -140,10 +140,11 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 }
 
 type backfillJSON struct {
-	ID     string   `json:"id"`
-	Table  string   `json:"table"`
-	Done   bool     `json:"done"`
-	Cursor []string `json:"cursor"`
+	ID     string    `json:"id"`
+	Table  string    `json:"table"`
+	Done   bool      `json:"done"`
+	Cursor []string  `json:"cursor"`
+	Saved  time.Time `json:"saved_at"`
 }
 
 // missing are the names asked for that are not among the slots.

@@ -27,10 +27,11 @@ type statusJSON struct {
 		Tables []string `json:"tables"`
 	} `json:"publications"`
 	Backfills []struct {
-		ID     string   `json:"id"`
-		Table  string   `json:"table"`
-		Done   bool     `json:"done"`
-		Cursor []string `json:"cursor"`
+		ID     string    `json:"id"`
+		Table  string    `json:"table"`
+		Done   bool      `json:"done"`
+		Cursor []string  `json:"cursor"`
+		Saved  time.Time `json:"saved_at"`
 	} `json:"backfills"`
 	Missing []string `json:"missing_slots"`
 }
@@ -100,6 +101,11 @@ func TestStatus(t *testing.T) {
 	if len(out.Backfills) != 2 || out.Backfills[0].ID != "orders-1" || !out.Backfills[0].Done ||
 		out.Backfills[1].ID != "orders-2" || out.Backfills[1].Done || strings.Join(out.Backfills[1].Cursor, ",") != "5" {
 		t.Fatalf("backfills: %+v", out.Backfills)
+	}
+	for _, b := range out.Backfills {
+		if b.Saved.IsZero() || time.Since(b.Saved) > time.Hour {
+			t.Errorf("backfill %s saved_at %v, want when its progress was saved", b.ID, b.Saved)
+		}
 	}
 
 	r = run(t, d.url, "status")
