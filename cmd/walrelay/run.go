@@ -566,7 +566,12 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 		return cause // a backfill failed
 	}
 	if ctx.Err() != nil && errors.Is(runErr, ctx.Err()) {
-		log.Info("walrelay run stopped: delivered and acknowledged what it took", "acked_lsn", s.Acked())
+		if runErr != ctx.Err() {
+			// A write was cut short: by the end of the drain, or a failing
+			// sink. Its messages are delivered again after a restart.
+			log.Warn("the batch in flight at shutdown was not delivered within delivery.drain; it will be sent again after a restart", "err", runErr)
+		}
+		log.Info("walrelay run stopped", "acked_lsn", s.Acked().String())
 		return nil
 	}
 	return runErr
