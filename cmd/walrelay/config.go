@@ -297,7 +297,8 @@ const envHelp = `In values, ${VAR} is replaced by the environment variable VAR, 
 must be set and not empty; ${VAR:-default} gives a default for when it is
 unset or empty. $$ is a literal $ (write $${VAR} for the text ${VAR}); a $
 followed by anything else is kept as it is. Keys and comments are not
-expanded.`
+expanded. Top-level keys starting with x- are ignored: a place for YAML
+anchors (&name) that sinks merge (<<: *name).`
 
 // expand applies the ${VAR} rules to s. Errors name the variable, never its
 // value.
@@ -388,6 +389,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 				continue
 			}
 			f, ok := fields[k.Value]
+			if !ok && path == "" && strings.HasPrefix(k.Value, "x-") {
+				continue // a place for anchors, as in Compose files
+			}
 			if !ok {
 				msg := fmt.Sprintf("unknown key %q", k.Value)
 				if path != "" {

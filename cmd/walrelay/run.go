@@ -107,7 +107,7 @@ func runCmd(ctx context.Context, e *env, args []string) int {
 		dbURL = e.getenv("DATABASE_URL")
 	}
 	log := newLogger(e.stderr, cfg.Log)
-	p, err := build(cfg, dbURL, log)
+	p, err := build(cfg, dbURL, log, e.stdout)
 	if err != nil {
 		return fail(e, "run", exitUsage, err)
 	}
@@ -186,7 +186,7 @@ func (p *pipeline) close(ctx context.Context) error {
 // build turns c into library configs and constructs the sinks (which
 // connect to nothing yet), reporting what the library rejects at the line
 // of the part of the file it came from.
-func build(c *runConfig, dbURL string, log *slog.Logger) (*pipeline, error) {
+func build(c *runConfig, dbURL string, log *slog.Logger, stdout io.Writer) (*pipeline, error) {
 	p := &pipeline{cfg: c, log: log}
 	var errs []*configError
 	bad := func(path string, err error) {
@@ -229,7 +229,7 @@ func build(c *runConfig, dbURL string, log *slog.Logger) (*pipeline, error) {
 	}
 	for i, sc := range c.Sinks {
 		path := fmt.Sprintf("sinks[%d]", i)
-		bs, err := buildSink(c, i, sc, log)
+		bs, err := buildSink(c, i, sc, log, stdout)
 		if err != nil {
 			var ce *configError
 			if errors.As(err, &ce) {
@@ -319,7 +319,7 @@ func loadTLS(t *tlsConfig) (*tls.Config, error) {
 
 // buildSink makes sinks[i]: the destination, its transforms, its filter and
 // its own retry (so that one failing destination is retried alone).
-func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger) (builtSink, error) {
+func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger, stdout io.Writer) (builtSink, error) {
 	name := c.sinkName(i)
 	path := fmt.Sprintf("sinks[%d]", i)
 	enc := sink.JSON
@@ -371,7 +371,7 @@ func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger) (builtSink,
 		}
 		dest, stats = s, s
 	case "stdout":
-		s := &linesSink{w: os.Stdout, enc: enc}
+		s := &linesSink{w: stdout, enc: enc}
 		dest, stats = s, s
 	}
 	out := dest
