@@ -636,3 +636,79 @@ delivery:
 		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
 	}
 }
+
+// TestRunBackfillResumesAfterKill kills walrelay with SIGKILL in the middle
+// of a configured backfill: the restarted process goes on from the saved
+// progress (it does not read the table again from the start) and every row
+// is read at least once.
+func TestRunBackfillResumesAfterKill(t *testing.T) {
+	const rows = 20000
+	url := pgtest.NewDatabase(t)
+	pgtest.Exec(t, url, "create table big (id bigint primary key, v text not null)",
+		fmt.Sprintf("insert into big select g, 'row ' || g from generate_series(1, %d) g", rows))
+	got := newDeliveries()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var batch struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		time.Sleep(10 * time.Millisecond) // a backfill that takes a few seconds
+		for _, m := range batch.Data {
+			got.add(m)
+		}
+	}))
+	defer srv.Close()
+	name := pgtest.Name(t, "bf")
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `stream:
+  slot: %s
+  publication: %s
+  tables: [big]
+  create_slot: true
+  create_publication: true
+backfills:
+  - {table: big, id: big-1, chunk_size: 500}
+sinks:
+  - webhook: {url: "${HOOK}", max_batch_size: 50}
+`, name, name), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DATABASE_URL=" + url, "HOOK=" + srv.URL}
+	p1 := startWalrelay(t, env, "run", "-config", cfg)
+	waitUntil(t, "3000 reads", func() bool { return got.count() >= 3000 })
+	p1.cmd.Process.Kill()
+	p1.wait(t)
+	before := got.count()
+	if before >= rows {
+		t.Fatalf("the backfill finished before the kill (%d reads): nothing to resume", before)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	slotInactive(t, conn, name)
+
+	p2 := startWalrelay(t, env, "run", "-config", cfg)
+	var want []change
+	for id := int64(1); id <= rows; id++ {
+		want = append(want, change{"public.big", "read", id})
+	}
+	waitUntil(t, "every row read", func() bool { return len(got.missing(want)) == 0 })
+	after := got.count() - before
+	if after > rows-2000 {
+		t.Errorf("the restart read %d rows of %d after %d were delivered: it did not resume from the saved progress", after, rows, before)
+	}
+	p2.logged(t, `msg="backfill finished"`)
+	p2.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p2.wait(t); code != 0 {
+		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
+	}
+	if len(got.bad) > 0 {
+		t.Errorf("%d problems, first %s", len(got.bad), got.bad[0])
+	}
+	t.Logf("%d reads before the kill, %d after the restart, %d rows", before, after, rows)
+}
