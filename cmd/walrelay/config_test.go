@@ -233,6 +233,7 @@ func TestRunCommandUsage(t *testing.T) {
 		{[]string{"run"}, nil, exitUsage, "", "-config is required"},
 		{[]string{"run", "-config", filepath.Join(dir, "none.yaml")}, nil, exitUsage, "", "no such file"},
 		{[]string{"run", "-config", typo}, nil, exitUsage, "", `typo.yaml:2: unknown key "solt" in stream (did you mean "slot"?)`},
+		{[]string{"run", "-example"}, nil, exitOK, exampleConfig, ""},
 		{[]string{"run", "-config", good, "-check-config"}, nil, exitOK, "good.yaml: valid: slot s, publication p, 0 backfill(s), sinks: stdout (stdout)", ""},
 		{[]string{"run", "-config", good}, nil, exitUsage, "", "no database"},
 		{[]string{"run", "-config", good, "-database", "postgres://u:hunter2@[bad/db"}, nil, exitUsage, "", "ConnString is not a valid postgres URL"},

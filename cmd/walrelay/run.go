@@ -42,8 +42,9 @@ const runSummary = "run a stream, its backfills and its sinks from a YAML config
 const defaultDrain = 20 * time.Second
 
 func runHelp() string {
-	return `  walrelay run -config walrelay.yaml
+	return `  walrelay run -example > walrelay.yaml                # start from the example below
   walrelay run -config walrelay.yaml -check-config   # validate only, no connection
+  walrelay run -config walrelay.yaml
 
 walrelay run streams the changes of one publication, and the rows of the
 configured backfills, to every sink, until SIGTERM or SIGINT. A message is
@@ -88,8 +89,13 @@ func runCmd(ctx context.Context, e *env, args []string) int {
 	configPath := fs.String("config", "", "the YAML config `file` (required)")
 	database := fs.String("database", "", "the database `URL` (default: the config's database, else $DATABASE_URL)")
 	checkOnly := fs.Bool("check-config", false, "validate the config file and exit, without connecting")
+	example := fs.Bool("example", false, "print the example config to stdout and exit (walrelay run -example > walrelay.yaml)")
 	if code := parse(fs, e, args); code >= 0 {
 		return code
+	}
+	if *example {
+		io.WriteString(e.stdout, exampleConfig)
+		return exitOK
 	}
 	if *configPath == "" {
 		fmt.Fprintln(e.stderr, "walrelay run: -config is required (walrelay run -h shows an example config)")
