@@ -477,6 +477,13 @@ func TestRunExampleSurvivesSignals(t *testing.T) {
 	if n := len(hooks.missing(reads)); n != len(reads) {
 		t.Errorf("the webhook, filtered to orders, received %d customer reads", len(reads)-n)
 	}
+	for _, p := range []*proc{p1, p2, p3} {
+		for _, secret := range []string{secret, "pull-secret"} {
+			if strings.Contains(p.stderr.String()+p.stdout.String(), secret) {
+				t.Errorf("walrelay printed a secret")
+			}
+		}
+	}
 	// The stdout sink of the three processes printed every delete.
 	printed := newDeliveries()
 	for _, p := range []*proc{p1, p2, p3} {
