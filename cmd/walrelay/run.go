@@ -512,7 +512,7 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 			}
 			http.Error(w, "the stream is not open yet", http.StatusServiceUnavailable)
 		})
-		stop, err := serve(p.cfg.HTTP.Listen, mux, 0, log, "serving metrics and health")
+		stop, err := serve(p.cfg.HTTP.Listen, mux, 30*time.Second, log, "serving metrics and health")
 		if err != nil {
 			return fmt.Errorf("http.listen: %w", err)
 		}
