@@ -183,6 +183,19 @@ const (
 	DefaultMaxAnnotationBytes = 64 << 10
 )
 
+// Validate reports what Open would reject in c without connecting: a
+// missing or malformed ConnString, slot or publication name, table name,
+// negative size, or conflicting options. The error is a [*ConfigError].
+// Open, Check and Drop validate too; Validate is for checking a
+// configuration ahead of time (a deploy step, a config file's linter).
+func (c Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, err := c.poolConfig()
+	return err
+}
+
 func (c *Config) validate() error {
 	var errs []error
 	if c.ConnString == "" {

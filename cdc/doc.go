@@ -43,6 +43,9 @@
 //		fmt.Println(f) // "blocking: table "public"."events" has no primary key … (fix: ALTER TABLE …)"
 //	}
 //
+// [Config.Validate] checks a Config alone, without connecting (names,
+// sizes, conflicting options): a linter for configuration files.
+//
 // Once a table without a primary key and with REPLICA IDENTITY DEFAULT is
 // in a publication that publishes updates and deletes, Postgres refuses the
 // application's own UPDATEs and DELETEs of it. So Open never publishes such
@@ -136,6 +139,14 @@
 // [Run] is that loop done safely for a [sink.Sink]: it batches, retries
 // failed writes with backoff, stops on errors marked [sink.Permanent], and
 // acknowledges a batch only after the sink wrote it.
+//
+// To stop gracefully (on SIGTERM, say), set [RunOptions].Drain, cancel
+// Run's context, wait for Run to return, then Close the stream: Run stops
+// reading at once, but writes and acknowledges the batch it already took
+// (for at most Drain), and Close reports that position to Postgres, so a
+// restart sends again at most the rest of the last transaction the batch
+// ended in. Without Drain the batch in flight is abandoned and sent again
+// after the restart — nothing is lost either way.
 //
 // # Batching
 //

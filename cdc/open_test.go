@@ -87,7 +87,13 @@ func TestConfigValidation(t *testing.T) {
 			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("error leaks the password: %v", err)
 			}
+			if verr := cfg.Validate(); !errors.As(verr, &ce) || !strings.Contains(verr.Error(), tc.want) {
+				t.Errorf("Validate = %v, want a ConfigError mentioning %q, as Open", verr, tc.want)
+			}
 		})
+	}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate of a valid Config = %v", err)
 	}
 }
 

@@ -27,6 +27,14 @@ type RunOptions struct {
 	// Logger receives a warning for each failed Write that is retried.
 	// nil = silent.
 	Logger *slog.Logger
+	// Drain is how long a write in flight when ctx ends may go on, so that
+	// a graceful shutdown delivers and acknowledges the batch Run holds
+	// instead of abandoning it: Run stops reading at once, writes what it
+	// took (retrying as usual) for at most Drain, acknowledges it if the
+	// write succeeded, and returns ctx's error. 0 = no drain: the write is
+	// cancelled with ctx, nothing of it is acknowledged, and a restart
+	// delivers it again. Negative is an error.
+	Drain time.Duration
 }
 
 // Run is the safe delivery loop: it reads messages from s, writes them to
@@ -38,13 +46,20 @@ type RunOptions struct {
 // error when a write was failing, so that errors.Is and errors.As find
 // both), when sk returns an error marked with [sink.Permanent] (that error;
 // the batch is not acknowledged), when the retry policy gives up, or when
-// the stream fails or is closed. It closes neither s nor sk.
+// the stream fails or is closed. It closes neither s nor sk. With
+// RunOptions.Drain, a ctx that ends stops the reading at once but lets the
+// batch already taken be written and acknowledged first: a graceful
+// shutdown (cancel ctx, wait for Run, then Close the stream) leaves nothing
+// taken and delivered unacknowledged.
 func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
 	if s == nil || sk == nil {
 		return errors.New("cdc: Run needs a stream and a sink")
 	}
 	if opts.BatchSize < 0 {
 		return fmt.Errorf("cdc: RunOptions.BatchSize %d is negative", opts.BatchSize)
+	}
+	if opts.Drain < 0 {
+		return fmt.Errorf("cdc: RunOptions.Drain %v is negative", opts.Drain)
 	}
 	if opts.BatchSize == 0 {
 		opts.BatchSize = 500
@@ -65,7 +80,13 @@ func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
 		batch = append(batch, m)
 		batch, err = fill(ctx, s, batch, opts)
 		if len(batch) > 0 {
-			if werr := write(ctx, s, sk, batch, opts); werr != nil {
+			wctx, release := drainContext(ctx, opts.Drain)
+			werr := write(wctx, s, sk, batch, opts)
+			release()
+			if werr != nil {
+				if ctx.Err() != nil && !errors.Is(werr, ctx.Err()) {
+					werr = errors.Join(werr, ctx.Err())
+				}
 				return werr
 			}
 			s.Ack(batch[len(batch)-1])
@@ -73,6 +94,29 @@ func Run(ctx context.Context, s *Stream, sk sink.Sink, opts RunOptions) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// drainContext is the context of one batch's write: ctx itself, or, with a
+// drain, a context that ends drain after ctx does (or when release is
+// called), so that the write in flight at shutdown can finish.
+func drainContext(ctx context.Context, drain time.Duration) (wctx context.Context, release func()) {
+	if drain == 0 {
+		return ctx, func() {}
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(drain)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-wctx.Done():
+		}
+	})
+	return wctx, func() {
+		stop()
+		cancel()
 	}
 }
 

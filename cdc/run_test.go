@@ -196,3 +196,81 @@ func TestRunCancelWhileFailingReturnsSinkError(t *testing.T) {
 		})
 	}
 }
+
+// TestRunDrainDeliversTheBatchInFlight cancels Run while its sink is
+// writing a batch: with a Drain the write goes on, succeeds and is
+// acknowledged before Run returns ctx's error.
+func TestRunDrainDeliversTheBatchInFlight(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	s := e.open(e.config())
+	ctx, cancel := context.WithCancel(t.Context())
+	entered, release := make(chan struct{}), make(chan struct{})
+	var wrote atomic.Int32
+	sk := sink.Func(func(wctx context.Context, msgs ...message.Message) error {
+		if wrote.Load() == 0 {
+			close(entered)
+			<-release
+		}
+		if err := wctx.Err(); err != nil {
+			return err // the drain ended the write
+		}
+		wrote.Add(int32(len(msgs)))
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, s, sk, RunOptions{Drain: time.Minute}) }()
+	e.exec("insert into t values (1)")
+	<-entered
+	before := s.Acked()
+	cancel()
+	close(release)
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(testtime.Bound(30 * time.Second)):
+		t.Fatal("Run did not return after the drained write")
+	}
+	if wrote.Load() != 1 {
+		t.Fatalf("the batch in flight was not written (%d messages)", wrote.Load())
+	}
+	if s.Acked() <= before {
+		t.Errorf("the drained batch was not acknowledged: acked %v, before %v", s.Acked(), before)
+	}
+}
+
+// TestRunDrainIsBounded cancels Run while its sink hangs: the write is
+// given up after Drain, unacknowledged.
+func TestRunDrainIsBounded(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	s := e.open(e.config())
+	before := s.Acked()
+	ctx, cancel := context.WithCancel(t.Context())
+	entered := make(chan struct{})
+	var once sync.Once
+	sk := sink.Func(func(wctx context.Context, msgs ...message.Message) error {
+		once.Do(func() { close(entered) })
+		<-wctx.Done()
+		return wctx.Err()
+	})
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, s, sk, RunOptions{Drain: 50 * time.Millisecond}) }()
+	e.exec("insert into t values (1)")
+	<-entered
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v, want context.Canceled", err)
+		}
+	case <-time.After(testtime.Bound(30 * time.Second)):
+		t.Fatal("Run did not return after the drain ran out")
+	}
+	if s.Acked() != before {
+		t.Errorf("acked a write the drain gave up")
+	}
+	if err := Run(t.Context(), s, sk, RunOptions{Drain: -time.Second}); err == nil {
+		t.Error("a negative Drain was accepted")
+	}
+}
