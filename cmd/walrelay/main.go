@@ -68,6 +68,19 @@
 // filter what is printed, -n stops after that many messages; SIGINT and
 // SIGTERM stop it cleanly, and so does a closed stdout (tail | head).
 //
+// # A pipeline from a file: run
+//
+// walrelay run -config walrelay.yaml runs one stream, its backfills and its
+// sinks (webhook, Kafka, stdout, each with table and action filters and
+// column transforms), with /metrics, /livez and /readyz on http.listen and
+// optionally the REST pull API. A message is acknowledged to Postgres only
+// once every sink took it; SIGTERM stops reading, delivers and acknowledges
+// what was taken (for at most delivery.drain) and exits 0. ${VAR} in values
+// comes from the environment (an unset one is an error naming it and its
+// line), and an unknown key is an error naming the key and its line.
+// -check-config validates a file without connecting; -example prints one
+// with every option.
+//
 // # Cleaning up: drop
 //
 // walrelay drop removes a slot (freeing its WAL; its undelivered changes are
