@@ -160,18 +160,9 @@ func New(ctx context.Context, q Querier, cfg Config) (*Iterator, error) {
 	if q == nil {
 		return nil, errors.New("backfill: nil Querier")
 	}
-	if cfg.ID == "" {
-		return nil, errors.New("backfill: config: ID is required")
-	}
-	if cfg.ChunkSize < 0 {
-		return nil, fmt.Errorf("backfill: config: ChunkSize %d is negative", cfg.ChunkSize)
-	}
-	schema, table, err := message.ParseTable(cfg.Table)
+	schema, table, err := cfg.check()
 	if err != nil {
-		return nil, fmt.Errorf("backfill: config: Table: %w", err)
-	}
-	if schema == "" {
-		schema = "public"
+		return nil, err
 	}
 	it := &Iterator{
 		mapper:   pgvalue.NewMapper(),
@@ -197,18 +188,66 @@ func New(ctx context.Context, q Querier, cfg Config) (*Iterator, error) {
 	if err != nil {
 		return nil, err
 	}
-	cols, pk, dbname := rel.cols, rel.pk, rel.dbname
 	if it.database.Database == "" {
-		it.database.Database = dbname
+		it.database.Database = rel.dbname
 	}
 	if it.database.Name == "" {
-		it.database.Name = dbname
+		it.database.Name = rel.dbname
 	}
-	byName := make(map[string]catalogColumn, len(cols))
-	for _, c := range cols {
+	byName := make(map[string]catalogColumn, len(rel.cols))
+	for _, c := range rel.cols {
 		byName[c.name] = c
 	}
-	order := pk
+	order, err := rel.orderKey(qname, cfg, byName)
+	if err != nil {
+		return nil, err
+	}
+	it.key = rel.pk
+	if len(rel.pk) == 0 {
+		it.key = order
+	}
+	oids, err := it.selectColumns(qname, cfg.Columns, rel.cols, byName, order)
+	if err != nil {
+		return nil, err
+	}
+	if err := it.mapper.Resolve(ctx, q, oids...); err != nil {
+		return nil, fmt.Errorf("backfill: %s: %w", qname, err)
+	}
+	orderCols := make([]catalogColumn, len(order))
+	for i, name := range order {
+		orderCols[i] = byName[name]
+	}
+	it.sqlFirst, it.sqlAfter = buildQueries(qname, it.columns, orderCols, cfg.Where)
+	if cfg.Cursor != nil {
+		it.cursor = append(Cursor(nil), cfg.Cursor...)
+	}
+	return it, nil
+}
+
+// check validates what New can check of cfg without the database, and
+// returns the table's schema (public when it names none) and name.
+func (cfg Config) check() (schema, table string, err error) {
+	if cfg.ID == "" {
+		return "", "", errors.New("backfill: config: ID is required")
+	}
+	if cfg.ChunkSize < 0 {
+		return "", "", fmt.Errorf("backfill: config: ChunkSize %d is negative", cfg.ChunkSize)
+	}
+	schema, table, err = message.ParseTable(cfg.Table)
+	if err != nil {
+		return "", "", fmt.Errorf("backfill: config: Table: %w", err)
+	}
+	if schema == "" {
+		schema = "public"
+	}
+	return schema, table, nil
+}
+
+// orderKey is the columns the table is read in the order of: cfg.OrderBy
+// (NOT NULL columns, but in a view), else the primary key; a Cursor must
+// have one value for each.
+func (rel relation) orderKey(qname string, cfg Config, byName map[string]catalogColumn) ([]string, error) {
+	order := rel.pk
 	if len(cfg.OrderBy) > 0 {
 		order = cfg.OrderBy
 		for _, name := range order {
@@ -224,17 +263,20 @@ func New(ctx context.Context, q Querier, cfg Config) (*Iterator, error) {
 	if len(order) == 0 {
 		return nil, fmt.Errorf("backfill: %s: %w", qname, ErrNoPrimaryKey)
 	}
-	it.key = pk
-	if len(pk) == 0 {
-		it.key = order
-	}
 	if cfg.Cursor != nil && len(cfg.Cursor) != len(order) {
 		return nil, fmt.Errorf("backfill: config: Cursor has %d values; the ordering key (%s) has %d",
 			len(cfg.Cursor), strings.Join(order, ", "), len(order))
 	}
+	return order, nil
+}
 
+// selectColumns sets the columns the iterator reads — those named (all
+// when none are), with the key and the ordering columns always — in the
+// table's order, and the positions of the key and ordering columns among
+// them. It returns the columns' type OIDs.
+func (it *Iterator) selectColumns(qname string, named []string, cols []catalogColumn, byName map[string]catalogColumn, order []string) ([]uint32, error) {
 	want := make(map[string]bool)
-	for _, name := range cfg.Columns {
+	for _, name := range named {
 		if _, ok := byName[name]; !ok {
 			return nil, fmt.Errorf("backfill: %s: column %q: %w", qname, name, ErrUnknownColumn)
 		}
@@ -248,7 +290,7 @@ func New(ctx context.Context, q Querier, cfg Config) (*Iterator, error) {
 	}
 	var oids []uint32
 	for _, c := range cols {
-		if len(cfg.Columns) == 0 || want[c.name] {
+		if len(named) == 0 || want[c.name] {
 			it.columns = append(it.columns, c.name)
 			oids = append(oids, c.oid)
 		}
@@ -263,18 +305,7 @@ func New(ctx context.Context, q Querier, cfg Config) (*Iterator, error) {
 	for _, name := range order {
 		it.orderIdx = append(it.orderIdx, pos[name])
 	}
-	if err := it.mapper.Resolve(ctx, q, oids...); err != nil {
-		return nil, fmt.Errorf("backfill: %s: %w", qname, err)
-	}
-	orderCols := make([]catalogColumn, len(order))
-	for i, name := range order {
-		orderCols[i] = byName[name]
-	}
-	it.sqlFirst, it.sqlAfter = buildQueries(qname, it.columns, orderCols, cfg.Where)
-	if cfg.Cursor != nil {
-		it.cursor = append(Cursor(nil), cfg.Cursor...)
-	}
-	return it, nil
+	return oids, nil
 }
 
 const describeSQL = `select a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull,
