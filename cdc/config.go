@@ -197,6 +197,19 @@ func (c Config) Validate() error {
 }
 
 func (c *Config) validate() error {
+	errs := c.identityProblems()
+	errs = append(errs, c.limitProblems()...)
+	errs = append(errs, c.publicationProblems()...)
+	if err := errors.Join(errs...); err != nil {
+		return &ConfigError{Err: err}
+	}
+	c.setDefaults()
+	return nil
+}
+
+// identityProblems checks what the stream connects to: the connection
+// string, the slot and the publication.
+func (c *Config) identityProblems() []error {
 	var errs []error
 	if c.ConnString == "" {
 		errs = append(errs, errors.New("ConnString is empty"))
@@ -210,6 +223,12 @@ func (c *Config) validate() error {
 	if err := checkIdent("Publication", c.Publication); err != nil {
 		errs = append(errs, err)
 	}
+	return errs
+}
+
+// limitProblems checks the sizes, intervals and policies.
+func (c *Config) limitProblems() []error {
+	var errs []error
 	if c.BufferSize < 0 {
 		errs = append(errs, fmt.Errorf("BufferSize %d is negative", c.BufferSize))
 	}
@@ -231,6 +250,13 @@ func (c *Config) validate() error {
 	if c.Truncate < TruncateSkip || c.Truncate > TruncateFail {
 		errs = append(errs, fmt.Errorf("Truncate %d is not a TruncateMode", c.Truncate))
 	}
+	return errs
+}
+
+// publicationProblems checks the options for the publication, the slot
+// and the tables.
+func (c *Config) publicationProblems() []error {
+	var errs []error
 	switch {
 	case c.PublicationAllTables && len(c.PublicationTables) > 0:
 		errs = append(errs, errors.New("PublicationAllTables and PublicationTables are both set"))
@@ -262,9 +288,11 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("BackfillTable: %w", err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return &ConfigError{Err: err}
-	}
+	return errs
+}
+
+// setDefaults fills the fields left zero.
+func (c *Config) setDefaults() {
 	if c.BackfillTable == "" {
 		c.BackfillTable = backfill.DefaultProgressTable
 	}
@@ -289,7 +317,6 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return nil
 }
 
 // checkIdent accepts what Postgres accepts as a replication slot name:
