@@ -187,26 +187,8 @@ func (s *Stream) prepare(ctx context.Context, made *created) error {
 		// and dies with (inspect refused a slot of that name).
 		s.tempSlot = true
 	} else if st == nil {
-		create := "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')"
-		if s.cfg.Failover {
-			create = "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput', failover => true)"
-		}
-		var lsn string
-		err := conn.QueryRow(ctx, create, s.cfg.Slot).Scan(&lsn)
-		made.slot = err == nil
-		if pgCode(err) == "42710" { // duplicate_object: created concurrently by another process
-			err = nil
-		}
-		if err != nil {
-			return fmt.Errorf("cdc: create slot %q: %w", s.cfg.Slot, err)
-		}
-		if st, err = slotState(ctx, conn.Conn(), s.cfg.Slot); err != nil {
-			return err
-		}
-		if st == nil {
-			return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "dropped right after creation"}
-		}
-		if err := st.check(s.cfg.Slot, p.dbName); err != nil {
+		var err error
+		if st, err = s.createSlot(ctx, conn.Conn(), p.dbName, made); err != nil {
 			return err
 		}
 	}
@@ -220,6 +202,42 @@ func (s *Stream) prepare(ctx context.Context, made *created) error {
 		s.flushed = st.confirmedFlush
 	}
 
+	s.fillMetadata(p.dbName)
+	return nil
+}
+
+// createSlot creates the slot (with failover when configured), and
+// returns its state.
+func (s *Stream) createSlot(ctx context.Context, conn *pgx.Conn, dbName string, made *created) (*slotRow, error) {
+	create := "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')"
+	if s.cfg.Failover {
+		create = "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput', failover => true)"
+	}
+	var lsn string
+	err := conn.QueryRow(ctx, create, s.cfg.Slot).Scan(&lsn)
+	made.slot = err == nil
+	if pgCode(err) == "42710" { // duplicate_object: created concurrently by another process
+		err = nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cdc: create slot %q: %w", s.cfg.Slot, err)
+	}
+	st, err := slotState(ctx, conn, s.cfg.Slot)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotFound, Detail: "dropped right after creation"}
+	}
+	if err := st.check(s.cfg.Slot, dbName); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// fillMetadata sets the consumer and database every message carries, with
+// the defaults Config.Consumer and Config.Database document.
+func (s *Stream) fillMetadata(dbName string) {
 	s.consumer = s.cfg.Consumer
 	if s.consumer.ID == "" {
 		s.consumer.ID = s.cfg.Slot
@@ -229,15 +247,14 @@ func (s *Stream) prepare(ctx context.Context, made *created) error {
 	}
 	s.database = s.cfg.Database
 	if s.database.Name == "" {
-		s.database.Name = p.dbName
+		s.database.Name = dbName
 	}
 	if s.database.Database == "" {
-		s.database.Database = p.dbName
+		s.database.Database = dbName
 	}
 	if s.database.Hostname == "" {
 		s.database.Hostname = s.pool.Config().ConnConfig.Host
 	}
-	return nil
 }
 
 // createPublication creates the publication for tables, or for all tables
