@@ -44,169 +44,95 @@ func builtinScalar(oid uint32) (kind, bool) {
 // builtinArray returns the element type and delimiter of a built-in array
 // type (pg_type.typelem and the element's typdelim).
 func builtinArray(oid uint32) (elem uint32, delim byte, ok bool) {
-	switch oid {
-	case 143: // _xml
-		return 142, ',', true
-	case 199: // _json
-		return 114, ',', true
-	case 210: // _pg_type
-		return 71, ',', true
-	case 270: // _pg_attribute
-		return 75, ',', true
-	case 271: // _xid8
-		return 5069, ',', true
-	case 272: // _pg_proc
-		return 81, ',', true
-	case 273: // _pg_class
-		return 83, ',', true
-	case 629: // _line
-		return 628, ',', true
-	case 651: // _cidr
-		return 650, ',', true
-	case 719: // _circle
-		return 718, ',', true
-	case 775: // _macaddr8
-		return 774, ',', true
-	case 791: // _money
-		return 790, ',', true
-	case 1000: // _bool
-		return 16, ',', true
-	case 1001: // _bytea
-		return 17, ',', true
-	case 1002: // _char
-		return 18, ',', true
-	case 1003: // _name
-		return 19, ',', true
-	case 1005: // _int2
-		return 21, ',', true
-	case 1006: // _int2vector
-		return 22, ',', true
-	case 1007: // _int4
-		return 23, ',', true
-	case 1008: // _regproc
-		return 24, ',', true
-	case 1009: // _text
-		return 25, ',', true
-	case 1010: // _tid
-		return 27, ',', true
-	case 1011: // _xid
-		return 28, ',', true
-	case 1012: // _cid
-		return 29, ',', true
-	case 1013: // _oidvector
-		return 30, ',', true
-	case 1014: // _bpchar
-		return 1042, ',', true
-	case 1015: // _varchar
-		return 1043, ',', true
-	case 1016: // _int8
-		return 20, ',', true
-	case 1017: // _point
-		return 600, ',', true
-	case 1018: // _lseg
-		return 601, ',', true
-	case 1019: // _path
-		return 602, ',', true
-	case 1020: // _box
-		return 603, ';', true
-	case 1021: // _float4
-		return 700, ',', true
-	case 1022: // _float8
-		return 701, ',', true
-	case 1027: // _polygon
-		return 604, ',', true
-	case 1028: // _oid
-		return 26, ',', true
-	case 1034: // _aclitem
-		return 1033, ',', true
-	case 1040: // _macaddr
-		return 829, ',', true
-	case 1041: // _inet
-		return 869, ',', true
-	case 1115: // _timestamp
-		return 1114, ',', true
-	case 1182: // _date
-		return 1082, ',', true
-	case 1183: // _time
-		return 1083, ',', true
-	case 1185: // _timestamptz
-		return 1184, ',', true
-	case 1187: // _interval
-		return 1186, ',', true
-	case 1231: // _numeric
-		return 1700, ',', true
-	case 1263: // _cstring
-		return 2275, ',', true
-	case 1270: // _timetz
-		return 1266, ',', true
-	case 1561: // _bit
-		return 1560, ',', true
-	case 1563: // _varbit
-		return 1562, ',', true
-	case 2201: // _refcursor
-		return 1790, ',', true
-	case 2207: // _regprocedure
-		return 2202, ',', true
-	case 2208: // _regoper
-		return 2203, ',', true
-	case 2209: // _regoperator
-		return 2204, ',', true
-	case 2210: // _regclass
-		return 2205, ',', true
-	case 2211: // _regtype
-		return 2206, ',', true
-	case 2949: // _txid_snapshot
-		return 2970, ',', true
-	case 2951: // _uuid
-		return 2950, ',', true
-	case 3221: // _pg_lsn
-		return 3220, ',', true
-	case 3643: // _tsvector
-		return 3614, ',', true
-	case 3644: // _gtsvector
-		return 3642, ',', true
-	case 3645: // _tsquery
-		return 3615, ',', true
-	case 3735: // _regconfig
-		return 3734, ',', true
-	case 3770: // _regdictionary
-		return 3769, ',', true
-	case 3807: // _jsonb
-		return 3802, ',', true
-	case 3905: // _int4range
-		return 3904, ',', true
-	case 3907: // _numrange
-		return 3906, ',', true
-	case 3909: // _tsrange
-		return 3908, ',', true
-	case 3911: // _tstzrange
-		return 3910, ',', true
-	case 3913: // _daterange
-		return 3912, ',', true
-	case 3927: // _int8range
-		return 3926, ',', true
-	case 4073: // _jsonpath
-		return 4072, ',', true
-	case 4090: // _regnamespace
-		return 4089, ',', true
-	case 4097: // _regrole
-		return 4096, ',', true
-	case 4192: // _regcollation
-		return 4191, ',', true
-	case 5039: // _pg_snapshot
-		return 5038, ',', true
-	case 6150: // _int4multirange
-		return 4451, ',', true
-	case 6151: // _nummultirange
-		return 4532, ',', true
-	case 6152: // _tsmultirange
-		return 4533, ',', true
-	case 6153: // _tstzmultirange
-		return 4534, ',', true
-	case 6155: // _datemultirange
-		return 4535, ',', true
-	case 6157: // _int8multirange
-		return 4536, ',', true
-	}
-	return 0, 0, false
+	a, ok := builtinArrays[oid]
+	return a.elem, a.delim, ok
+}
+
+// builtinArrays are the built-in array types by OID: their element type and
+// its delimiter.
+var builtinArrays = map[uint32]struct {
+	elem  uint32
+	delim byte
+}{
+	143:  {142, ','},  // _xml
+	199:  {114, ','},  // _json
+	210:  {71, ','},   // _pg_type
+	270:  {75, ','},   // _pg_attribute
+	271:  {5069, ','}, // _xid8
+	272:  {81, ','},   // _pg_proc
+	273:  {83, ','},   // _pg_class
+	629:  {628, ','},  // _line
+	651:  {650, ','},  // _cidr
+	719:  {718, ','},  // _circle
+	775:  {774, ','},  // _macaddr8
+	791:  {790, ','},  // _money
+	1000: {16, ','},   // _bool
+	1001: {17, ','},   // _bytea
+	1002: {18, ','},   // _char
+	1003: {19, ','},   // _name
+	1005: {21, ','},   // _int2
+	1006: {22, ','},   // _int2vector
+	1007: {23, ','},   // _int4
+	1008: {24, ','},   // _regproc
+	1009: {25, ','},   // _text
+	1010: {27, ','},   // _tid
+	1011: {28, ','},   // _xid
+	1012: {29, ','},   // _cid
+	1013: {30, ','},   // _oidvector
+	1014: {1042, ','}, // _bpchar
+	1015: {1043, ','}, // _varchar
+	1016: {20, ','},   // _int8
+	1017: {600, ','},  // _point
+	1018: {601, ','},  // _lseg
+	1019: {602, ','},  // _path
+	1020: {603, ';'},  // _box
+	1021: {700, ','},  // _float4
+	1022: {701, ','},  // _float8
+	1027: {604, ','},  // _polygon
+	1028: {26, ','},   // _oid
+	1034: {1033, ','}, // _aclitem
+	1040: {829, ','},  // _macaddr
+	1041: {869, ','},  // _inet
+	1115: {1114, ','}, // _timestamp
+	1182: {1082, ','}, // _date
+	1183: {1083, ','}, // _time
+	1185: {1184, ','}, // _timestamptz
+	1187: {1186, ','}, // _interval
+	1231: {1700, ','}, // _numeric
+	1263: {2275, ','}, // _cstring
+	1270: {1266, ','}, // _timetz
+	1561: {1560, ','}, // _bit
+	1563: {1562, ','}, // _varbit
+	2201: {1790, ','}, // _refcursor
+	2207: {2202, ','}, // _regprocedure
+	2208: {2203, ','}, // _regoper
+	2209: {2204, ','}, // _regoperator
+	2210: {2205, ','}, // _regclass
+	2211: {2206, ','}, // _regtype
+	2949: {2970, ','}, // _txid_snapshot
+	2951: {2950, ','}, // _uuid
+	3221: {3220, ','}, // _pg_lsn
+	3643: {3614, ','}, // _tsvector
+	3644: {3642, ','}, // _gtsvector
+	3645: {3615, ','}, // _tsquery
+	3735: {3734, ','}, // _regconfig
+	3770: {3769, ','}, // _regdictionary
+	3807: {3802, ','}, // _jsonb
+	3905: {3904, ','}, // _int4range
+	3907: {3906, ','}, // _numrange
+	3909: {3908, ','}, // _tsrange
+	3911: {3910, ','}, // _tstzrange
+	3913: {3912, ','}, // _daterange
+	3927: {3926, ','}, // _int8range
+	4073: {4072, ','}, // _jsonpath
+	4090: {4089, ','}, // _regnamespace
+	4097: {4096, ','}, // _regrole
+	4192: {4191, ','}, // _regcollation
+	5039: {5038, ','}, // _pg_snapshot
+	6150: {4451, ','}, // _int4multirange
+	6151: {4532, ','}, // _nummultirange
+	6152: {4533, ','}, // _tsmultirange
+	6153: {4534, ','}, // _tstzmultirange
+	6155: {4535, ','}, // _datemultirange
+	6157: {4536, ','}, // _int8multirange
 }
