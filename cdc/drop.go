@@ -61,63 +61,94 @@ func Drop(ctx context.Context, cfg Config, opts DropOptions) ([]string, error) {
 
 	var dropped []string
 	if !opts.KeepSlot {
-		var pid *int32
-		err := conn.QueryRow(ctx, "select active_pid from pg_replication_slots where slot_name = $1", cfg.Slot).Scan(&pid)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return nil, fmt.Errorf("cdc: drop slot %q: %w", cfg.Slot, err)
-		case pid != nil:
-			return nil, &SlotError{Slot: cfg.Slot, Err: ErrSlotInUse, Detail: fmt.Sprintf("held by backend pid %d; stop the stream before dropping the slot", *pid)}
-		case opts.DryRun:
-			dropped = append(dropped, "slot "+cfg.Slot)
-		default:
-			_, err := conn.Exec(ctx, "select pg_drop_replication_slot($1)", cfg.Slot)
-			if pgCode(err) == "55006" { // object_in_use: taken since
-				return nil, &SlotError{Slot: cfg.Slot, Err: ErrSlotInUse, Detail: err.Error()}
-			}
-			if err != nil && pgCode(err) != "42704" { // undefined_object: dropped since
-				return nil, fmt.Errorf("cdc: drop slot %q: %w", cfg.Slot, err)
-			}
+		ok, err := dropSlot(ctx, conn.Conn(), cfg.Slot, opts.DryRun)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			dropped = append(dropped, "slot "+cfg.Slot)
 		}
 	}
 	if !opts.KeepPublication {
-		var exists bool
-		if err := conn.QueryRow(ctx, "select exists(select 1 from pg_publication where pubname = $1)", cfg.Publication).Scan(&exists); err != nil {
-			return dropped, fmt.Errorf("cdc: drop publication %q: %w", cfg.Publication, err)
+		ok, err := dropPublication(ctx, conn.Conn(), cfg.Publication, opts.DryRun)
+		if err != nil {
+			return dropped, err
 		}
-		if exists && !opts.DryRun {
-			if _, err := conn.Exec(ctx, "drop publication if exists "+pgx.Identifier{cfg.Publication}.Sanitize()); err != nil {
-				return dropped, fmt.Errorf("cdc: drop publication %q: %w", cfg.Publication, err)
-			}
-		}
-		if exists {
+		if ok {
 			dropped = append(dropped, "publication "+cfg.Publication)
 		}
 	}
 	for _, t := range tables {
-		// An unqualified idempotency table is in the search_path, as the
-		// store resolves it.
-		ident := pgx.Identifier{t.name}.Sanitize()
-		if t.schema != "" {
-			ident = pgx.Identifier{t.schema, t.name}.Sanitize()
+		name, err := dropTable(ctx, conn.Conn(), t.schema, t.name, opts.DryRun)
+		if err != nil {
+			return dropped, err
 		}
-		var name *string
-		if err := conn.QueryRow(ctx, "select to_regclass($1)::text", ident).Scan(&name); err != nil {
-			return dropped, fmt.Errorf("cdc: drop table %s: %w", ident, err)
+		if name != "" {
+			dropped = append(dropped, "table "+name)
 		}
-		if name == nil {
-			continue
-		}
-		if opts.DryRun {
-			dropped = append(dropped, "table "+*name)
-			continue
-		}
-		if _, err := conn.Exec(ctx, "drop table if exists "+ident); err != nil {
-			return dropped, fmt.Errorf("cdc: drop table %s: %w", ident, err)
-		}
-		dropped = append(dropped, "table "+*name)
 	}
 	return dropped, nil
+}
+
+// dropSlot drops slot unless dryRun, and reports whether it existed. A
+// slot in use is an ErrSlotInUse error.
+func dropSlot(ctx context.Context, conn *pgx.Conn, slot string, dryRun bool) (bool, error) {
+	var pid *int32
+	err := conn.QueryRow(ctx, "select active_pid from pg_replication_slots where slot_name = $1", slot).Scan(&pid)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("cdc: drop slot %q: %w", slot, err)
+	case pid != nil:
+		return false, &SlotError{Slot: slot, Err: ErrSlotInUse, Detail: fmt.Sprintf("held by backend pid %d; stop the stream before dropping the slot", *pid)}
+	case dryRun:
+		return true, nil
+	}
+	_, err = conn.Exec(ctx, "select pg_drop_replication_slot($1)", slot)
+	if pgCode(err) == "55006" { // object_in_use: taken since
+		return false, &SlotError{Slot: slot, Err: ErrSlotInUse, Detail: err.Error()}
+	}
+	if err != nil && pgCode(err) != "42704" { // undefined_object: dropped since
+		return false, fmt.Errorf("cdc: drop slot %q: %w", slot, err)
+	}
+	return true, nil
+}
+
+// dropPublication drops the publication unless dryRun, and reports
+// whether it existed.
+func dropPublication(ctx context.Context, conn *pgx.Conn, pub string, dryRun bool) (bool, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, "select exists(select 1 from pg_publication where pubname = $1)", pub).Scan(&exists); err != nil {
+		return false, fmt.Errorf("cdc: drop publication %q: %w", pub, err)
+	}
+	if exists && !dryRun {
+		if _, err := conn.Exec(ctx, "drop publication if exists "+pgx.Identifier{pub}.Sanitize()); err != nil {
+			return false, fmt.Errorf("cdc: drop publication %q: %w", pub, err)
+		}
+	}
+	return exists, nil
+}
+
+// dropTable drops the table unless dryRun, and returns its name as
+// Postgres writes it, "" when it does not exist. An unqualified name (an
+// idempotency table) is found in the search_path, as the store finds it.
+func dropTable(ctx context.Context, conn *pgx.Conn, schema, table string, dryRun bool) (string, error) {
+	ident := pgx.Identifier{table}.Sanitize()
+	if schema != "" {
+		ident = pgx.Identifier{schema, table}.Sanitize()
+	}
+	var name *string
+	if err := conn.QueryRow(ctx, "select to_regclass($1)::text", ident).Scan(&name); err != nil {
+		return "", fmt.Errorf("cdc: drop table %s: %w", ident, err)
+	}
+	if name == nil {
+		return "", nil
+	}
+	if !dryRun {
+		if _, err := conn.Exec(ctx, "drop table if exists "+ident); err != nil {
+			return "", fmt.Errorf("cdc: drop table %s: %w", ident, err)
+		}
+	}
+	return *name, nil
 }

@@ -105,7 +105,7 @@ func (s *Stream) undo(ctx context.Context, made *created) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
 	if made.slot {
-		if err := dropSlot(ctx, s.pool, s.cfg.Slot); err != nil {
+		if err := dropSlotWaiting(ctx, s.pool, s.cfg.Slot); err != nil {
 			s.cfg.Logger.Warn("Open failed and could not drop the slot it created", logkey.Slot, s.cfg.Slot, logkey.Err, err)
 		}
 	}
@@ -285,10 +285,10 @@ func createPublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 	return true, nil
 }
 
-// dropSlot drops the slot, waiting a little while it is still active: the
+// dropSlotWaiting drops the slot, waiting a little while it is still active: the
 // walsender of a connection just closed may not have released it yet. A
 // slot that is gone already is not an error.
-func dropSlot(ctx context.Context, pool *pgxpool.Pool, slot string) error {
+func dropSlotWaiting(ctx context.Context, pool *pgxpool.Pool, slot string) error {
 	for {
 		_, err := pool.Exec(ctx, "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1", slot)
 		if pgCode(err) != "55006" { // object_in_use
