@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
 // envOf is a getenv over vars.
@@ -246,5 +248,23 @@ func TestRunCommandUsage(t *testing.T) {
 	walrelay(context.Background(), &env{stdout: &stderr, stderr: &stderr, getenv: envOf(nil)}, []string{"run", "-h"})
 	if !strings.Contains(stderr.String(), indent(exampleConfig, "  ")) {
 		t.Errorf("run -h does not show the example config:\n%s", stderr.String())
+	}
+}
+
+// TestSinkBackoff: a sink's first retry waits 100ms (±50%, randomised),
+// later waits grow to 30s at most (±50%), and it never gives up.
+func TestSinkBackoff(t *testing.T) {
+	b := sinkBackoff()
+	if d := b.NextBackOff(); d < 50*time.Millisecond || d > 150*time.Millisecond {
+		t.Errorf("first wait %v, want 100ms ±50%%", d)
+	}
+	var d time.Duration
+	for range 100 {
+		if d = b.NextBackOff(); d == backoff.Stop || d > 45*time.Second {
+			t.Fatalf("wait %v, want at most 30s +50%%, never Stop", d)
+		}
+	}
+	if d < 15*time.Second {
+		t.Errorf("wait after 100 failures %v, want 30s -50%% at least", d)
 	}
 }
