@@ -223,13 +223,7 @@ func (d *db) count(sql string, args ...any) int {
 // waitFor polls cond until it holds, failing after a generous bound.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testtime.Bound(60 * time.Second))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testtime.WaitFor(t, 2*time.Minute, what, cond)
 }
 
 // TestUsage: every command explains itself with an example and its exit

@@ -169,7 +169,7 @@ func (p *proc) logged(t *testing.T, re string) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	var got string
-	waitUntil(t, "walrelay to log "+re, func() bool {
+	waitFor(t, "walrelay to log "+re, func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("walrelay exited with %d; stderr:\n%s", p.code, p.stderr.String())
@@ -185,33 +185,13 @@ func (p *proc) logged(t *testing.T, re string) string {
 	return got
 }
 
-// waitUntil polls cond until it holds, failing the test after a generous
-// bound.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testtime.Bound(2 * time.Minute))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitDelivered waits until d has every change of want, and on timeout
 // says which are missing.
 func waitDelivered(t *testing.T, where string, d *deliveries, want []change) {
 	t.Helper()
-	deadline := time.Now().Add(testtime.Bound(2 * time.Minute))
-	for {
-		m := d.missing(want)
-		if len(m) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d changes never reached %s (%d messages there); first missing: %v", len(m), len(want), where, d.count(), m[:min(len(m), 10)])
-		}
-		time.Sleep(20 * time.Millisecond)
+	var m []change
+	if !testtime.Poll(2*time.Minute, func() bool { m = d.missing(want); return len(m) == 0 }) {
+		t.Fatalf("%d of %d changes never reached %s (%d messages there); first missing: %v", len(m), len(want), where, d.count(), m[:min(len(m), 10)])
 	}
 }
 
@@ -289,7 +269,7 @@ func consumeKafka(t *testing.T, brokers []string, got *deliveries, topics ...str
 // walrelay's walsender has gone).
 func slotInactive(t *testing.T, conn *pgx.Conn, slot string) {
 	t.Helper()
-	waitUntil(t, "slot "+slot+" to be released", func() bool {
+	waitFor(t, "slot "+slot+" to be released", func() bool {
 		var active bool
 		err := conn.QueryRow(t.Context(), "select active from pg_replication_slots where slot_name = $1", slot).Scan(&active)
 		return err == nil && !active
@@ -395,7 +375,7 @@ func TestRunExampleSurvivesSignals(t *testing.T) {
 	rows := func() int { mu.Lock(); defer mu.Unlock(); return written }
 
 	// SIGTERM mid-stream: exit 0 after delivering what it took.
-	waitUntil(t, "the webhook to receive 300 messages", func() bool { return hooks.count() >= 300 })
+	waitFor(t, "the webhook to receive 300 messages", func() bool { return hooks.count() >= 300 })
 	p1.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p1.wait(t); code != 0 {
 		t.Fatalf("exit status after SIGTERM = %d, want 0; stderr:\n%s", code, p1.stderr.String())
@@ -410,7 +390,7 @@ func TestRunExampleSurvivesSignals(t *testing.T) {
 	p2 := startWalrelay(t, env, args...)
 	p2.logged(t, `msg="walrelay run started"`)
 	before := hooks.count()
-	waitUntil(t, "the restarted walrelay to deliver", func() bool { return hooks.count() >= before+300 && rows() > at+100 })
+	waitFor(t, "the restarted walrelay to deliver", func() bool { return hooks.count() >= before+300 && rows() > at+100 })
 	// After a graceful stop, a restart delivers again at most the changes
 	// of the transaction the last batch ended in (four at most here):
 	// what was taken was delivered and acknowledged.
@@ -424,7 +404,7 @@ func TestRunExampleSurvivesSignals(t *testing.T) {
 	p3 := startWalrelay(t, env, args...)
 	p3.logged(t, `msg="walrelay run started"`)
 	before = hooks.count()
-	waitUntil(t, "the second restart to deliver", func() bool { return hooks.count() >= before+200 })
+	waitFor(t, "the second restart to deliver", func() bool { return hooks.count() >= before+200 })
 	close(stop)
 	res := <-wrote
 	if res.err != nil {
@@ -643,7 +623,7 @@ delivery:
 	p1.logged(t, `msg="walrelay run started"`)
 	// 50 transactions, committed before the stream reads them: one batch.
 	pgtest.Exec(t, url, "do $$ begin for i in 1..50 loop insert into items values (i); commit; end loop; end $$")
-	waitUntil(t, "the webhook to receive 5 messages", func() bool { return got.count() >= 5 })
+	waitFor(t, "the webhook to receive 5 messages", func() bool { return got.count() >= 5 })
 	p1.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p1.wait(t); code != 0 {
 		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
@@ -662,7 +642,7 @@ delivery:
 	for id := int64(1); id <= 51; id++ {
 		want = append(want, change{"public.items", "insert", id})
 	}
-	waitUntil(t, "every row, and the one inserted after the restart", func() bool { return len(got.missing(want)) == 0 })
+	waitFor(t, "every row, and the one inserted after the restart", func() bool { return len(got.missing(want)) == 0 })
 	if dups := got.count() - len(got.keys()); dups != 0 {
 		t.Errorf("%d messages delivered again after the restart (%d had been delivered by the SIGTERM exit), want 0", dups, stopped)
 	}
@@ -713,7 +693,7 @@ sinks:
 	}
 	env := []string{"DATABASE_URL=" + url, "HOOK=" + srv.URL}
 	p1 := startWalrelay(t, env, "run", "-config", cfg)
-	waitUntil(t, "3000 reads", func() bool { return got.count() >= 3000 })
+	waitFor(t, "3000 reads", func() bool { return got.count() >= 3000 })
 	p1.cmd.Process.Kill()
 	p1.wait(t)
 	before := got.count()
@@ -732,7 +712,7 @@ sinks:
 	for id := int64(1); id <= rows; id++ {
 		want = append(want, change{"public.big", "read", id})
 	}
-	waitUntil(t, "every row read", func() bool { return len(got.missing(want)) == 0 })
+	waitFor(t, "every row read", func() bool { return len(got.missing(want)) == 0 })
 	after := got.count() - before
 	if after > rows-2000 {
 		t.Errorf("the restart read %d rows of %d after %d were delivered: it did not resume from the saved progress", after, rows, before)
