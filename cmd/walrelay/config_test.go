@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -201,15 +200,8 @@ y-hook: 1
 // TestRunCommandUsage runs the command in-process: usage errors, -h and
 // -check-config.
 func TestRunCommandUsage(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.yaml")
-	if err := os.WriteFile(good, []byte(minimalConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	typo := filepath.Join(dir, "typo.yaml")
-	if err := os.WriteFile(typo, []byte(strings.Replace(minimalConfig, "slot:", "solt:", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	good := writeConfig(t, "good.yaml", minimalConfig)
+	typo := writeConfig(t, "typo.yaml", strings.Replace(minimalConfig, "slot:", "solt:", 1))
 	cases := []struct {
 		args       []string
 		env        map[string]string
@@ -218,7 +210,7 @@ func TestRunCommandUsage(t *testing.T) {
 	}{
 		{[]string{"run", "-h"}, nil, exitOK, "", "walrelay run: " + runSummary},
 		{[]string{"run"}, nil, exitUsage, "", "-config is required"},
-		{[]string{"run", "-config", filepath.Join(dir, "none.yaml")}, nil, exitUsage, "", "no such file"},
+		{[]string{"run", "-config", filepath.Join(t.TempDir(), "none.yaml")}, nil, exitUsage, "", "no such file"},
 		{[]string{"run", "-config", typo}, nil, exitUsage, "", `typo.yaml:2: unknown key "solt" in stream (did you mean "slot"?)`},
 		{[]string{"run", "-example"}, nil, exitOK, exampleConfig, ""},
 		{[]string{"run", "-config", good, "-check-config"}, nil, exitOK, "good.yaml: valid: slot s, publication p, 0 backfill(s), sinks: stdout (stdout)", ""},
