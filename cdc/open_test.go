@@ -327,18 +327,9 @@ func TestOpenWALLevelNotLogical(t *testing.T) {
 }
 
 func TestOpenBadPasswordIsNotRetried(t *testing.T) {
-	if pgtest.Shared() == nil {
-		t.Skip("needs the test cluster's pg_hba.conf")
-	}
 	e := newEnv(t)
-	e.exec(fmt.Sprintf(`do $$ begin
-		if not exists (select from pg_roles where rolname = '%[1]s') then
-			create role %[1]s login replication password 'right';
-		end if; end $$`, pgtest.PasswordRole))
-	u, _ := url.Parse(e.url)
-	u.User = url.UserPassword(pgtest.PasswordRole, "wrong-secret")
 	cfg := e.config()
-	cfg.ConnString = u.String()
+	cfg.ConnString = pgtest.WrongPassword(t, e.url, "wrong-secret")
 	asked := noRetries(&cfg)
 	err := openErr(t, cfg)
 	if !IsAuthError(err) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -389,21 +388,9 @@ func (d *db) openOrders(ctx context.Context) *cdc.Stream {
 // TestBadPassword: a refused password is exit 1 with what to check, and
 // the password is not printed.
 func TestBadPassword(t *testing.T) {
-	if pgtest.Shared() == nil {
-		t.Skip("needs the test cluster's pg_hba.conf")
-	}
-	d := newDB(t)
-	d.exec(fmt.Sprintf(`do $$ begin
-		if not exists (select from pg_roles where rolname = '%[1]s') then
-			create role %[1]s login replication password 'right';
-		end if; end $$`, pgtest.PasswordRole))
-	u, err := url.Parse(d.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword(pgtest.PasswordRole, "wrong-secret")
+	wrong := pgtest.WrongPassword(t, pgtest.NewDatabase(t), "wrong-secret")
 	for _, c := range []string{"check", "status", "tail", "drop"} {
-		r := run(t, u.String(), c)
+		r := run(t, wrong, c)
 		if r.code != exitFailure || !strings.Contains(r.stderr, "check the user and password") || strings.Contains(r.stderr+r.stdout, "wrong-secret") {
 			t.Errorf("%s with a wrong password: %v", c, r)
 		}
