@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/testtime"
+	"github.com/walrelay/walrelay/sink"
 )
 
 // openErr returns the error of an Open that must fail by itself, before
@@ -94,6 +95,21 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate of a valid Config = %v", err)
+	}
+}
+
+// TestConfigBackoffDefault: a Config without Backoff retries as
+// sink.DefaultBackoff says, as Run does.
+func TestConfigBackoffDefault(t *testing.T) {
+	c := Config{ConnString: "postgres://localhost/db", Slot: "s", Publication: "p"}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := c.Backoff().(*backoff.ExponentialBackOff)
+	want := sink.DefaultBackoff().(*backoff.ExponentialBackOff)
+	if !ok || got.InitialInterval != want.InitialInterval || got.MaxInterval != want.MaxInterval ||
+		got.Multiplier != want.Multiplier || got.RandomizationFactor != want.RandomizationFactor || got.MaxElapsedTime != want.MaxElapsedTime {
+		t.Errorf("default Config.Backoff = %+v, want sink.DefaultBackoff's %+v", c.Backoff(), want)
 	}
 }
 
