@@ -136,13 +136,7 @@ func (e *env) confirmedFlush() message.LSN {
 // testtime).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testtime.Bound(30 * time.Second))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testtime.WaitFor(t, 30*time.Second, what, cond)
 }
 
 // ackAll acknowledges every message of s, in a goroutine, until ctx ends.

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/testtime"
+	"github.com/walrelay/walrelay/sink"
 )
 
 // openErr returns the error of an Open that must fail by itself, before
@@ -94,6 +95,21 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate of a valid Config = %v", err)
+	}
+}
+
+// TestConfigBackoffDefault: a Config without Backoff retries as
+// sink.DefaultBackoff says, as Run does.
+func TestConfigBackoffDefault(t *testing.T) {
+	c := Config{ConnString: "postgres://localhost/db", Slot: "s", Publication: "p"}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := c.Backoff().(*backoff.ExponentialBackOff)
+	want := sink.DefaultBackoff().(*backoff.ExponentialBackOff)
+	if !ok || got.InitialInterval != want.InitialInterval || got.MaxInterval != want.MaxInterval ||
+		got.Multiplier != want.Multiplier || got.RandomizationFactor != want.RandomizationFactor || got.MaxElapsedTime != want.MaxElapsedTime {
+		t.Errorf("default Config.Backoff = %+v, want sink.DefaultBackoff's %+v", c.Backoff(), want)
 	}
 }
 
@@ -327,18 +343,9 @@ func TestOpenWALLevelNotLogical(t *testing.T) {
 }
 
 func TestOpenBadPasswordIsNotRetried(t *testing.T) {
-	if pgtest.Shared() == nil {
-		t.Skip("needs the test cluster's pg_hba.conf")
-	}
 	e := newEnv(t)
-	e.exec(fmt.Sprintf(`do $$ begin
-		if not exists (select from pg_roles where rolname = '%[1]s') then
-			create role %[1]s login replication password 'right';
-		end if; end $$`, pgtest.PasswordRole))
-	u, _ := url.Parse(e.url)
-	u.User = url.UserPassword(pgtest.PasswordRole, "wrong-secret")
 	cfg := e.config()
-	cfg.ConnString = u.String()
+	cfg.ConnString = pgtest.WrongPassword(t, e.url, "wrong-secret")
 	asked := noRetries(&cfg)
 	err := openErr(t, cfg)
 	if !IsAuthError(err) {

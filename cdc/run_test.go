@@ -111,30 +111,49 @@ func TestRunPermanentErrorStopsWithoutAck(t *testing.T) {
 	}
 }
 
-func TestRunCancelDuringWriteDoesNotAck(t *testing.T) {
-	e := newEnv(t, "create table t (id int primary key)")
-	s := e.open(e.config())
-	before := s.Acked()
+// cancelDuringWrite runs Run over s with opts, inserts a row into t and
+// cancels Run's context while the sink's first Write is in progress. Each
+// Write returns write's result once Run's context is cancelled. It fails
+// the test unless Run returns context.Canceled, and returns what s had
+// acknowledged when the context was cancelled.
+func cancelDuringWrite(t *testing.T, e *env, s *Stream, opts RunOptions, write func(context.Context, []message.Message) error) message.LSN {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	entered := make(chan struct{})
-	sk := sink.Func(func(ctx context.Context, msgs ...message.Message) error {
-		close(entered)
+	var once sync.Once
+	sk := sink.Func(func(wctx context.Context, msgs ...message.Message) error {
+		once.Do(func() { close(entered) })
 		<-ctx.Done()
-		return ctx.Err()
+		return write(wctx, msgs)
 	})
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, s, sk, RunOptions{}) }()
+	go func() { done <- Run(ctx, s, sk, opts) }()
 	e.exec("insert into t values (1)")
 	<-entered
+	before := s.Acked()
 	cancel()
 	select {
 	case err := <-done:
 		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Run = %v", err)
+			t.Fatalf("Run = %v, want context.Canceled", err)
 		}
 	case <-time.After(testtime.Bound(30 * time.Second)):
-		t.Fatal("Run did not return after cancel")
+		t.Fatal("Run did not return after its context was cancelled")
 	}
+	return before
+}
+
+// hang is a Write that ends with its context.
+func hang(wctx context.Context, _ []message.Message) error {
+	<-wctx.Done()
+	return wctx.Err()
+}
+
+func TestRunCancelDuringWriteDoesNotAck(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	s := e.open(e.config())
+	before := cancelDuringWrite(t, e, s, RunOptions{}, hang)
 	if s.Acked() != before {
 		t.Errorf("acked an unfinished write")
 	}
@@ -203,35 +222,14 @@ func TestRunCancelWhileFailingReturnsSinkError(t *testing.T) {
 func TestRunDrainDeliversTheBatchInFlight(t *testing.T) {
 	e := newEnv(t, "create table t (id int primary key)")
 	s := e.open(e.config())
-	ctx, cancel := context.WithCancel(t.Context())
-	entered, release := make(chan struct{}), make(chan struct{})
 	var wrote atomic.Int32
-	sk := sink.Func(func(wctx context.Context, msgs ...message.Message) error {
-		if wrote.Load() == 0 {
-			close(entered)
-			<-release
-		}
+	before := cancelDuringWrite(t, e, s, RunOptions{Drain: time.Minute}, func(wctx context.Context, msgs []message.Message) error {
 		if err := wctx.Err(); err != nil {
 			return err // the drain ended the write
 		}
 		wrote.Add(int32(len(msgs)))
 		return nil
 	})
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, s, sk, RunOptions{Drain: time.Minute}) }()
-	e.exec("insert into t values (1)")
-	<-entered
-	before := s.Acked()
-	cancel()
-	close(release)
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Run = %v, want context.Canceled", err)
-		}
-	case <-time.After(testtime.Bound(30 * time.Second)):
-		t.Fatal("Run did not return after the drained write")
-	}
 	if wrote.Load() != 1 {
 		t.Fatalf("the batch in flight was not written (%d messages)", wrote.Load())
 	}
@@ -245,32 +243,11 @@ func TestRunDrainDeliversTheBatchInFlight(t *testing.T) {
 func TestRunDrainIsBounded(t *testing.T) {
 	e := newEnv(t, "create table t (id int primary key)")
 	s := e.open(e.config())
-	before := s.Acked()
-	ctx, cancel := context.WithCancel(t.Context())
-	entered := make(chan struct{})
-	var once sync.Once
-	sk := sink.Func(func(wctx context.Context, msgs ...message.Message) error {
-		once.Do(func() { close(entered) })
-		<-wctx.Done()
-		return wctx.Err()
-	})
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, s, sk, RunOptions{Drain: 50 * time.Millisecond}) }()
-	e.exec("insert into t values (1)")
-	<-entered
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Run = %v, want context.Canceled", err)
-		}
-	case <-time.After(testtime.Bound(30 * time.Second)):
-		t.Fatal("Run did not return after the drain ran out")
-	}
+	before := cancelDuringWrite(t, e, s, RunOptions{Drain: 50 * time.Millisecond}, hang)
 	if s.Acked() != before {
 		t.Errorf("acked a write the drain gave up")
 	}
-	if err := Run(t.Context(), s, sk, RunOptions{Drain: -time.Second}); err == nil {
+	if err := Run(t.Context(), s, sink.Func(func(context.Context, ...message.Message) error { return nil }), RunOptions{Drain: -time.Second}); err == nil {
 		t.Error("a negative Drain was accepted")
 	}
 }

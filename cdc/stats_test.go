@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -293,6 +294,46 @@ func TestHealthSinkFailing(t *testing.T) {
 	}
 	if st := s.Stats(); !st.Stopped || st.Connected || st.Err != nil {
 		t.Fatalf("after Close: %+v", st)
+	}
+}
+
+// TestRecordWrite: a delivery loop of the caller's own reports its writes
+// and retries; Stats.Delivery counts them and the ready check judges them
+// as it judges Run's.
+func TestRecordWrite(t *testing.T) {
+	e := newEnv(t, "create table t (id int primary key)")
+	s := e.open(e.config())
+	h := NewHealth(s, HealthOptions{SinkFailure: time.Nanosecond})
+
+	s.RecordWrite(3, nil)
+	d := s.Stats().Delivery
+	if d.Writes != 1 || d.Messages != 3 || d.Failures != 0 || !d.FailingSince.IsZero() {
+		t.Fatalf("after a write of 3: %+v", d)
+	}
+	if p := h.Ready(); len(p) != 0 {
+		t.Fatalf("ready after a good write: %v", p)
+	}
+
+	refused := errors.New("destination refused")
+	s.RecordRetry()
+	s.RecordWrite(2, refused)
+	d = s.Stats().Delivery
+	if d.Writes != 1 || d.Failures != 1 || d.Retries != 1 || !errors.Is(d.LastError, refused) || d.FailingSince.IsZero() {
+		t.Fatalf("after a failed write: %+v", d)
+	}
+	if p := h.Ready(); !slices.ContainsFunc(p, func(s string) bool {
+		return strings.HasPrefix(s, "sink writes failing") && strings.Contains(s, "destination refused")
+	}) {
+		t.Fatalf("ready with writes failing past SinkFailure: %v", p)
+	}
+
+	s.RecordWrite(2, nil)
+	d = s.Stats().Delivery
+	if d.Writes != 2 || d.Messages != 5 || !d.FailingSince.IsZero() {
+		t.Fatalf("after a good write again: %+v", d)
+	}
+	if p := h.Ready(); len(p) != 0 {
+		t.Fatalf("ready after writes recovered: %v", p)
 	}
 }
 

@@ -144,13 +144,7 @@ func span(from, to int64) []int64 {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testtime.Bound(20 * time.Second))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testtime.WaitFor(t, 20*time.Second, what, cond)
 }
 
 func TestConfigValidation(t *testing.T) {

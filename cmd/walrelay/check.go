@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"strings"
 
@@ -30,20 +29,16 @@ const checkExample = `  DATABASE_URL=postgres://app@db/app walrelay check -table
 `
 
 func checkCmd(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "check", checkSummary, checkExample)
-	database := fs.String("database", "", "postgres URL or DSN (default $DATABASE_URL)")
+	fs := newDBFlags(e, "check", checkSummary, checkExample)
 	slot := fs.String("slot", "walrelay", "replication slot")
 	pub := fs.String("publication", "walrelay", "publication")
 	var tables listFlag
 	fs.Var(&tables, "tables", "tables the publication should have, `schema.table,...` (repeatable)")
 	create := fs.Bool("create", true, "count a missing slot, and the publication of -tables, as created (as walrelay run and tail do)")
 	asJSON := fs.Bool("json", false, "print the findings as JSON: {\"blocking\": n, \"warnings\": n, \"findings\": [{severity, code, object, message, fix}]}")
-	if code := parse(fs, e, args); code >= 0 {
+	url, code := fs.parse(args)
+	if code >= 0 {
 		return code
-	}
-	url, err := databaseURL(e, *database)
-	if err != nil {
-		return fail(e, "check", exitUsage, err)
 	}
 	cfg := cdc.Config{
 		ConnString:        url,
@@ -125,5 +120,3 @@ func plural(n int, what string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, what)
 }
-
-var _ flag.Value = (*listFlag)(nil)

@@ -7,16 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/testtime"
 )
@@ -186,6 +188,98 @@ func (r *running) signal(sig os.Signal) {
 	}
 }
 
+// proc is one walrelay process.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr pgtest.Buffer
+	done           chan struct{}
+	code           int
+}
+
+func startWalrelay(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(walrelayBin(t), args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		err := p.cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			p.code = ee.ExitCode() // -1 when killed by a signal
+		default:
+			p.code = -2
+		}
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("walrelay %s stderr:\n%s", strings.Join(args, " "), p.stderr.String())
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit status.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(testtime.Bound(60 * time.Second)):
+		t.Fatalf("walrelay did not exit; stderr:\n%s", p.stderr.String())
+		return 0
+	}
+}
+
+// term stops the process with SIGTERM and fails the test unless it exits
+// 0.
+func (p *proc) term(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit status after SIGTERM = %d, want 0; stderr:\n%s", code, p.stderr.String())
+	}
+}
+
+// logged waits until the process logged a line matching re and returns
+// the first submatch.
+func (p *proc) logged(t *testing.T, re string) string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	var got string
+	waitFor(t, "walrelay to log "+re, func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("walrelay exited with %d; stderr:\n%s", p.code, p.stderr.String())
+		default:
+		}
+		m := rx.FindStringSubmatch(p.stderr.String())
+		if m == nil {
+			return false
+		}
+		got = m[len(m)-1]
+		return true
+	})
+	return got
+}
+
+// writeConfig writes a config file of that name and returns its path.
+func writeConfig(t *testing.T, name, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // db is a fresh database for one test, and a connection to it.
 type db struct {
 	t    *testing.T
@@ -223,13 +317,7 @@ func (d *db) count(sql string, args ...any) int {
 // waitFor polls cond until it holds, failing after a generous bound.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testtime.Bound(60 * time.Second))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testtime.WaitFor(t, 2*time.Minute, what, cond)
 }
 
 // TestUsage: every command explains itself with an example and its exit
@@ -276,24 +364,33 @@ func (d *db) pubExists(name string) bool {
 	return d.count("select count(*) from pg_publication where pubname = $1", name) == 1
 }
 
+// slotReleased waits until no process streams from the slot (a closed
+// stream's or a stopped walrelay's walsender has gone).
+func (d *db) slotReleased(name string) {
+	d.t.Helper()
+	waitFor(d.t, "slot "+name+" to be released", func() bool {
+		return d.count("select count(*) from pg_replication_slots where slot_name = $1 and not active", name) == 1
+	})
+}
+
+// openOrders opens, with the library, a stream of the table orders from
+// the slot orders_cdc and the publication orders_pub, creating both.
+func (d *db) openOrders(ctx context.Context) *cdc.Stream {
+	d.t.Helper()
+	s, err := cdc.Open(ctx, cdc.Config{ConnString: d.url, Slot: "orders_cdc", Publication: "orders_pub",
+		CreateSlot: true, CreatePublication: true, PublicationTables: []string{"orders"}})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return s
+}
+
 // TestBadPassword: a refused password is exit 1 with what to check, and
 // the password is not printed.
 func TestBadPassword(t *testing.T) {
-	if pgtest.Shared() == nil {
-		t.Skip("needs the test cluster's pg_hba.conf")
-	}
-	d := newDB(t)
-	d.exec(fmt.Sprintf(`do $$ begin
-		if not exists (select from pg_roles where rolname = '%[1]s') then
-			create role %[1]s login replication password 'right';
-		end if; end $$`, pgtest.PasswordRole))
-	u, err := url.Parse(d.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword(pgtest.PasswordRole, "wrong-secret")
+	wrong := pgtest.WrongPassword(t, pgtest.NewDatabase(t), "wrong-secret")
 	for _, c := range []string{"check", "status", "tail", "drop"} {
-		r := run(t, u.String(), c)
+		r := run(t, wrong, c)
 		if r.code != exitFailure || !strings.Contains(r.stderr, "check the user and password") || strings.Contains(r.stderr+r.stdout, "wrong-secret") {
 			t.Errorf("%s with a wrong password: %v", c, r)
 		}

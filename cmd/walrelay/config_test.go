@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
 // envOf is a getenv over vars.
@@ -112,32 +113,7 @@ func TestConfigEnvExpansion(t *testing.T) {
 	env := envOf(map[string]string{
 		"SLOT": "from_env", "BATCH": "42", "SECRET": "a#b: 'c' ${NOT}", "NULLISH": "null", "PORT": "9091",
 	})
-	c, err := parseConfig("x.yaml", []byte(`stream:
-  slot: ${SLOT}
-  publication: pub_${SLOT}
-  consumer_name: "${NULLISH}"
-sinks:
-  - webhook:
-      url: http://h/x
-      headers: {X-Token: "${SECRET}", X-Price: "$$5 and $5 and $${SLOT}", X-Default: "${UNSET:-fallback}", X-Empty: "[${UNSET:-}]"}
-delivery:
-  batch_size: ${BATCH}
-  drain: ${DRAIN:-3s}
-http:
-  listen: 127.0.0.1:${PORT}
-log:
-  level: ${NULLISH}
-`), env)
-	if err != nil {
-		// level "null" is no level: that is the one error expected.
-		if !strings.Contains(err.Error(), `x.yaml:15: log.level: "null" is not debug`) || strings.Count(err.Error(), "\n") != 0 {
-			t.Fatalf("parse: %v", err)
-		}
-	} else {
-		t.Fatal("log.level null accepted")
-	}
-	// The same without the bad level, to look at the values.
-	c, err = parseConfig("x.yaml", []byte(`stream:
+	const yaml = `stream:
   slot: ${SLOT}
   publication: pub_${SLOT}
   consumer_name: ${NULLISH}
@@ -150,7 +126,17 @@ delivery:
   drain: ${DRAIN:-3s}
 http:
   listen: 127.0.0.1:${PORT}
-`), env)
+`
+	// With a level of "null", which is no level: that is the one error.
+	_, err := parseConfig("x.yaml", []byte(yaml+"log:\n  level: ${NULLISH}\n"), env)
+	if err == nil {
+		t.Fatal("log.level null accepted")
+	}
+	if !strings.Contains(err.Error(), `x.yaml:15: log.level: "null" is not debug`) || strings.Count(err.Error(), "\n") != 0 {
+		t.Fatalf("parse: %v", err)
+	}
+	// Without it, to look at the values.
+	c, err := parseConfig("x.yaml", []byte(yaml), env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,15 +200,8 @@ y-hook: 1
 // TestRunCommandUsage runs the command in-process: usage errors, -h and
 // -check-config.
 func TestRunCommandUsage(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good.yaml")
-	if err := os.WriteFile(good, []byte(minimalConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	typo := filepath.Join(dir, "typo.yaml")
-	if err := os.WriteFile(typo, []byte(strings.Replace(minimalConfig, "slot:", "solt:", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	good := writeConfig(t, "good.yaml", minimalConfig)
+	typo := writeConfig(t, "typo.yaml", strings.Replace(minimalConfig, "slot:", "solt:", 1))
 	cases := []struct {
 		args       []string
 		env        map[string]string
@@ -231,7 +210,7 @@ func TestRunCommandUsage(t *testing.T) {
 	}{
 		{[]string{"run", "-h"}, nil, exitOK, "", "walrelay run: " + runSummary},
 		{[]string{"run"}, nil, exitUsage, "", "-config is required"},
-		{[]string{"run", "-config", filepath.Join(dir, "none.yaml")}, nil, exitUsage, "", "no such file"},
+		{[]string{"run", "-config", filepath.Join(t.TempDir(), "none.yaml")}, nil, exitUsage, "", "no such file"},
 		{[]string{"run", "-config", typo}, nil, exitUsage, "", `typo.yaml:2: unknown key "solt" in stream (did you mean "slot"?)`},
 		{[]string{"run", "-example"}, nil, exitOK, exampleConfig, ""},
 		{[]string{"run", "-config", good, "-check-config"}, nil, exitOK, "good.yaml: valid: slot s, publication p, 0 backfill(s), sinks: stdout (stdout)", ""},
@@ -261,5 +240,23 @@ func TestRunCommandUsage(t *testing.T) {
 	walrelay(context.Background(), &env{stdout: &stderr, stderr: &stderr, getenv: envOf(nil)}, []string{"run", "-h"})
 	if !strings.Contains(stderr.String(), indent(exampleConfig, "  ")) {
 		t.Errorf("run -h does not show the example config:\n%s", stderr.String())
+	}
+}
+
+// TestSinkBackoff: a sink's first retry waits 100ms (±50%, randomised),
+// later waits grow to 30s at most (±50%), and it never gives up.
+func TestSinkBackoff(t *testing.T) {
+	b := sinkBackoff()
+	if d := b.NextBackOff(); d < 50*time.Millisecond || d > 150*time.Millisecond {
+		t.Errorf("first wait %v, want 100ms ±50%%", d)
+	}
+	var d time.Duration
+	for range 100 {
+		if d = b.NextBackOff(); d == backoff.Stop || d > 45*time.Second {
+			t.Fatalf("wait %v, want at most 30s +50%%, never Stop", d)
+		}
+	}
+	if d < 15*time.Second {
+		t.Errorf("wait after 100 failures %v, want 30s -50%% at least", d)
 	}
 }

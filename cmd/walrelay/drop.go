@@ -29,8 +29,7 @@ const dropExample = `  DATABASE_URL=postgres://app@db/app walrelay drop -slot or
 `
 
 func dropCmd(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "drop", dropSummary, dropExample)
-	database := fs.String("database", "", "postgres URL or DSN (default $DATABASE_URL)")
+	fs := newDBFlags(e, "drop", dropSummary, dropExample)
 	slot := fs.String("slot", "walrelay", "replication slot to drop")
 	pub := fs.String("publication", "walrelay", "publication to drop")
 	progress := fs.String("progress-table", "", "backfill progress table (default public.walrelay_backfills)")
@@ -40,12 +39,9 @@ func dropCmd(ctx context.Context, e *env, args []string) int {
 	keepPub := fs.Bool("keep-publication", false, "keep the publication (another slot may use it)")
 	keepProgress := fs.Bool("keep-progress", false, "keep the backfill progress table")
 	yes := fs.Bool("yes", false, "drop without asking")
-	if code := parse(fs, e, args); code >= 0 {
+	url, code := fs.parse(args)
+	if code >= 0 {
 		return code
-	}
-	url, err := databaseURL(e, *database)
-	if err != nil {
-		return fail(e, "drop", exitUsage, err)
 	}
 	cfg := cdc.Config{ConnString: url, Slot: *slot, Publication: *pub, BackfillTable: *progress}
 	opts := cdc.DropOptions{KeepSlot: *keepSlot, KeepPublication: *keepPub, KeepBackfillTable: *keepProgress, IdempotencyTables: idem}

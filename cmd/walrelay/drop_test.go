@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/testtime"
 )
@@ -20,11 +19,7 @@ func TestDrop(t *testing.T) {
 		"create table walrelay_backfills (id text primary key)", "create table idem (k text)")
 	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
 	defer cancel()
-	s, err := cdc.Open(ctx, cdc.Config{ConnString: d.url, Slot: "orders_cdc", Publication: "orders_pub",
-		CreateSlot: true, CreatePublication: true, PublicationTables: []string{"orders"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := d.openOrders(ctx)
 	args := []string{"drop", "-slot", "orders_cdc", "-publication", "orders_pub", "-idempotency-table", "idem"}
 
 	r := run(t, d.url, append(args, "-yes")...)
@@ -39,9 +34,7 @@ func TestDrop(t *testing.T) {
 		!strings.Contains(r.stdout, "table walrelay_backfills\n") || !strings.Contains(r.stdout, "table idem\n") {
 		t.Fatalf("drop without -yes and without a terminal: %v", r)
 	}
-	waitFor(t, "the slot to be released", func() bool {
-		return d.count("select count(*) from pg_replication_slots where slot_name = 'orders_cdc' and not active") == 1
-	})
+	d.slotReleased("orders_cdc")
 	if !d.pubExists("orders_pub") || d.count("select count(*) from pg_class where relname in ('walrelay_backfills', 'idem')") != 2 {
 		t.Fatal("a refused drop dropped something")
 	}

@@ -100,13 +100,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 )
 
@@ -198,66 +195,8 @@ Exit status: 0 success, 1 failure, 2 usage or configuration error,
 `)
 }
 
-// newFlags returns a flag set for a command whose -h prints the summary,
-// the example and the flags.
-func newFlags(e *env, name, summary, example string) *flag.FlagSet {
-	fs := flag.NewFlagSet("walrelay "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "walrelay %s: %s\n\nExample:\n%s\nFlags:\n", name, summary, example)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses args into fs. It returns -1 when the command goes on, or
-// the exit status: exitOK after -h, exitUsage after a bad flag (fs has
-// printed the error and the usage).
-func parse(fs *flag.FlagSet, e *env, args []string) int {
-	fs.SetOutput(e.stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return exitUsage
-	}
-	return -1
-}
-
-// databaseURL is the database a command connects to: the flag's value, else
-// $DATABASE_URL.
-func databaseURL(e *env, flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
-	}
-	if u := e.getenv("DATABASE_URL"); u != "" {
-		return u, nil
-	}
-	return "", errors.New("no database: pass -database postgres://user:pass@host/db or set DATABASE_URL")
-}
-
 // fail prints err for the command name and returns code.
 func fail(e *env, name string, code int, err error) int {
 	fmt.Fprintf(e.stderr, "walrelay %s: %v\n", name, err)
 	return code
-}
-
-// listFlag is a flag that may be repeated and takes comma-separated
-// lists: -table a -table b,c is [a b c].
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-
-func (l *listFlag) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
 }

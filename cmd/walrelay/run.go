@@ -417,13 +417,12 @@ func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger, stdout io.W
 	return builtSink{name: name, sink: out, stats: stats}, nil
 }
 
-// sinkBackoff retries one sink's failed writes from 100ms to 30s, without
-// end (the drain at shutdown bounds it).
+// sinkBackoff retries one sink's failed writes as sink.DefaultBackoff does
+// (from 100ms, without end: the drain at shutdown bounds it), but up to 30s
+// between attempts.
 func sinkBackoff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 100 * time.Millisecond
+	b := sink.DefaultBackoff().(*backoff.ExponentialBackOff)
 	b.MaxInterval = 30 * time.Second
-	b.MaxElapsedTime = 0
 	return b
 }
 

@@ -5,18 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -83,6 +77,21 @@ func (d *deliveries) add(raw []byte) {
 	}
 }
 
+// addBatch records the messages of a webhook request's body ({"data":
+// [...]}).
+func (d *deliveries) addBatch(body []byte) error {
+	var batch struct {
+		Data []json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &batch); err != nil {
+		return err
+	}
+	for _, m := range batch.Data {
+		d.add(m)
+	}
+	return nil
+}
+
 func (d *deliveries) count() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -113,133 +122,38 @@ func (d *deliveries) keys() map[change]string {
 	return out
 }
 
-// proc is one walrelay process.
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr pgtest.Buffer
-	done           chan struct{}
-	code           int
-}
-
-func startWalrelay(t *testing.T, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(walrelayBin(t), args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(p.done)
-		err := p.cmd.Wait()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			p.code = ee.ExitCode() // -1 when killed by a signal
-		default:
-			p.code = -2
-		}
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("walrelay %s stderr:\n%s", strings.Join(args, " "), p.stderr.String())
-		}
-	})
-	return p
-}
-
-// wait waits for the process to exit and returns its exit status.
-func (p *proc) wait(t *testing.T) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(testtime.Bound(60 * time.Second)):
-		t.Fatalf("walrelay did not exit; stderr:\n%s", p.stderr.String())
-		return 0
-	}
-}
-
-// logged waits until the process logged a line matching re and returns
-// the first submatch.
-func (p *proc) logged(t *testing.T, re string) string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	var got string
-	waitUntil(t, "walrelay to log "+re, func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("walrelay exited with %d; stderr:\n%s", p.code, p.stderr.String())
-		default:
-		}
-		m := rx.FindStringSubmatch(p.stderr.String())
-		if m == nil {
-			return false
-		}
-		got = m[len(m)-1]
-		return true
-	})
-	return got
-}
-
-// waitUntil polls cond until it holds, failing the test after a generous
-// bound.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testtime.Bound(2 * time.Minute))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitDelivered waits until d has every change of want, and on timeout
 // says which are missing.
 func waitDelivered(t *testing.T, where string, d *deliveries, want []change) {
 	t.Helper()
-	deadline := time.Now().Add(testtime.Bound(2 * time.Minute))
-	for {
-		m := d.missing(want)
-		if len(m) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d changes never reached %s (%d messages there); first missing: %v", len(m), len(want), where, d.count(), m[:min(len(m), 10)])
-		}
-		time.Sleep(20 * time.Millisecond)
+	var m []change
+	if !testtime.Poll(2*time.Minute, func() bool { m = d.missing(want); return len(m) == 0 }) {
+		t.Fatalf("%d of %d changes never reached %s (%d messages there); first missing: %v", len(m), len(want), where, d.count(), m[:min(len(m), 10)])
 	}
 }
 
-// webhookReceiver is an endpoint that verifies each request's signature
-// with secret and records its messages.
-func webhookReceiver(t *testing.T, secret string, got *deliveries) *httptest.Server {
+// webhookReceiver is an endpoint that records the messages of each
+// request, after verifying its signature with secret (unless secret is "")
+// and taking delay to answer.
+func webhookReceiver(t *testing.T, secret string, delay time.Duration, got *deliveries) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		if err := webhook.Verify(secret, r.Header, body); err != nil {
-			got.mu.Lock()
-			got.bad = append(got.bad, "signature: "+err.Error())
-			got.mu.Unlock()
-			w.WriteHeader(http.StatusUnauthorized)
-			return
+		if secret != "" {
+			if err := webhook.Verify(secret, r.Header, body); err != nil {
+				got.mu.Lock()
+				got.bad = append(got.bad, "signature: "+err.Error())
+				got.mu.Unlock()
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
 		}
-		var batch struct {
-			Data []json.RawMessage `json:"data"`
-		}
-		if err := json.Unmarshal(body, &batch); err != nil {
+		time.Sleep(delay)
+		if err := got.addBatch(body); err != nil {
 			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		for _, m := range batch.Data {
-			got.add(m)
 		}
 	}))
 	t.Cleanup(srv.Close)
@@ -285,17 +199,6 @@ func consumeKafka(t *testing.T, brokers []string, got *deliveries, topics ...str
 	})
 }
 
-// slotInactive waits until no process streams from slot (a killed
-// walrelay's walsender has gone).
-func slotInactive(t *testing.T, conn *pgx.Conn, slot string) {
-	t.Helper()
-	waitUntil(t, "slot "+slot+" to be released", func() bool {
-		var active bool
-		err := conn.QueryRow(t.Context(), "select active from pg_replication_slots where slot_name = $1", slot).Scan(&active)
-		return err == nil && !active
-	})
-}
-
 // workload writes orders (inserts, updates of the previous order, deletes
 // of the one before) and updates customers until stop is closed, and
 // returns every change it committed.
@@ -335,6 +238,20 @@ func workload(ctx context.Context, url string, stop <-chan struct{}, progress fu
 	}
 }
 
+// writeStreamConfig writes a config whose stream reads table from the slot and
+// the publication name, creating both, and whose other sections are rest;
+// it returns the file's path.
+func writeStreamConfig(t *testing.T, name, table, rest string) string {
+	t.Helper()
+	return writeConfig(t, "c.yaml", fmt.Sprintf(`stream:
+  slot: %s
+  publication: %s
+  tables: [%s]
+  create_slot: true
+  create_publication: true
+`, name, name, table)+rest)
+}
+
 func randomSecret(t *testing.T) string {
 	key := make([]byte, 24)
 	rand.Read(key)
@@ -348,20 +265,14 @@ func randomSecret(t *testing.T) string {
 // and Kafka at least once, redeliveries with the same idempotency key, and
 // the configured backfill delivers its reads.
 func TestRunExampleSurvivesSignals(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	pgtest.Exec(t, url,
+	d := newDB(t,
 		"create table customers (id bigint primary key, name text not null, email text)",
 		"create table orders (id bigint primary key, customer_id bigint not null, amount bigint not null)",
 		"insert into customers select g, 'c' || g, 'c' || g || '@example.com' from generate_series(1, 200) g")
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
 
 	secret := randomSecret(t)
 	hooks, kafkaGot := newDeliveries(), newDeliveries()
-	srv := webhookReceiver(t, secret, hooks)
+	srv := webhookReceiver(t, secret, 0, hooks)
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "sequin.public.orders", "sequin.public.customers"))
 	if err != nil {
 		t.Fatal(err)
@@ -370,7 +281,7 @@ func TestRunExampleSurvivesSignals(t *testing.T) {
 	consumeKafka(t, kc.ListenAddrs(), kafkaGot, "sequin.public.orders", "sequin.public.customers")
 
 	env := []string{
-		"DATABASE_URL=" + url, "WEBHOOK_URL=" + srv.URL + "/hooks", "WEBHOOK_SECRET=" + secret,
+		"DATABASE_URL=" + d.url, "WEBHOOK_URL=" + srv.URL + "/hooks", "WEBHOOK_SECRET=" + secret,
 		"KAFKA_BROKER=" + kc.ListenAddrs()[0], "HTTP_LISTEN=127.0.0.1:0", "PULL_LISTEN=127.0.0.1:0",
 		"PULL_PASSWORD=pull-secret",
 	}
@@ -389,28 +300,25 @@ func TestRunExampleSurvivesSignals(t *testing.T) {
 	}
 	wrote := make(chan result, 1)
 	go func() {
-		c, err := workload(context.Background(), url, stop, func(n int) { mu.Lock(); written = n; mu.Unlock() })
+		c, err := workload(context.Background(), d.url, stop, func(n int) { mu.Lock(); written = n; mu.Unlock() })
 		wrote <- result{c, err}
 	}()
 	rows := func() int { mu.Lock(); defer mu.Unlock(); return written }
 
 	// SIGTERM mid-stream: exit 0 after delivering what it took.
-	waitUntil(t, "the webhook to receive 300 messages", func() bool { return hooks.count() >= 300 })
-	p1.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p1.wait(t); code != 0 {
-		t.Fatalf("exit status after SIGTERM = %d, want 0; stderr:\n%s", code, p1.stderr.String())
-	}
+	waitFor(t, "the webhook to receive 300 messages", func() bool { return hooks.count() >= 300 })
+	p1.term(t)
 	if !strings.Contains(p1.stderr.String(), "walrelay run stopped") {
 		t.Errorf("no graceful stop logged:\n%s", p1.stderr.String())
 	}
 	at := rows()
-	slotInactive(t, conn, slot)
+	d.slotReleased(slot)
 
 	// SIGKILL mid-stream.
 	p2 := startWalrelay(t, env, args...)
 	p2.logged(t, `msg="walrelay run started"`)
 	before := hooks.count()
-	waitUntil(t, "the restarted walrelay to deliver", func() bool { return hooks.count() >= before+300 && rows() > at+100 })
+	waitFor(t, "the restarted walrelay to deliver", func() bool { return hooks.count() >= before+300 && rows() > at+100 })
 	// After a graceful stop, a restart delivers again at most the changes
 	// of the transaction the last batch ended in (four at most here):
 	// what was taken was delivered and acknowledged.
@@ -419,12 +327,12 @@ func TestRunExampleSurvivesSignals(t *testing.T) {
 	}
 	p2.cmd.Process.Kill()
 	p2.wait(t)
-	slotInactive(t, conn, slot)
+	d.slotReleased(slot)
 
 	p3 := startWalrelay(t, env, args...)
 	p3.logged(t, `msg="walrelay run started"`)
 	before = hooks.count()
-	waitUntil(t, "the second restart to deliver", func() bool { return hooks.count() >= before+200 })
+	waitFor(t, "the second restart to deliver", func() bool { return hooks.count() >= before+200 })
 	close(stop)
 	res := <-wrote
 	if res.err != nil {
@@ -479,10 +387,7 @@ func TestRunExampleSurvivesSignals(t *testing.T) {
 		t.Errorf("pull API with a wrong password = %d, want 401", code)
 	}
 
-	p3.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p3.wait(t); code != 0 {
-		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
-	}
+	p3.term(t)
 
 	// Idempotency keys: one change per key (checked as they arrived), and
 	// the same key for a change at both sinks.
@@ -550,15 +455,11 @@ func httpGet(t *testing.T, url, user, password string) (string, int) {
 // TestRunConfigErrorsExit2 runs the binary on broken configs: exit status
 // 2 and a message naming the key or variable and its line.
 func TestRunConfigErrorsExit2(t *testing.T) {
-	dir := t.TempDir()
 	example := strings.Replace(exampleConfig, "  publication: app_walrelay ", "  publicaton: app_walrelay  ", 1)
 	if example == exampleConfig {
 		t.Fatal("the example config changed: fix this test's typo")
 	}
-	typo := filepath.Join(dir, "typo.yaml")
-	if err := os.WriteFile(typo, []byte(example), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	typo := writeConfig(t, "typo.yaml", example)
 	env := []string{"WEBHOOK_SECRET=" + randomSecret(t), "PULL_PASSWORD=x"}
 	p := startWalrelay(t, env, "run", "-config", typo)
 	if code := p.wait(t); code != exitUsage {
@@ -587,11 +488,8 @@ func TestRunConfigErrorsExit2(t *testing.T) {
 // with the reason, and prints no password.
 func TestRunFailsOnAnUnusableDatabase(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
 	slot := pgtest.Name(t, "s")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("stream: {slot: %s, publication: %s}\nsinks: [{stdout: {}}]\n", slot, slot)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeConfig(t, "c.yaml", fmt.Sprintf("stream: {slot: %s, publication: %s}\nsinks: [{stdout: {}}]\n", slot, slot))
 	p := startWalrelay(t, []string{"DATABASE_URL=" + url}, "run", "-config", cfg)
 	if code := p.wait(t); code != exitFailure {
 		t.Fatalf("exit status %d, want 1; stderr:\n%s", code, p.stderr.String())
@@ -606,70 +504,36 @@ func TestRunFailsOnAnUnusableDatabase(t *testing.T) {
 // the exit, so the restarted process sends none of it again (the
 // transactions are of one row, so no batch ends inside one).
 func TestRunDrainsOnSIGTERM(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	pgtest.Exec(t, url, "create table items (id bigint primary key)")
+	d := newDB(t, "create table items (id bigint primary key)")
 	got := newDeliveries()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var batch struct {
-			Data []json.RawMessage `json:"data"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		time.Sleep(20 * time.Millisecond) // slow enough to be stopped mid-batch
-		for _, m := range batch.Data {
-			got.add(m)
-		}
-	}))
-	defer srv.Close()
+	srv := webhookReceiver(t, "", 20*time.Millisecond, got) // slow enough to be stopped mid-batch
 	name := pgtest.Name(t, "drain")
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, `stream:
-  slot: %s
-  publication: %s
-  tables: [items]
-  create_slot: true
-  create_publication: true
-sinks:
+	cfg := writeStreamConfig(t, name, "items", `sinks:
   - webhook: {url: "${HOOK}"}
 delivery:
   drain: 1m
-`, name, name), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"DATABASE_URL=" + url, "HOOK=" + srv.URL}
+`)
+	env := []string{"DATABASE_URL=" + d.url, "HOOK=" + srv.URL}
 	p1 := startWalrelay(t, env, "run", "-config", cfg)
 	p1.logged(t, `msg="walrelay run started"`)
 	// 50 transactions, committed before the stream reads them: one batch.
-	pgtest.Exec(t, url, "do $$ begin for i in 1..50 loop insert into items values (i); commit; end loop; end $$")
-	waitUntil(t, "the webhook to receive 5 messages", func() bool { return got.count() >= 5 })
-	p1.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p1.wait(t); code != 0 {
-		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
-	}
+	d.exec("do $$ begin for i in 1..50 loop insert into items values (i); commit; end loop; end $$")
+	waitFor(t, "the webhook to receive 5 messages", func() bool { return got.count() >= 5 })
+	p1.term(t)
 	stopped := got.count()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	slotInactive(t, conn, name)
+	d.slotReleased(name)
 	p2 := startWalrelay(t, env, "run", "-config", cfg)
 	p2.logged(t, `msg="walrelay run started"`)
-	pgtest.Exec(t, url, "insert into items values (51)")
+	d.exec("insert into items values (51)")
 	var want []change
 	for id := int64(1); id <= 51; id++ {
 		want = append(want, change{"public.items", "insert", id})
 	}
-	waitUntil(t, "every row, and the one inserted after the restart", func() bool { return len(got.missing(want)) == 0 })
+	waitFor(t, "every row, and the one inserted after the restart", func() bool { return len(got.missing(want)) == 0 })
 	if dups := got.count() - len(got.keys()); dups != 0 {
 		t.Errorf("%d messages delivered again after the restart (%d had been delivered by the SIGTERM exit), want 0", dups, stopped)
 	}
-	p2.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p2.wait(t); code != 0 {
-		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
-	}
+	p2.term(t)
 }
 
 // TestRunBackfillResumesAfterKill kills walrelay with SIGKILL in the middle
@@ -678,70 +542,39 @@ delivery:
 // is read at least once.
 func TestRunBackfillResumesAfterKill(t *testing.T) {
 	const rows = 20000
-	url := pgtest.NewDatabase(t)
-	pgtest.Exec(t, url, "create table big (id bigint primary key, v text not null)",
+	d := newDB(t, "create table big (id bigint primary key, v text not null)",
 		fmt.Sprintf("insert into big select g, 'row ' || g from generate_series(1, %d) g", rows))
 	got := newDeliveries()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var batch struct {
-			Data []json.RawMessage `json:"data"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&batch); err != nil {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		time.Sleep(10 * time.Millisecond) // a backfill that takes a few seconds
-		for _, m := range batch.Data {
-			got.add(m)
-		}
-	}))
-	defer srv.Close()
+	srv := webhookReceiver(t, "", 10*time.Millisecond, got) // a backfill that takes a few seconds
 	name := pgtest.Name(t, "bf")
-	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, `stream:
-  slot: %s
-  publication: %s
-  tables: [big]
-  create_slot: true
-  create_publication: true
-backfills:
+	cfg := writeStreamConfig(t, name, "big", `backfills:
   - {table: big, id: big-1, chunk_size: 500}
 sinks:
   - webhook: {url: "${HOOK}", max_batch_size: 50}
-`, name, name), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"DATABASE_URL=" + url, "HOOK=" + srv.URL}
+`)
+	env := []string{"DATABASE_URL=" + d.url, "HOOK=" + srv.URL}
 	p1 := startWalrelay(t, env, "run", "-config", cfg)
-	waitUntil(t, "3000 reads", func() bool { return got.count() >= 3000 })
+	waitFor(t, "3000 reads", func() bool { return got.count() >= 3000 })
 	p1.cmd.Process.Kill()
 	p1.wait(t)
 	before := got.count()
 	if before >= rows {
 		t.Fatalf("the backfill finished before the kill (%d reads): nothing to resume", before)
 	}
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	slotInactive(t, conn, name)
+	d.slotReleased(name)
 
 	p2 := startWalrelay(t, env, "run", "-config", cfg)
 	var want []change
 	for id := int64(1); id <= rows; id++ {
 		want = append(want, change{"public.big", "read", id})
 	}
-	waitUntil(t, "every row read", func() bool { return len(got.missing(want)) == 0 })
+	waitFor(t, "every row read", func() bool { return len(got.missing(want)) == 0 })
 	after := got.count() - before
 	if after > rows-2000 {
 		t.Errorf("the restart read %d rows of %d after %d were delivered: it did not resume from the saved progress", after, rows, before)
 	}
 	p2.logged(t, `msg="backfill finished"`)
-	p2.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p2.wait(t); code != 0 {
-		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
-	}
+	p2.term(t)
 	if len(got.bad) > 0 {
 		t.Errorf("%d problems, first %s", len(got.bad), got.bad[0])
 	}

@@ -30,18 +30,14 @@ const statusExample = `  DATABASE_URL=postgres://app@db/app walrelay status
 `
 
 func statusCmd(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "status", statusSummary, statusExample)
-	database := fs.String("database", "", "postgres URL or DSN (default $DATABASE_URL)")
+	fs := newDBFlags(e, "status", statusSummary, statusExample)
 	var slots listFlag
 	fs.Var(&slots, "slot", "only these slots, `name,...` (repeatable; default every pgoutput slot)")
 	progress := fs.String("progress-table", "", "backfill progress table (default public.walrelay_backfills)")
 	asJSON := fs.Bool("json", false, "print JSON: {\"slots\": [...], \"publications\": [...], \"backfills\": [...]}")
-	if code := parse(fs, e, args); code >= 0 {
+	url, code := fs.parse(args)
+	if code >= 0 {
 		return code
-	}
-	url, err := databaseURL(e, *database)
-	if err != nil {
-		return fail(e, "status", exitUsage, err)
 	}
 	st, err := cdc.ListSlots(ctx, url)
 	if err != nil {

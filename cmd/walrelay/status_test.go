@@ -10,6 +10,8 @@ import (
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/testtime"
+	"github.com/walrelay/walrelay/message"
+	"github.com/walrelay/walrelay/sink"
 )
 
 type statusJSON struct {
@@ -62,20 +64,9 @@ func TestStatus(t *testing.T) {
 	// A slot, a publication and a finished backfill, made with the library.
 	ctx, cancel := context.WithTimeout(t.Context(), testtime.Bound(60*time.Second))
 	defer cancel()
-	s, err := cdc.Open(ctx, cdc.Config{ConnString: d.url, Slot: "orders_cdc", Publication: "orders_pub",
-		CreateSlot: true, CreatePublication: true, PublicationTables: []string{"orders"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			m, err := s.Next(ctx)
-			if err != nil {
-				return
-			}
-			s.Ack(m)
-		}
-	}()
+	s := d.openOrders(ctx)
+	// Everything delivered to nowhere and acknowledged, while it streams.
+	go cdc.Run(ctx, s, sink.Func(func(context.Context, ...message.Message) error { return nil }), cdc.RunOptions{})
 	if err := s.Backfill(ctx, backfill.Config{Table: "orders", ID: "orders-1"}); err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,7 @@ const tailExample = `  DATABASE_URL=postgres://app@db/app walrelay tail -tables 
 `
 
 func tailCmd(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "tail", tailSummary, tailExample)
-	database := fs.String("database", "", "postgres URL or DSN (default $DATABASE_URL)")
+	fs := newDBFlags(e, "tail", tailSummary, tailExample)
 	slot := fs.String("slot", "", "stream from this slot, acknowledging what was printed (default: a temporary slot)")
 	create := fs.Bool("create", false, "with -slot: create the slot when it does not exist (it stays; walrelay drop removes it)")
 	pub := fs.String("publication", "", "an existing publication (default \"walrelay\", or a temporary one for -tables)")
@@ -56,12 +55,9 @@ func tailCmd(ctx context.Context, e *env, args []string) int {
 	fs.Var(&only, "table", "print only these tables' messages, `schema.table,...` (repeatable)")
 	fs.Var(&actions, "action", "print only these actions, `insert,update,delete,read` (repeatable)")
 	limit := fs.Int("n", 0, "stop after printing this many messages (0: until a signal)")
-	if code := parse(fs, e, args); code >= 0 {
+	url, code := fs.parse(args)
+	if code >= 0 {
 		return code
-	}
-	url, err := databaseURL(e, *database)
-	if err != nil {
-		return fail(e, "tail", exitUsage, err)
 	}
 	for _, t := range append(append([]string{}, tables...), only...) {
 		if _, _, err := message.ParseTable(t); err != nil {
@@ -127,7 +123,7 @@ func tailCmd(ctx context.Context, e *env, args []string) int {
 		}
 		return failErr(e, "tail", err)
 	}
-	code := tail(ctx, e, s, keep, *limit)
+	code = tail(ctx, e, s, keep, *limit)
 	if cfg.CreatePublication {
 		// The temporary publication, whatever happened.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)

@@ -195,3 +195,24 @@ func Exec(t testing.TB, url string, sql ...string) {
 		t.Fatalf("pgtest: %v", err)
 	}
 }
+
+// WrongPassword returns rawURL as PasswordRole with the password wrong,
+// after creating PasswordRole (with another password) in its cluster when
+// it is not there. It skips the test without a cluster of Main's, the only
+// one whose pg_hba.conf asks PasswordRole for a password.
+func WrongPassword(t testing.TB, rawURL, wrong string) string {
+	t.Helper()
+	if Shared() == nil {
+		t.Skip("needs the test cluster's pg_hba.conf")
+	}
+	Exec(t, rawURL, fmt.Sprintf(`do $$ begin
+		if not exists (select from pg_roles where rolname = '%[1]s') then
+			create role %[1]s login replication password 'right';
+		end if; end $$`, PasswordRole))
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	u.User = url.UserPassword(PasswordRole, wrong)
+	return u.String()
+}

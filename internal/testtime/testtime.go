@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -51,3 +52,25 @@ func Scale() float64 { return scale() }
 // Bound returns d, an overall bound on a wait for progress, multiplied by
 // Scale.
 func Bound(d time.Duration) time.Duration { return time.Duration(float64(d) * Scale()) }
+
+// Poll calls cond every 10 ms until it returns true, and reports whether
+// it did within Bound(bound).
+func Poll(bound time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(Bound(bound))
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// WaitFor polls cond until it returns true, and fails t ("timed out waiting
+// for what") when it has not within Bound(bound).
+func WaitFor(t testing.TB, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Poll(bound, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}

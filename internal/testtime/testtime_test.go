@@ -1,6 +1,9 @@
 package testtime
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestParse(t *testing.T) {
 	for _, c := range []struct {
@@ -22,5 +25,15 @@ func TestParse(t *testing.T) {
 		if (err == nil) != c.ok || c.ok && got != c.want {
 			t.Errorf("parse(%q) = %v, %v; want %v (ok %v)", c.v, got, err, c.want, c.ok)
 		}
+	}
+}
+
+func TestPoll(t *testing.T) {
+	calls := 0
+	if !Poll(time.Minute, func() bool { calls++; return calls == 3 }) || calls != 3 {
+		t.Errorf("Poll of a condition true on the third call: %d calls", calls)
+	}
+	if Poll(time.Millisecond, func() bool { return false }) {
+		t.Error("Poll of a condition never true reported true")
 	}
 }
