@@ -30,8 +30,7 @@ const checkExample = `  DATABASE_URL=postgres://app@db/app walrelay check -table
 
 func checkCmd(ctx context.Context, e *env, args []string) int {
 	fs := newDBFlags(e, "check", checkSummary, checkExample)
-	slot := fs.String("slot", "walrelay", "replication slot")
-	pub := fs.String("publication", "walrelay", "publication")
+	slot, pub := fs.slotFlags("")
 	var tables listFlag
 	fs.Var(&tables, "tables", "tables the publication should have, `schema.table,...` (repeatable)")
 	create := fs.Bool("create", true, "count a missing slot, and the publication of -tables, as created (as walrelay run and tail do)")

@@ -396,3 +396,28 @@ func TestBadPassword(t *testing.T) {
 		}
 	}
 }
+
+// readmeYAML returns the first yaml block of README's section heading.
+func readmeYAML(t *testing.T, heading string) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n"+heading+"\n")
+	_, block, ok2 := strings.Cut(section, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatalf("README has no yaml block under %q", heading)
+	}
+	return block
+}
+
+// term sends SIGTERM and checks that the process exits 0.
+func (r *running) term() {
+	r.t.Helper()
+	r.signal(syscall.SIGTERM)
+	if code := r.wait(); code != exitOK {
+		r.t.Fatalf("exit %d after SIGTERM, want 0; stderr:\n%s", code, r.stderr)
+	}
+}

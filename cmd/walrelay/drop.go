@@ -30,8 +30,7 @@ const dropExample = `  DATABASE_URL=postgres://app@db/app walrelay drop -slot or
 
 func dropCmd(ctx context.Context, e *env, args []string) int {
 	fs := newDBFlags(e, "drop", dropSummary, dropExample)
-	slot := fs.String("slot", "walrelay", "replication slot to drop")
-	pub := fs.String("publication", "walrelay", "publication to drop")
+	slot, pub := fs.slotFlags(" to drop")
 	progress := fs.String("progress-table", "", "backfill progress table (default public.walrelay_backfills)")
 	var idem listFlag
 	fs.Var(&idem, "idempotency-table", "idempotency store tables to drop too, `schema.table,...` (repeatable)")

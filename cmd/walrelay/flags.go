@@ -54,6 +54,17 @@ func newDBFlags(e *env, name, summary, example string) *dbFlags {
 		database: fs.String("database", "", "postgres URL or DSN (default $DATABASE_URL)")}
 }
 
+// defaultName is the slot and publication check and drop use when none
+// is named.
+const defaultName = "walrelay"
+
+// slotFlags adds -slot and -publication, defaulting to defaultName; doing
+// says what the command does with them ("" or " to drop").
+func (f *dbFlags) slotFlags(doing string) (slot, publication *string) {
+	return f.String("slot", defaultName, "replication slot"+doing),
+		f.String("publication", defaultName, "publication"+doing)
+}
+
 // parse parses args and returns the database's URL (see databaseURL) and
 // -1, or, when the command is to stop, the exit status: as parse's, or
 // exitUsage without a database.
