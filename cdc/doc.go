@@ -84,9 +84,11 @@
 // from it: active, confirmed_flush_lsn, the lag and the WAL retained in
 // bytes, the walsender's flush lag, wal_status and safe_wal_size.
 // [ListSlots] does so for every pgoutput slot of the database,
-// [ListPublications] lists the publications and their tables, and
-// [ListBackfills] the backfills saved in a progress table (done or not, and
-// the cursor they resume from). None of them needs a stream or the
+// [ListPublications] lists the publications and their tables,
+// [ListTables] the tables a publication could hold (with whether each has
+// the replica identity its UPDATEs need, and whether the role may publish
+// it), and [ListBackfills] the backfills saved in a progress table (done or
+// not, and the cursor they resume from). None of them needs a stream or the
 // REPLICATION attribute.
 //
 // # A look that leaves nothing behind

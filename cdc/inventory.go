@@ -87,6 +87,53 @@ func ListPublications(ctx context.Context, connString string) ([]Publication, er
 	return out, nil
 }
 
+// Table is a table of the database, as a publication would take it.
+type Table struct {
+	// Name is "schema.table", quoted where SQL needs it (as
+	// [message.ParseTable] and Config.PublicationTables read it).
+	Name string `json:"name"`
+	// Identity reports that its UPDATEs and DELETEs can be published: it
+	// has a primary key, or REPLICA IDENTITY FULL or USING INDEX. Publishing
+	// a table without makes the application's UPDATEs and DELETEs of it
+	// fail (see [Check]).
+	Identity bool `json:"identity"`
+	// Publishable reports that the role may add it to a publication: it
+	// owns the table (or a role it belongs to does), or is a superuser.
+	Publishable bool `json:"publishable"`
+}
+
+// ListTables returns the tables a publication can hold in the database at
+// connString — permanent tables and partitioned tables (not their
+// partitions, which are published through them), outside the system
+// schemas — by name.
+func ListTables(ctx context.Context, connString string) ([]Table, error) {
+	conn, release, err := connectList(ctx, connString)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	rows, err := conn.Query(ctx, `select format('%I.%I', n.nspname, c.relname),
+			c.relreplident in ('f', 'i') or (c.relreplident = 'd' and exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)),
+			pg_has_role(c.relowner, 'USAGE') or (select rolsuper from pg_roles where rolname = current_user)
+		from pg_class c join pg_namespace n on n.oid = c.relnamespace
+		where c.relkind in ('r', 'p') and c.relpersistence = 'p' and not c.relispartition
+			and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp_)'
+		order by n.nspname, c.relname`)
+	if err != nil {
+		return nil, fmt.Errorf("cdc: list tables: %w", err)
+	}
+	var out []Table
+	var t Table
+	_, err = pgx.ForEachRow(rows, []any{&t.Name, &t.Identity, &t.Publishable}, func() error {
+		out = append(out, t)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cdc: list tables: %w", err)
+	}
+	return out, nil
+}
+
 // ListBackfills returns the saved progress of every backfill in the
 // progress table (Config.BackfillTable; "" = [backfill.DefaultProgressTable])
 // of the database at connString, by ID: none when the table does not exist.

@@ -143,6 +143,32 @@ func TestListings(t *testing.T) {
 	if _, err := ListSlots(ctx, ""); !errors.As(err, new(*ConfigError)) {
 		t.Fatalf("ListSlots without a connection string = %v", err)
 	}
+
+	// Tables: a key or REPLICA IDENTITY FULL is an identity; a table of
+	// another role is not publishable by a role that is not a superuser;
+	// partitions are published through their root.
+	role := e.slot + "_lister"
+	e.exec(`create schema "Odd.Schema"`, `create table "Odd.Schema"."T x" (v int)`,
+		`alter table "Odd.Schema"."T x" replica identity full`, "create table nokey (v int)",
+		"create table parted (id int primary key) partition by range (id)",
+		"create table parted_1 partition of parted for values from (0) to (10)",
+		"create role "+role+" login", "create table mine (id int primary key)", "alter table mine owner to "+role)
+	want := []Table{{`"Odd.Schema"."T x"`, true, true}, {"public.mine", true, true}, {"public.nokey", false, true},
+		{"public.parted", true, true}, {"public.t", true, true}, {"public.u", true, true},
+		{"public.walrelay_backfills", true, true}} // the backfill above made it
+	got, err := ListTables(ctx, e.url)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("ListTables = %v, %v\nwant %v", got, err, want)
+	}
+	got, err = ListTables(ctx, withUser(e.url, role))
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("ListTables as %s = %v, %v", role, got, err)
+	}
+	for _, tb := range got {
+		if tb.Publishable != (tb.Name == "public.mine") {
+			t.Errorf("as %s: %+v, want only public.mine publishable", role, tb)
+		}
+	}
 }
 
 // TestDropDryRun: DropOptions.DryRun reports what Drop would drop and
