@@ -483,49 +483,18 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 
 	// The endpoints listen before the stream opens, so that a standby
 	// waiting for the slot (wait_for_slot) is live, and not ready.
-	var health atomic.Pointer[cdc.Health]
-	var metrics atomic.Pointer[http.Handler]
+	var ep endpoints
 	if p.cfg.HTTP.Listen != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
-			if h := health.Load(); h != nil {
-				h.LiveHandler().ServeHTTP(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"status":"ok"}`)
-		})
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-			if h := health.Load(); h != nil {
-				h.ReadyHandler().ServeHTTP(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `{"status":"fail","problems":["the stream is not open yet"]}`)
-		})
-		mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-			if h := metrics.Load(); h != nil {
-				(*h).ServeHTTP(w, r)
-				return
-			}
-			http.Error(w, "the stream is not open yet", http.StatusServiceUnavailable)
-		})
-		stop, err := serve(p.cfg.HTTP.Listen, mux, 30*time.Second, log, "serving metrics and health")
+		stop, err := serve(p.cfg.HTTP.Listen, ep.mux(), 30*time.Second, log, "serving metrics and health")
 		if err != nil {
 			return fmt.Errorf("http.listen: %w", err)
 		}
 		defer stop()
 	}
 	if p.pull != nil {
-		h, err := pull.NewHandler(*p.pull)
+		stop, err := p.servePull()
 		if err != nil {
-			return fmt.Errorf("pull: %w", err)
-		}
-		defer h.Close()
-		stop, err := serve(p.cfg.Pull.Listen, h, pull.DefaultMaxTimeout+30*time.Second, log, "serving the pull API")
-		if err != nil {
-			return fmt.Errorf("pull.listen: %w", err)
+			return err
 		}
 		defer stop()
 	}
@@ -538,7 +507,7 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 		return fmt.Errorf("open the stream: %w", err)
 	}
 	defer s.Close() // after Run and the backfills returned: sends the last acknowledged position
-	health.Store(cdc.NewHealth(s, cdc.HealthOptions{}))
+	ep.health.Store(cdc.NewHealth(s, cdc.HealthOptions{}))
 	reporters := map[string]sink.StatsReporter{}
 	sinks := make([]sink.Sink, len(p.sinks))
 	names := make([]string, len(p.sinks))
@@ -548,10 +517,71 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 		names[i] = bs.name
 	}
 	var mh http.Handler = prom.Handler(s, prom.Options{Sinks: reporters})
-	metrics.Store(&mh)
+	ep.metrics.Store(&mh)
 	log.Info("walrelay run started", "slot", p.stream.Slot, "publication", p.stream.Publication,
 		"sinks", strings.Join(names, ","), "backfills", len(p.backfills))
+	return p.relay(ctx, s, sinks)
+}
 
+// endpoints are the health and metrics handlers of http.listen. Until the
+// stream opens they answer that it is not open yet; then the stream's
+// health and metrics answer.
+type endpoints struct {
+	health  atomic.Pointer[cdc.Health]
+	metrics atomic.Pointer[http.Handler]
+}
+
+// mux serves /livez, /readyz and /metrics.
+func (ep *endpoints) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
+		if h := ep.health.Load(); h != nil {
+			h.LiveHandler().ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if h := ep.health.Load(); h != nil {
+			h.ReadyHandler().ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"fail","problems":["the stream is not open yet"]}`)
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if h := ep.metrics.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "the stream is not open yet", http.StatusServiceUnavailable)
+	})
+	return mux
+}
+
+// servePull serves the pull API on pull.listen. stop stops serving, then
+// closes the handler.
+func (p *pipeline) servePull() (stop func(), err error) {
+	h, err := pull.NewHandler(*p.pull)
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	stopServe, err := serve(p.cfg.Pull.Listen, h, pull.DefaultMaxTimeout+30*time.Second, p.log, "serving the pull API")
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("pull.listen: %w", err)
+	}
+	return func() {
+		stopServe()
+		h.Close()
+	}, nil
+}
+
+// relay runs the backfills alongside the stream delivering to sinks, until
+// ctx ends or one of them fails. A stop by ctx is no error.
+func (p *pipeline) relay(ctx context.Context, s *cdc.Stream, sinks []sink.Sink) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -574,9 +604,9 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 		if runErr != ctx.Err() {
 			// A write was cut short: by the end of the drain, or a failing
 			// sink. Its messages are delivered again after a restart.
-			log.Warn("the batch in flight at shutdown was not delivered within delivery.drain; it will be sent again after a restart", "err", runErr)
+			p.log.Warn("the batch in flight at shutdown was not delivered within delivery.drain; it will be sent again after a restart", "err", runErr)
 		}
-		log.Info("walrelay run stopped", "acked_lsn", s.Acked().String())
+		p.log.Info("walrelay run stopped", "acked_lsn", s.Acked().String())
 		return nil
 	}
 	return runErr
