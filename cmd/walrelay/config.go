@@ -539,8 +539,8 @@ func (c *runConfig) validate() []*configError {
 	return v.errs
 }
 
-// validator collects the errors of one validate call, in the order the
-// checks run.
+// validator collects configuration errors (of validate, or of build), in
+// the order the checks run.
 type validator struct {
 	c    *runConfig
 	errs []*configError

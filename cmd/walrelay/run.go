@@ -194,12 +194,58 @@ func (p *pipeline) close(ctx context.Context) error {
 // of the part of the file it came from.
 func build(c *runConfig, dbURL string, log *slog.Logger, stdout io.Writer) (*pipeline, error) {
 	p := &pipeline{cfg: c, log: log}
-	var errs []*configError
-	bad := func(path string, err error) {
-		errs = append(errs, &configError{line: c.line(path), msg: path + ": " + err.Error()})
+	v := &validator{c: c}
+	p.stream = c.cdcConfig(dbURL, log)
+	check := p.stream
+	if check.ConnString == "" {
+		check.ConnString = "postgres://localhost/postgres" // checked when there is one
 	}
+	if err := check.Validate(); err != nil {
+		v.bad("stream", "%v", err)
+	}
+	for _, b := range c.Backfills {
+		p.backfills = append(p.backfills, backfill.Config{
+			Table: b.Table, ID: b.ID, ChunkSize: b.ChunkSize,
+			Columns: b.Columns, Where: b.Where, OrderBy: b.OrderBy,
+		})
+	}
+	for i, sc := range c.Sinks {
+		path := fmt.Sprintf("sinks[%d]", i)
+		bs, err := buildSink(c, i, sc, log, stdout)
+		if err != nil {
+			var ce *configError
+			if errors.As(err, &ce) {
+				v.errs = append(v.errs, ce)
+			} else {
+				v.bad(path, "%v", err)
+			}
+			continue
+		}
+		p.sinks = append(p.sinks, bs)
+	}
+	p.runOpts = cdc.RunOptions{
+		BatchSize:    c.Delivery.BatchSize,
+		BatchTimeout: time.Duration(c.Delivery.BatchTimeout),
+		Drain:        time.Duration(c.Delivery.Drain),
+		Logger:       log,
+	}
+	if !c.has("delivery.drain") {
+		p.runOpts.Drain = defaultDrain
+	}
+	if c.Pull != nil {
+		p.pull = c.pullAPIConfig(log, v)
+	}
+	if len(v.errs) > 0 {
+		p.close(context.Background())
+		return nil, &configErrors{file: c.file, errs: v.errs}
+	}
+	return p, nil
+}
+
+// cdcConfig is the stream section as the stream's configuration.
+func (c *runConfig) cdcConfig(dbURL string, log *slog.Logger) cdc.Config {
 	s := c.Stream
-	p.stream = cdc.Config{
+	cfg := cdc.Config{
 		ConnString:        dbURL,
 		Slot:              s.Slot,
 		Publication:       s.Publication,
@@ -216,75 +262,39 @@ func build(c *runConfig, dbURL string, log *slog.Logger, stdout io.Writer) (*pip
 	}
 	switch s.Truncate {
 	case "emit":
-		p.stream.Truncate = cdc.TruncateEmit
+		cfg.Truncate = cdc.TruncateEmit
 	case "fail":
-		p.stream.Truncate = cdc.TruncateFail
+		cfg.Truncate = cdc.TruncateFail
 	}
-	check := p.stream
-	if check.ConnString == "" {
-		check.ConnString = "postgres://localhost/postgres" // checked when there is one
+	return cfg
+}
+
+// pullAPIConfig is the pull section as the pull API's configuration, its
+// brokers those of the kafka sinks when it names none. What is wrong in
+// it goes to v; the handler is made once to check it, and closed.
+func (c *runConfig) pullAPIConfig(log *slog.Logger, v *validator) *pull.Config {
+	pc := pull.Config{
+		Brokers:        c.Pull.Brokers,
+		Username:       c.Pull.Username,
+		Password:       c.Pull.Password,
+		InsecureNoAuth: c.Pull.InsecureNoAuth,
+		Topics:         c.Pull.Topics,
+		Logger:         log,
 	}
-	if err := check.Validate(); err != nil {
-		bad("stream", err)
+	if len(pc.Brokers) == 0 {
+		pc.Brokers = c.kafkaBrokers()
 	}
-	for _, b := range c.Backfills {
-		p.backfills = append(p.backfills, backfill.Config{
-			Table: b.Table, ID: b.ID, ChunkSize: b.ChunkSize,
-			Columns: b.Columns, Where: b.Where, OrderBy: b.OrderBy,
-		})
+	var err error
+	if pc.TLS, err = loadTLS(c.Pull.TLS); err != nil {
+		v.bad("pull.tls", "%v", err)
 	}
-	for i, sc := range c.Sinks {
-		path := fmt.Sprintf("sinks[%d]", i)
-		bs, err := buildSink(c, i, sc, log, stdout)
-		if err != nil {
-			var ce *configError
-			if errors.As(err, &ce) {
-				errs = append(errs, ce)
-			} else {
-				bad(path, err)
-			}
-			continue
-		}
-		p.sinks = append(p.sinks, bs)
+	pc.SASL = c.Pull.SASL.config()
+	if h, err := pull.NewHandler(pc); err != nil {
+		v.bad("pull", "%v", err)
+	} else {
+		h.Close()
 	}
-	p.runOpts = cdc.RunOptions{
-		BatchSize:    c.Delivery.BatchSize,
-		BatchTimeout: time.Duration(c.Delivery.BatchTimeout),
-		Drain:        time.Duration(c.Delivery.Drain),
-		Logger:       log,
-	}
-	if !c.has("delivery.drain") {
-		p.runOpts.Drain = defaultDrain
-	}
-	if c.Pull != nil {
-		pc := pull.Config{
-			Brokers:        c.Pull.Brokers,
-			Username:       c.Pull.Username,
-			Password:       c.Pull.Password,
-			InsecureNoAuth: c.Pull.InsecureNoAuth,
-			Topics:         c.Pull.Topics,
-			Logger:         log,
-		}
-		if len(pc.Brokers) == 0 {
-			pc.Brokers = c.kafkaBrokers()
-		}
-		var err error
-		if pc.TLS, err = loadTLS(c.Pull.TLS); err != nil {
-			bad("pull.tls", err)
-		}
-		pc.SASL = c.Pull.SASL.config()
-		if h, err := pull.NewHandler(pc); err != nil {
-			bad("pull", err)
-		} else {
-			h.Close()
-		}
-		p.pull = &pc
-	}
-	if len(errs) > 0 {
-		p.close(context.Background())
-		return nil, &configErrors{file: c.file, errs: errs}
-	}
-	return p, nil
+	return &pc
 }
 
 func (s *saslYAML) config() *kafka.SASL {
