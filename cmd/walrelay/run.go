@@ -350,47 +350,80 @@ func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger, stdout io.W
 	slg := log.With("sink", name)
 	switch c.sinkKind(i) {
 	case "webhook":
-		w := sc.Webhook
-		tc, err := loadTLS(&tlsConfig{CAFile: w.CAFile})
+		s, err := c.webhookSink(path, sc.Webhook, enc, slg)
 		if err != nil {
-			return builtSink{}, &configError{line: c.line(path + ".webhook.ca_file"), msg: path + ".webhook.ca_file: " + err.Error()}
-		}
-		if w.CAFile == "" {
-			tc = nil
-		}
-		header := http.Header{}
-		for k, v := range w.Headers {
-			header[k] = []string{v}
-		}
-		s, err := webhook.New(webhook.Config{
-			URL: w.URL, Secret: w.Secret, Header: header, Encoder: enc,
-			MaxBatchSize: w.MaxBatchSize, Timeout: time.Duration(w.Timeout), StopOn: w.StopOn,
-			TLSConfig: tc, Logger: slg,
-		})
-		if err != nil {
-			return builtSink{}, &configError{line: c.line(path + ".webhook"), msg: path + ".webhook: " + err.Error()}
+			return builtSink{}, err
 		}
 		dest, stats = s, s
 	case "kafka":
-		k := sc.Kafka
-		tc, err := loadTLS(k.TLS)
+		s, err := c.kafkaSink(path, sc.Kafka, enc, slg)
 		if err != nil {
-			return builtSink{}, &configError{line: c.line(path + ".kafka.tls"), msg: path + ".kafka.tls: " + err.Error()}
-		}
-		s, err := kafka.New(kafka.Config{
-			Brokers: k.Brokers, Topic: k.Topic, Prefix: k.Prefix, Encoder: enc,
-			Compression: kafka.Compression(k.Compression), AllowAutoTopicCreation: k.AllowAutoTopicCreation,
-			TLS: tc, SASL: k.SASL.config(), Logger: slg,
-		})
-		if err != nil {
-			return builtSink{}, &configError{line: c.line(path + ".kafka"), msg: path + ".kafka: " + err.Error()}
+			return builtSink{}, err
 		}
 		dest, stats = s, s
 	case "stdout":
 		s := &linesSink{w: stdout, enc: enc}
 		dest, stats = s, s
 	}
-	out := dest
+	out := filtered(transformed(dest, sc), sc)
+	out = sink.Retry(out, sink.RetryOptions{
+		Backoff: sinkBackoff,
+		OnRetry: func(attempt int, wait time.Duration, err error) {
+			slg.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+		},
+	})
+	return builtSink{name: name, sink: out, stats: stats}, nil
+}
+
+// errAt is err as the configuration error of the key at path.
+func (c *runConfig) errAt(path string, err error) *configError {
+	return &configError{line: c.line(path), msg: path + ": " + err.Error()}
+}
+
+// webhookSink makes the webhook sink of the sink at path.
+func (c *runConfig) webhookSink(path string, w *webhookConfig, enc sink.Encoder, log *slog.Logger) (*webhook.Sink, error) {
+	tc, err := loadTLS(&tlsConfig{CAFile: w.CAFile})
+	if err != nil {
+		return nil, c.errAt(path+".webhook.ca_file", err)
+	}
+	if w.CAFile == "" {
+		tc = nil
+	}
+	header := http.Header{}
+	for k, v := range w.Headers {
+		header[k] = []string{v}
+	}
+	s, err := webhook.New(webhook.Config{
+		URL: w.URL, Secret: w.Secret, Header: header, Encoder: enc,
+		MaxBatchSize: w.MaxBatchSize, Timeout: time.Duration(w.Timeout), StopOn: w.StopOn,
+		TLSConfig: tc, Logger: log,
+	})
+	if err != nil {
+		return nil, c.errAt(path+".webhook", err)
+	}
+	return s, nil
+}
+
+// kafkaSink makes the kafka sink of the sink at path.
+func (c *runConfig) kafkaSink(path string, k *kafkaConfig, enc sink.Encoder, log *slog.Logger) (*kafka.Sink, error) {
+	tc, err := loadTLS(k.TLS)
+	if err != nil {
+		return nil, c.errAt(path+".kafka.tls", err)
+	}
+	s, err := kafka.New(kafka.Config{
+		Brokers: k.Brokers, Topic: k.Topic, Prefix: k.Prefix, Encoder: enc,
+		Compression: kafka.Compression(k.Compression), AllowAutoTopicCreation: k.AllowAutoTopicCreation,
+		TLS: tc, SASL: k.SASL.config(), Logger: log,
+	})
+	if err != nil {
+		return nil, c.errAt(path+".kafka", err)
+	}
+	return s, nil
+}
+
+// transformed is out with the sink's column transforms applied to what it
+// writes, if it has any.
+func transformed(out sink.Sink, sc sinkConfig) sink.Sink {
 	var fns []sink.Transform
 	if len(sc.DropColumns) > 0 {
 		fns = append(fns, sink.DropColumns(sc.DropColumns...))
@@ -404,6 +437,12 @@ func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger, stdout io.W
 	if len(fns) > 0 {
 		out = sink.Map(out, sink.Chain(fns...))
 	}
+	return out
+}
+
+// filtered is out writing only the messages of the sink's tables and
+// actions, if it names any.
+func filtered(out sink.Sink, sc sinkConfig) sink.Sink {
 	var keep []sink.Predicate
 	if len(sc.Tables) > 0 {
 		keep = append(keep, sink.Tables(sc.Tables...)) // validate checked the names
@@ -418,13 +457,7 @@ func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger, stdout io.W
 	if len(keep) > 0 {
 		out = sink.Filter(out, sink.All(keep...))
 	}
-	out = sink.Retry(out, sink.RetryOptions{
-		Backoff: sinkBackoff,
-		OnRetry: func(attempt int, wait time.Duration, err error) {
-			slg.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
-		},
-	})
-	return builtSink{name: name, sink: out, stats: stats}, nil
+	return out
 }
 
 // sinkBackoff retries one sink's failed writes as sink.DefaultBackoff does
