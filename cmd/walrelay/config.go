@@ -367,15 +367,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 		if n.Kind != yaml.MappingNode {
 			return // Decode reports the type
 		}
-		fields := map[string]reflect.StructField{}
-		var names []string
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if tag := strings.Split(f.Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
-				fields[tag] = f
-				names = append(names, tag)
-			}
-		}
+		fields, names := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Value == "<<" { // a merge of anchored mappings
@@ -393,16 +385,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 				continue // a place for anchors, as in Compose files
 			}
 			if !ok {
-				msg := fmt.Sprintf("unknown key %q", k.Value)
-				if path != "" {
-					msg += " in " + path
-				}
-				if s := closest(k.Value, names); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				} else {
-					msg += " (known: " + strings.Join(names, ", ") + ")"
-				}
-				*errs = append(*errs, &configError{line: k.Line, msg: msg})
+				*errs = append(*errs, &configError{line: k.Line, msg: unknownKey(k.Value, path, names)})
 				continue
 			}
 			p := join(path, k.Value)
@@ -428,6 +411,36 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 			checkKeys(item, t.Elem(), p, lines, errs)
 		}
 	}
+}
+
+// yamlFields are the fields of struct type t by their YAML keys, and the
+// keys in field order.
+func yamlFields(t reflect.Type) (map[string]reflect.StructField, []string) {
+	fields := map[string]reflect.StructField{}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag := strings.Split(f.Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
+			fields[tag] = f
+			names = append(names, tag)
+		}
+	}
+	return fields, names
+}
+
+// unknownKey says that key (in the mapping at path) is none of names, and
+// which of them it is most like, or lists them all.
+func unknownKey(key, path string, names []string) string {
+	msg := fmt.Sprintf("unknown key %q", key)
+	if path != "" {
+		msg += " in " + path
+	}
+	if s := closest(key, names); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	} else {
+		msg += " (known: " + strings.Join(names, ", ") + ")"
+	}
+	return msg
 }
 
 func join(path, key string) string {
