@@ -367,15 +367,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 		if n.Kind != yaml.MappingNode {
 			return // Decode reports the type
 		}
-		fields := map[string]reflect.StructField{}
-		var names []string
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if tag := strings.Split(f.Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
-				fields[tag] = f
-				names = append(names, tag)
-			}
-		}
+		fields, names := yamlFields(t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Value == "<<" { // a merge of anchored mappings
@@ -393,16 +385,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 				continue // a place for anchors, as in Compose files
 			}
 			if !ok {
-				msg := fmt.Sprintf("unknown key %q", k.Value)
-				if path != "" {
-					msg += " in " + path
-				}
-				if s := closest(k.Value, names); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				} else {
-					msg += " (known: " + strings.Join(names, ", ") + ")"
-				}
-				*errs = append(*errs, &configError{line: k.Line, msg: msg})
+				*errs = append(*errs, &configError{line: k.Line, msg: unknownKey(k.Value, path, names)})
 				continue
 			}
 			p := join(path, k.Value)
@@ -428,6 +411,36 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, lines map[string]int, 
 			checkKeys(item, t.Elem(), p, lines, errs)
 		}
 	}
+}
+
+// yamlFields are the fields of struct type t by their YAML keys, and the
+// keys in field order.
+func yamlFields(t reflect.Type) (map[string]reflect.StructField, []string) {
+	fields := map[string]reflect.StructField{}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag := strings.Split(f.Tag.Get("yaml"), ",")[0]; tag != "" && tag != "-" {
+			fields[tag] = f
+			names = append(names, tag)
+		}
+	}
+	return fields, names
+}
+
+// unknownKey says that key (in the mapping at path) is none of names, and
+// which of them it is most like, or lists them all.
+func unknownKey(key, path string, names []string) string {
+	msg := fmt.Sprintf("unknown key %q", key)
+	if path != "" {
+		msg += " in " + path
+	}
+	if s := closest(key, names); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	} else {
+		msg += " (known: " + strings.Join(names, ", ") + ")"
+	}
+	return msg
 }
 
 func join(path, key string) string {
@@ -531,133 +544,175 @@ func (c *runConfig) sinkName(i int) string {
 // URLs and addresses, choices. What the library's constructors check
 // besides is reported when the pipeline is built.
 func (c *runConfig) validate() []*configError {
-	var errs []*configError
-	bad := func(path, format string, args ...any) {
-		errs = append(errs, &configError{line: c.line(path), msg: path + ": " + fmt.Sprintf(format, args...)})
+	v := &validator{c: c}
+	v.stream()
+	v.backfills()
+	v.sinks()
+	v.service()
+	return v.errs
+}
+
+// validator collects configuration errors (of validate, or of build), in
+// the order the checks run.
+type validator struct {
+	c    *runConfig
+	errs []*configError
+}
+
+// bad records an error at path, on the line the path is at.
+func (v *validator) bad(path, format string, args ...any) {
+	v.errs = append(v.errs, &configError{line: v.c.line(path), msg: path + ": " + fmt.Sprintf(format, args...)})
+}
+
+// table checks that name is a table name (schema.table or table).
+func (v *validator) table(path, name string) {
+	if _, _, err := message.ParseTable(name); err != nil {
+		v.bad(path, "%v", err)
 	}
-	table := func(path, name string) {
-		if _, _, err := message.ParseTable(name); err != nil {
-			bad(path, "%v", err)
-		}
-	}
-	s := c.Stream
+}
+
+// stream checks the stream section.
+func (v *validator) stream() {
+	s := v.c.Stream
 	if s.Slot == "" {
-		bad("stream.slot", "is required: the replication slot's name")
+		v.bad("stream.slot", "is required: the replication slot's name")
 	}
 	if s.Publication == "" {
-		bad("stream.publication", "is required: the publication's name")
+		v.bad("stream.publication", "is required: the publication's name")
 	}
 	for i, t := range s.Tables {
-		table(fmt.Sprintf("stream.tables[%d]", i), t)
+		v.table(fmt.Sprintf("stream.tables[%d]", i), t)
 	}
 	if s.CreatePublication && len(s.Tables) == 0 {
-		bad("stream.create_publication", "needs stream.tables: the tables to publish")
+		v.bad("stream.create_publication", "needs stream.tables: the tables to publish")
 	}
 	if s.BackfillTable != "" {
-		table("stream.backfill_table", s.BackfillTable)
+		v.table("stream.backfill_table", s.BackfillTable)
 	}
 	if s.BufferSize < 0 {
-		bad("stream.buffer_size", "%d is negative", s.BufferSize)
+		v.bad("stream.buffer_size", "%d is negative", s.BufferSize)
 	}
 	switch s.Truncate {
 	case "", "skip", "emit", "fail":
 	default:
-		bad("stream.truncate", "%q is not skip, emit or fail", s.Truncate)
+		v.bad("stream.truncate", "%q is not skip, emit or fail", s.Truncate)
 	}
+}
+
+// backfills checks the backfills list: each needs a table and an id no
+// other backfill has.
+func (v *validator) backfills() {
 	ids := map[string]bool{}
-	for i, b := range c.Backfills {
+	for i, b := range v.c.Backfills {
 		p := fmt.Sprintf("backfills[%d]", i)
 		if b.Table == "" {
-			bad(p+".table", "is required")
+			v.bad(p+".table", "is required")
 		} else {
-			table(p+".table", b.Table)
+			v.table(p+".table", b.Table)
 		}
 		if b.ID == "" {
-			bad(p+".id", "is required: it names the backfill's progress and is part of every read's idempotency key")
+			v.bad(p+".id", "is required: it names the backfill's progress and is part of every read's idempotency key")
 		} else if ids[b.ID] {
-			bad(p+".id", "%q is the id of another backfill", b.ID)
+			v.bad(p+".id", "%q is the id of another backfill", b.ID)
 		}
 		ids[b.ID] = true
 		if b.ChunkSize < 0 {
-			bad(p+".chunk_size", "%d is negative", b.ChunkSize)
+			v.bad(p+".chunk_size", "%d is negative", b.ChunkSize)
 		}
 	}
-	if len(c.Sinks) == 0 {
-		errs = append(errs, &configError{line: c.line("sinks"), msg: "sinks: at least one sink (webhook, kafka or stdout) is required"})
+}
+
+// sinks checks the sinks list: at least one sink, each of exactly one
+// kind, under a name no other sink has.
+func (v *validator) sinks() {
+	if len(v.c.Sinks) == 0 {
+		v.bad("sinks", "at least one sink (webhook, kafka or stdout) is required")
 	}
 	names := map[string]bool{}
-	for i, sk := range c.Sinks {
+	for i := range v.c.Sinks {
 		p := fmt.Sprintf("sinks[%d]", i)
 		kinds := 0
 		for _, k := range []string{"webhook", "kafka", "stdout"} {
-			if c.has(p + "." + k) {
+			if v.c.has(p + "." + k) {
 				kinds++
 			}
 		}
 		if kinds != 1 {
-			bad(p, "needs exactly one of webhook, kafka or stdout")
+			v.bad(p, "needs exactly one of webhook, kafka or stdout")
 			continue
 		}
-		name := c.sinkName(i)
+		name := v.c.sinkName(i)
 		if names[name] {
-			bad(p+".name", "%q is the name of another sink", name)
+			v.bad(p+".name", "%q is the name of another sink", name)
 		}
 		names[name] = true
-		for j, t := range sk.Tables {
-			table(fmt.Sprintf("%s.tables[%d]", p, j), t)
-		}
-		for j, a := range sk.Actions {
-			if !message.Action(a).Valid() {
-				bad(fmt.Sprintf("%s.actions[%d]", p, j), "%q is not insert, update, delete, read or truncate", a)
-			}
-		}
-		switch sk.Format {
-		case "", "json", "record_only", "event":
-		default:
-			bad(p+".format", "%q is not json, record_only or event", sk.Format)
-		}
-		switch c.sinkKind(i) {
-		case "webhook":
-			w := sk.Webhook
-			if w == nil || w.URL == "" {
-				bad(p+".webhook.url", "is required")
-			} else if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				// The URL may hold a token: say what is wrong, not what it is.
-				bad(p+".webhook.url", "is not an http:// or https:// URL")
-			}
-		case "kafka":
-			if sk.Kafka == nil || len(sk.Kafka.Brokers) == 0 {
-				bad(p+".kafka.brokers", "is required: host:port of at least one broker")
-			}
+		v.sink(i, p)
+	}
+}
+
+// sink checks sink i (at path p) past its kind and name: its filters,
+// format and the settings of its kind.
+func (v *validator) sink(i int, p string) {
+	sk := v.c.Sinks[i]
+	for j, t := range sk.Tables {
+		v.table(fmt.Sprintf("%s.tables[%d]", p, j), t)
+	}
+	for j, a := range sk.Actions {
+		if !message.Action(a).Valid() {
+			v.bad(fmt.Sprintf("%s.actions[%d]", p, j), "%q is not insert, update, delete, read or truncate", a)
 		}
 	}
+	switch sk.Format {
+	case "", "json", "record_only", "event":
+	default:
+		v.bad(p+".format", "%q is not json, record_only or event", sk.Format)
+	}
+	switch v.c.sinkKind(i) {
+	case "webhook":
+		w := sk.Webhook
+		if w == nil || w.URL == "" {
+			v.bad(p+".webhook.url", "is required")
+		} else if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			// The URL may hold a token: say what is wrong, not what it is.
+			v.bad(p+".webhook.url", "is not an http:// or https:// URL")
+		}
+	case "kafka":
+		if sk.Kafka == nil || len(sk.Kafka.Brokers) == 0 {
+			v.bad(p+".kafka.brokers", "is required: host:port of at least one broker")
+		}
+	}
+}
+
+// service checks the sections around the pipeline: delivery, http, pull
+// and log.
+func (v *validator) service() {
+	c := v.c
 	if c.Delivery.BatchSize < 0 {
-		bad("delivery.batch_size", "%d is negative", c.Delivery.BatchSize)
+		v.bad("delivery.batch_size", "%d is negative", c.Delivery.BatchSize)
 	}
 	if c.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-			bad("http.listen", "%q is not host:port (127.0.0.1:9090, :9090)", c.HTTP.Listen)
+			v.bad("http.listen", "%q is not host:port (127.0.0.1:9090, :9090)", c.HTTP.Listen)
 		}
 	}
 	if c.Pull != nil {
 		if _, _, err := net.SplitHostPort(c.Pull.Listen); err != nil {
-			bad("pull.listen", "%q is not host:port (127.0.0.1:8080, :8080)", c.Pull.Listen)
+			v.bad("pull.listen", "%q is not host:port (127.0.0.1:8080, :8080)", c.Pull.Listen)
 		}
 		if len(c.Pull.Brokers) == 0 && len(c.kafkaBrokers()) == 0 {
-			bad("pull.brokers", "is required when no kafka sink gives brokers")
+			v.bad("pull.brokers", "is required when no kafka sink gives brokers")
 		}
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+		v.bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "", "text", "json":
 	default:
-		bad("log.format", "%q is not text or json", c.Log.Format)
+		v.bad("log.format", "%q is not text or json", c.Log.Format)
 	}
-	return errs
 }
 
 // kafkaBrokers are the brokers of the first kafka sink, the pull API's

@@ -194,12 +194,58 @@ func (p *pipeline) close(ctx context.Context) error {
 // of the part of the file it came from.
 func build(c *runConfig, dbURL string, log *slog.Logger, stdout io.Writer) (*pipeline, error) {
 	p := &pipeline{cfg: c, log: log}
-	var errs []*configError
-	bad := func(path string, err error) {
-		errs = append(errs, &configError{line: c.line(path), msg: path + ": " + err.Error()})
+	v := &validator{c: c}
+	p.stream = c.cdcConfig(dbURL, log)
+	check := p.stream
+	if check.ConnString == "" {
+		check.ConnString = "postgres://localhost/postgres" // checked when there is one
 	}
+	if err := check.Validate(); err != nil {
+		v.bad("stream", "%v", err)
+	}
+	for _, b := range c.Backfills {
+		p.backfills = append(p.backfills, backfill.Config{
+			Table: b.Table, ID: b.ID, ChunkSize: b.ChunkSize,
+			Columns: b.Columns, Where: b.Where, OrderBy: b.OrderBy,
+		})
+	}
+	for i, sc := range c.Sinks {
+		path := fmt.Sprintf("sinks[%d]", i)
+		bs, err := buildSink(c, i, sc, log, stdout)
+		if err != nil {
+			var ce *configError
+			if errors.As(err, &ce) {
+				v.errs = append(v.errs, ce)
+			} else {
+				v.bad(path, "%v", err)
+			}
+			continue
+		}
+		p.sinks = append(p.sinks, bs)
+	}
+	p.runOpts = cdc.RunOptions{
+		BatchSize:    c.Delivery.BatchSize,
+		BatchTimeout: time.Duration(c.Delivery.BatchTimeout),
+		Drain:        time.Duration(c.Delivery.Drain),
+		Logger:       log,
+	}
+	if !c.has("delivery.drain") {
+		p.runOpts.Drain = defaultDrain
+	}
+	if c.Pull != nil {
+		p.pull = c.pullAPIConfig(log, v)
+	}
+	if len(v.errs) > 0 {
+		p.close(context.Background())
+		return nil, &configErrors{file: c.file, errs: v.errs}
+	}
+	return p, nil
+}
+
+// cdcConfig is the stream section as the stream's configuration.
+func (c *runConfig) cdcConfig(dbURL string, log *slog.Logger) cdc.Config {
 	s := c.Stream
-	p.stream = cdc.Config{
+	cfg := cdc.Config{
 		ConnString:        dbURL,
 		Slot:              s.Slot,
 		Publication:       s.Publication,
@@ -216,75 +262,39 @@ func build(c *runConfig, dbURL string, log *slog.Logger, stdout io.Writer) (*pip
 	}
 	switch s.Truncate {
 	case "emit":
-		p.stream.Truncate = cdc.TruncateEmit
+		cfg.Truncate = cdc.TruncateEmit
 	case "fail":
-		p.stream.Truncate = cdc.TruncateFail
+		cfg.Truncate = cdc.TruncateFail
 	}
-	check := p.stream
-	if check.ConnString == "" {
-		check.ConnString = "postgres://localhost/postgres" // checked when there is one
+	return cfg
+}
+
+// pullAPIConfig is the pull section as the pull API's configuration, its
+// brokers those of the kafka sinks when it names none. What is wrong in
+// it goes to v; the handler is made once to check it, and closed.
+func (c *runConfig) pullAPIConfig(log *slog.Logger, v *validator) *pull.Config {
+	pc := pull.Config{
+		Brokers:        c.Pull.Brokers,
+		Username:       c.Pull.Username,
+		Password:       c.Pull.Password,
+		InsecureNoAuth: c.Pull.InsecureNoAuth,
+		Topics:         c.Pull.Topics,
+		Logger:         log,
 	}
-	if err := check.Validate(); err != nil {
-		bad("stream", err)
+	if len(pc.Brokers) == 0 {
+		pc.Brokers = c.kafkaBrokers()
 	}
-	for _, b := range c.Backfills {
-		p.backfills = append(p.backfills, backfill.Config{
-			Table: b.Table, ID: b.ID, ChunkSize: b.ChunkSize,
-			Columns: b.Columns, Where: b.Where, OrderBy: b.OrderBy,
-		})
+	var err error
+	if pc.TLS, err = loadTLS(c.Pull.TLS); err != nil {
+		v.bad("pull.tls", "%v", err)
 	}
-	for i, sc := range c.Sinks {
-		path := fmt.Sprintf("sinks[%d]", i)
-		bs, err := buildSink(c, i, sc, log, stdout)
-		if err != nil {
-			var ce *configError
-			if errors.As(err, &ce) {
-				errs = append(errs, ce)
-			} else {
-				bad(path, err)
-			}
-			continue
-		}
-		p.sinks = append(p.sinks, bs)
+	pc.SASL = c.Pull.SASL.config()
+	if h, err := pull.NewHandler(pc); err != nil {
+		v.bad("pull", "%v", err)
+	} else {
+		h.Close()
 	}
-	p.runOpts = cdc.RunOptions{
-		BatchSize:    c.Delivery.BatchSize,
-		BatchTimeout: time.Duration(c.Delivery.BatchTimeout),
-		Drain:        time.Duration(c.Delivery.Drain),
-		Logger:       log,
-	}
-	if !c.has("delivery.drain") {
-		p.runOpts.Drain = defaultDrain
-	}
-	if c.Pull != nil {
-		pc := pull.Config{
-			Brokers:        c.Pull.Brokers,
-			Username:       c.Pull.Username,
-			Password:       c.Pull.Password,
-			InsecureNoAuth: c.Pull.InsecureNoAuth,
-			Topics:         c.Pull.Topics,
-			Logger:         log,
-		}
-		if len(pc.Brokers) == 0 {
-			pc.Brokers = c.kafkaBrokers()
-		}
-		var err error
-		if pc.TLS, err = loadTLS(c.Pull.TLS); err != nil {
-			bad("pull.tls", err)
-		}
-		pc.SASL = c.Pull.SASL.config()
-		if h, err := pull.NewHandler(pc); err != nil {
-			bad("pull", err)
-		} else {
-			h.Close()
-		}
-		p.pull = &pc
-	}
-	if len(errs) > 0 {
-		p.close(context.Background())
-		return nil, &configErrors{file: c.file, errs: errs}
-	}
-	return p, nil
+	return &pc
 }
 
 func (s *saslYAML) config() *kafka.SASL {
@@ -340,47 +350,80 @@ func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger, stdout io.W
 	slg := log.With("sink", name)
 	switch c.sinkKind(i) {
 	case "webhook":
-		w := sc.Webhook
-		tc, err := loadTLS(&tlsConfig{CAFile: w.CAFile})
+		s, err := c.webhookSink(path, sc.Webhook, enc, slg)
 		if err != nil {
-			return builtSink{}, &configError{line: c.line(path + ".webhook.ca_file"), msg: path + ".webhook.ca_file: " + err.Error()}
-		}
-		if w.CAFile == "" {
-			tc = nil
-		}
-		header := http.Header{}
-		for k, v := range w.Headers {
-			header[k] = []string{v}
-		}
-		s, err := webhook.New(webhook.Config{
-			URL: w.URL, Secret: w.Secret, Header: header, Encoder: enc,
-			MaxBatchSize: w.MaxBatchSize, Timeout: time.Duration(w.Timeout), StopOn: w.StopOn,
-			TLSConfig: tc, Logger: slg,
-		})
-		if err != nil {
-			return builtSink{}, &configError{line: c.line(path + ".webhook"), msg: path + ".webhook: " + err.Error()}
+			return builtSink{}, err
 		}
 		dest, stats = s, s
 	case "kafka":
-		k := sc.Kafka
-		tc, err := loadTLS(k.TLS)
+		s, err := c.kafkaSink(path, sc.Kafka, enc, slg)
 		if err != nil {
-			return builtSink{}, &configError{line: c.line(path + ".kafka.tls"), msg: path + ".kafka.tls: " + err.Error()}
-		}
-		s, err := kafka.New(kafka.Config{
-			Brokers: k.Brokers, Topic: k.Topic, Prefix: k.Prefix, Encoder: enc,
-			Compression: kafka.Compression(k.Compression), AllowAutoTopicCreation: k.AllowAutoTopicCreation,
-			TLS: tc, SASL: k.SASL.config(), Logger: slg,
-		})
-		if err != nil {
-			return builtSink{}, &configError{line: c.line(path + ".kafka"), msg: path + ".kafka: " + err.Error()}
+			return builtSink{}, err
 		}
 		dest, stats = s, s
 	case "stdout":
 		s := &linesSink{w: stdout, enc: enc}
 		dest, stats = s, s
 	}
-	out := dest
+	out := filtered(transformed(dest, sc), sc)
+	out = sink.Retry(out, sink.RetryOptions{
+		Backoff: sinkBackoff,
+		OnRetry: func(attempt int, wait time.Duration, err error) {
+			slg.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+		},
+	})
+	return builtSink{name: name, sink: out, stats: stats}, nil
+}
+
+// errAt is err as the configuration error of the key at path.
+func (c *runConfig) errAt(path string, err error) *configError {
+	return &configError{line: c.line(path), msg: path + ": " + err.Error()}
+}
+
+// webhookSink makes the webhook sink of the sink at path.
+func (c *runConfig) webhookSink(path string, w *webhookConfig, enc sink.Encoder, log *slog.Logger) (*webhook.Sink, error) {
+	tc, err := loadTLS(&tlsConfig{CAFile: w.CAFile})
+	if err != nil {
+		return nil, c.errAt(path+".webhook.ca_file", err)
+	}
+	if w.CAFile == "" {
+		tc = nil
+	}
+	header := http.Header{}
+	for k, v := range w.Headers {
+		header[k] = []string{v}
+	}
+	s, err := webhook.New(webhook.Config{
+		URL: w.URL, Secret: w.Secret, Header: header, Encoder: enc,
+		MaxBatchSize: w.MaxBatchSize, Timeout: time.Duration(w.Timeout), StopOn: w.StopOn,
+		TLSConfig: tc, Logger: log,
+	})
+	if err != nil {
+		return nil, c.errAt(path+".webhook", err)
+	}
+	return s, nil
+}
+
+// kafkaSink makes the kafka sink of the sink at path.
+func (c *runConfig) kafkaSink(path string, k *kafkaConfig, enc sink.Encoder, log *slog.Logger) (*kafka.Sink, error) {
+	tc, err := loadTLS(k.TLS)
+	if err != nil {
+		return nil, c.errAt(path+".kafka.tls", err)
+	}
+	s, err := kafka.New(kafka.Config{
+		Brokers: k.Brokers, Topic: k.Topic, Prefix: k.Prefix, Encoder: enc,
+		Compression: kafka.Compression(k.Compression), AllowAutoTopicCreation: k.AllowAutoTopicCreation,
+		TLS: tc, SASL: k.SASL.config(), Logger: log,
+	})
+	if err != nil {
+		return nil, c.errAt(path+".kafka", err)
+	}
+	return s, nil
+}
+
+// transformed is out with the sink's column transforms applied to what it
+// writes, if it has any.
+func transformed(out sink.Sink, sc sinkConfig) sink.Sink {
 	var fns []sink.Transform
 	if len(sc.DropColumns) > 0 {
 		fns = append(fns, sink.DropColumns(sc.DropColumns...))
@@ -394,6 +437,12 @@ func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger, stdout io.W
 	if len(fns) > 0 {
 		out = sink.Map(out, sink.Chain(fns...))
 	}
+	return out
+}
+
+// filtered is out writing only the messages of the sink's tables and
+// actions, if it names any.
+func filtered(out sink.Sink, sc sinkConfig) sink.Sink {
 	var keep []sink.Predicate
 	if len(sc.Tables) > 0 {
 		keep = append(keep, sink.Tables(sc.Tables...)) // validate checked the names
@@ -408,13 +457,7 @@ func buildSink(c *runConfig, i int, sc sinkConfig, log *slog.Logger, stdout io.W
 	if len(keep) > 0 {
 		out = sink.Filter(out, sink.All(keep...))
 	}
-	out = sink.Retry(out, sink.RetryOptions{
-		Backoff: sinkBackoff,
-		OnRetry: func(attempt int, wait time.Duration, err error) {
-			slg.Warn("sink write failed; retrying", "attempt", attempt, "retry_in", wait, "err", err)
-		},
-	})
-	return builtSink{name: name, sink: out, stats: stats}, nil
+	return out
 }
 
 // sinkBackoff retries one sink's failed writes as sink.DefaultBackoff does
@@ -483,49 +526,18 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 
 	// The endpoints listen before the stream opens, so that a standby
 	// waiting for the slot (wait_for_slot) is live, and not ready.
-	var health atomic.Pointer[cdc.Health]
-	var metrics atomic.Pointer[http.Handler]
+	var ep endpoints
 	if p.cfg.HTTP.Listen != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
-			if h := health.Load(); h != nil {
-				h.LiveHandler().ServeHTTP(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, `{"status":"ok"}`)
-		})
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-			if h := health.Load(); h != nil {
-				h.ReadyHandler().ServeHTTP(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `{"status":"fail","problems":["the stream is not open yet"]}`)
-		})
-		mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
-			if h := metrics.Load(); h != nil {
-				(*h).ServeHTTP(w, r)
-				return
-			}
-			http.Error(w, "the stream is not open yet", http.StatusServiceUnavailable)
-		})
-		stop, err := serve(p.cfg.HTTP.Listen, mux, 30*time.Second, log, "serving metrics and health")
+		stop, err := serve(p.cfg.HTTP.Listen, ep.mux(), 30*time.Second, log, "serving metrics and health")
 		if err != nil {
 			return fmt.Errorf("http.listen: %w", err)
 		}
 		defer stop()
 	}
 	if p.pull != nil {
-		h, err := pull.NewHandler(*p.pull)
+		stop, err := p.servePull()
 		if err != nil {
-			return fmt.Errorf("pull: %w", err)
-		}
-		defer h.Close()
-		stop, err := serve(p.cfg.Pull.Listen, h, pull.DefaultMaxTimeout+30*time.Second, log, "serving the pull API")
-		if err != nil {
-			return fmt.Errorf("pull.listen: %w", err)
+			return err
 		}
 		defer stop()
 	}
@@ -538,7 +550,7 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 		return fmt.Errorf("open the stream: %w", err)
 	}
 	defer s.Close() // after Run and the backfills returned: sends the last acknowledged position
-	health.Store(cdc.NewHealth(s, cdc.HealthOptions{}))
+	ep.health.Store(cdc.NewHealth(s, cdc.HealthOptions{}))
 	reporters := map[string]sink.StatsReporter{}
 	sinks := make([]sink.Sink, len(p.sinks))
 	names := make([]string, len(p.sinks))
@@ -548,10 +560,71 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 		names[i] = bs.name
 	}
 	var mh http.Handler = prom.Handler(s, prom.Options{Sinks: reporters})
-	metrics.Store(&mh)
+	ep.metrics.Store(&mh)
 	log.Info("walrelay run started", "slot", p.stream.Slot, "publication", p.stream.Publication,
 		"sinks", strings.Join(names, ","), "backfills", len(p.backfills))
+	return p.relay(ctx, s, sinks)
+}
 
+// endpoints are the health and metrics handlers of http.listen. Until the
+// stream opens they answer that it is not open yet; then the stream's
+// health and metrics answer.
+type endpoints struct {
+	health  atomic.Pointer[cdc.Health]
+	metrics atomic.Pointer[http.Handler]
+}
+
+// mux serves /livez, /readyz and /metrics.
+func (ep *endpoints) mux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
+		if h := ep.health.Load(); h != nil {
+			h.LiveHandler().ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if h := ep.health.Load(); h != nil {
+			h.ReadyHandler().ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"fail","problems":["the stream is not open yet"]}`)
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		if h := ep.metrics.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "the stream is not open yet", http.StatusServiceUnavailable)
+	})
+	return mux
+}
+
+// servePull serves the pull API on pull.listen. stop stops serving, then
+// closes the handler.
+func (p *pipeline) servePull() (stop func(), err error) {
+	h, err := pull.NewHandler(*p.pull)
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	stopServe, err := serve(p.cfg.Pull.Listen, h, pull.DefaultMaxTimeout+30*time.Second, p.log, "serving the pull API")
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("pull.listen: %w", err)
+	}
+	return func() {
+		stopServe()
+		h.Close()
+	}, nil
+}
+
+// relay runs the backfills alongside the stream delivering to sinks, until
+// ctx ends or one of them fails. A stop by ctx is no error.
+func (p *pipeline) relay(ctx context.Context, s *cdc.Stream, sinks []sink.Sink) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -574,9 +647,9 @@ func (p *pipeline) run(ctx context.Context) (err error) {
 		if runErr != ctx.Err() {
 			// A write was cut short: by the end of the drain, or a failing
 			// sink. Its messages are delivered again after a restart.
-			log.Warn("the batch in flight at shutdown was not delivered within delivery.drain; it will be sent again after a restart", "err", runErr)
+			p.log.Warn("the batch in flight at shutdown was not delivered within delivery.drain; it will be sent again after a restart", "err", runErr)
 		}
-		log.Info("walrelay run stopped", "acked_lsn", s.Acked().String())
+		p.log.Info("walrelay run stopped", "acked_lsn", s.Acked().String())
 		return nil
 	}
 	return runErr

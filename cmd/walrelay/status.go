@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/cdc"
 )
 
@@ -39,42 +41,70 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 	if code >= 0 {
 		return code
 	}
-	st, err := cdc.ListSlots(ctx, url)
-	if err != nil {
+	r := statusReport{asked: slots}
+	var err error
+	if r.slots, err = cdc.ListSlots(ctx, url); err != nil {
 		return failErr(e, "status", err)
 	}
 	if len(slots) > 0 {
-		st = slices.DeleteFunc(st, func(s cdc.SlotState) bool { return !slices.Contains(slots, s.Slot) })
+		r.slots = slices.DeleteFunc(r.slots, func(s cdc.SlotState) bool { return !slices.Contains(slots, s.Slot) })
 	}
-	pubs, err := cdc.ListPublications(ctx, url)
-	if err != nil {
+	if r.pubs, err = cdc.ListPublications(ctx, url); err != nil {
 		return failErr(e, "status", err)
 	}
-	bfs, err := cdc.ListBackfills(ctx, url, *progress)
-	if err != nil {
+	if r.bfs, err = cdc.ListBackfills(ctx, url, *progress); err != nil {
 		return failErr(e, "status", err)
 	}
+	write := r.writeTable
 	if *asJSON {
-		out := struct {
-			Slots        []cdc.SlotState   `json:"slots"`
-			Publications []cdc.Publication `json:"publications"`
-			Backfills    []backfillJSON    `json:"backfills"`
-			Missing      []string          `json:"missing_slots,omitempty"`
-		}{Slots: nonNil(st), Publications: nonNil(pubs), Backfills: []backfillJSON{}, Missing: missing(slots, st)}
-		for _, b := range bfs {
-			out.Backfills = append(out.Backfills, backfillJSON{b.ID, b.Table, b.Done, b.Cursor, b.UpdatedAt})
-		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
-			return fail(e, "status", exitFailure, err)
-		}
-		return exitOK
+		write = r.writeJSON
 	}
+	if err := write(e.stdout); err != nil {
+		return fail(e, "status", exitFailure, err)
+	}
+	return exitOK
+}
 
-	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+// statusReport is what status prints: the slots (those asked for, if
+// any were), the publications and the backfills.
+type statusReport struct {
+	asked []string
+	slots []cdc.SlotState
+	pubs  []cdc.Publication
+	bfs   []backfill.Progress
+}
+
+// writeJSON writes the report as one indented JSON object.
+func (r *statusReport) writeJSON(w io.Writer) error {
+	out := struct {
+		Slots        []cdc.SlotState   `json:"slots"`
+		Publications []cdc.Publication `json:"publications"`
+		Backfills    []backfillJSON    `json:"backfills"`
+		Missing      []string          `json:"missing_slots,omitempty"`
+	}{Slots: nonNil(r.slots), Publications: nonNil(r.pubs), Backfills: []backfillJSON{}, Missing: missing(r.asked, r.slots)}
+	for _, b := range r.bfs {
+		out.Backfills = append(out.Backfills, backfillJSON{b.ID, b.Table, b.Done, b.Cursor, b.UpdatedAt})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// writeTable writes the report as three tables, slots, publications and
+// backfills, with a blank line between them.
+func (r *statusReport) writeTable(out io.Writer) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	r.slotTable(w)
+	fmt.Fprintln(w)
+	r.publicationTable(w)
+	fmt.Fprintln(w)
+	r.backfillTable(w)
+	return w.Flush()
+}
+
+func (r *statusReport) slotTable(w io.Writer) {
 	fmt.Fprintln(w, "SLOT\tACTIVE\tLAG\tFLUSH LAG\tRETAINED\tWAL STATUS\tSAFE WAL SIZE")
-	for _, s := range st {
+	for _, s := range r.slots {
 		active := "no"
 		if s.Active {
 			active = fmt.Sprintf("yes (pid %d)", s.ActivePID)
@@ -93,15 +123,17 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Slot, active, size(s.LagBytes), flushLag, size(s.RetainedBytes), status, safe)
 	}
-	if len(st) == 0 {
+	if len(r.slots) == 0 {
 		fmt.Fprintln(w, "(none)")
 	}
-	for _, m := range missing(slots, st) {
+	for _, m := range missing(r.asked, r.slots) {
 		fmt.Fprintf(w, "%s\tno such pgoutput slot\n", m)
 	}
-	fmt.Fprintln(w)
+}
+
+func (r *statusReport) publicationTable(w io.Writer) {
 	fmt.Fprintln(w, "PUBLICATION\tTABLES")
-	for _, p := range pubs {
+	for _, p := range r.pubs {
 		tables := strings.Join(p.Tables, ", ")
 		if p.AllTables {
 			tables = "FOR ALL TABLES: " + tables
@@ -111,12 +143,14 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 		}
 		fmt.Fprintf(w, "%s\t%s\n", p.Name, tables)
 	}
-	if len(pubs) == 0 {
+	if len(r.pubs) == 0 {
 		fmt.Fprintln(w, "(none)")
 	}
-	fmt.Fprintln(w)
+}
+
+func (r *statusReport) backfillTable(w io.Writer) {
 	fmt.Fprintln(w, "BACKFILL\tTABLE\tSAVED\tPROGRESS")
-	for _, b := range bfs {
+	for _, b := range r.bfs {
 		prog := "done"
 		if !b.Done {
 			prog = "in progress, resumes after key " + strings.Join(b.Cursor, ", ")
@@ -126,13 +160,9 @@ func statusCmd(ctx context.Context, e *env, args []string) int {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s ago\t%s\n", b.ID, b.Table, time.Since(b.UpdatedAt).Round(time.Second), prog)
 	}
-	if len(bfs) == 0 {
+	if len(r.bfs) == 0 {
 		fmt.Fprintln(w, "(none)")
 	}
-	if err := w.Flush(); err != nil {
-		return fail(e, "status", exitFailure, err)
-	}
-	return exitOK
 }
 
 type backfillJSON struct {

@@ -47,83 +47,42 @@ const tailExample = `  DATABASE_URL=postgres://app@db/app walrelay tail -tables 
 
 func tailCmd(ctx context.Context, e *env, args []string) int {
 	fs := newDBFlags(e, "tail", tailSummary, tailExample)
-	slot := fs.String("slot", "", "stream from this slot, acknowledging what was printed (default: a temporary slot)")
-	create := fs.Bool("create", false, "with -slot: create the slot when it does not exist (it stays; walrelay drop removes it)")
-	pub := fs.String("publication", "", "an existing publication (default \"walrelay\", or a temporary one for -tables)")
-	var tables, only, actions listFlag
-	fs.Var(&tables, "tables", "create a publication of these tables while tail runs, `schema.table,...` (repeatable)")
-	fs.Var(&only, "table", "print only these tables' messages, `schema.table,...` (repeatable)")
-	fs.Var(&actions, "action", "print only these actions, `insert,update,delete,read` (repeatable)")
-	limit := fs.Int("n", 0, "stop after printing this many messages (0: until a signal)")
+	var o tailOptions
+	fs.StringVar(&o.slot, "slot", "", "stream from this slot, acknowledging what was printed (default: a temporary slot)")
+	fs.BoolVar(&o.create, "create", false, "with -slot: create the slot when it does not exist (it stays; walrelay drop removes it)")
+	fs.StringVar(&o.pub, "publication", "", "an existing publication (default \"walrelay\", or a temporary one for -tables)")
+	fs.Var(&o.tables, "tables", "create a publication of these tables while tail runs, `schema.table,...` (repeatable)")
+	fs.Var(&o.only, "table", "print only these tables' messages, `schema.table,...` (repeatable)")
+	fs.Var(&o.actions, "action", "print only these actions, `insert,update,delete,read` (repeatable)")
+	fs.IntVar(&o.limit, "n", 0, "stop after printing this many messages (0: until a signal)")
 	url, code := fs.parse(args)
 	if code >= 0 {
 		return code
 	}
-	for _, t := range append(append([]string{}, tables...), only...) {
-		if _, _, err := message.ParseTable(t); err != nil {
-			return fail(e, "tail", exitUsage, err)
-		}
+	keep, err := o.filter()
+	if err == nil {
+		err = o.check()
 	}
-	keep := sink.Predicate(func(message.Message) bool { return true })
-	var preds []sink.Predicate
-	if len(only) > 0 {
-		preds = append(preds, sink.Tables(only...))
+	if err != nil {
+		return fail(e, "tail", exitUsage, err)
 	}
-	if len(actions) > 0 {
-		acts := make([]message.Action, len(actions))
-		for i, a := range actions {
-			acts[i] = message.Action(a)
-			if !acts[i].Valid() {
-				return fail(e, "tail", exitUsage, fmt.Errorf("-action %q: want insert, update, delete or read", a))
-			}
-		}
-		preds = append(preds, sink.Actions(acts...))
-	}
-	if len(preds) > 0 {
-		keep = sink.All(preds...)
-	}
-	switch {
-	case *limit < 0:
-		return fail(e, "tail", exitUsage, errors.New("-n must not be negative"))
-	case *create && *slot == "":
-		return fail(e, "tail", exitUsage, errors.New("-create needs -slot: the temporary slot is always created"))
-	case *pub != "" && len(tables) > 0:
-		return fail(e, "tail", exitUsage, errors.New("-publication and -tables: give one (-tables makes a publication of its own)"))
-	case *slot != "" && len(tables) > 0:
-		return fail(e, "tail", exitUsage, errors.New("-slot with -tables: a lasting slot needs a lasting publication; create it (CREATE PUBLICATION, or walrelay run) and pass -publication"))
-	}
-	if *pub == "" && len(tables) == 0 {
-		if len(only) > 0 && *slot == "" {
-			tables = only
-		} else {
-			*pub = "walrelay"
-		}
-	}
+	o.defaults()
 
 	var suffix [4]byte
 	rand.Read(suffix[:])
 	name := fmt.Sprintf("walrelay_tail_%d_%s", os.Getpid(), hex.EncodeToString(suffix[:]))
-	cfg := cdc.Config{ConnString: url, Slot: *slot, Publication: *pub, CreateSlot: *create}
-	if *slot == "" {
-		cfg.Slot, cfg.TemporarySlot = name, true
-	}
-	if len(tables) > 0 {
-		cfg.Publication, cfg.CreatePublication, cfg.PublicationTables = name, true, tables
-	}
+	cfg := o.config(url, name)
 	s, err := cdc.Open(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitOK
 		}
-		if errors.Is(err, cdc.ErrPublicationNotFound) && *pub == "walrelay" {
-			return fail(e, "tail", exitFailure, errors.New(`there is no publication "walrelay": name the tables to tail with -tables public.orders,..., or an existing publication with -publication`))
-		}
-		if errors.Is(err, cdc.ErrSlotNotFound) && *slot != "" && !*create {
-			return fail(e, "tail", exitFailure, fmt.Errorf("there is no slot %q: pass -create to create it (it stays until walrelay drop), or leave -slot out to tail from a temporary slot", *slot))
+		if hint := o.openHint(err); hint != nil {
+			return fail(e, "tail", exitFailure, hint)
 		}
 		return failErr(e, "tail", err)
 	}
-	code = tail(ctx, e, s, keep, *limit)
+	code = tail(ctx, e, s, keep, o.limit)
 	if cfg.CreatePublication {
 		// The temporary publication, whatever happened.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
@@ -137,6 +96,96 @@ func tailCmd(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	return code
+}
+
+// tailOptions are tail's flags.
+type tailOptions struct {
+	slot, pub             string
+	create                bool
+	tables, only, actions listFlag
+	limit                 int
+}
+
+// filter checks the table names of -tables and -table and the actions of
+// -action, and returns what keeps the messages to print.
+func (o *tailOptions) filter() (sink.Predicate, error) {
+	for _, t := range append(append([]string{}, o.tables...), o.only...) {
+		if _, _, err := message.ParseTable(t); err != nil {
+			return nil, err
+		}
+	}
+	keep := sink.Predicate(func(message.Message) bool { return true })
+	var preds []sink.Predicate
+	if len(o.only) > 0 {
+		preds = append(preds, sink.Tables(o.only...))
+	}
+	if len(o.actions) > 0 {
+		acts := make([]message.Action, len(o.actions))
+		for i, a := range o.actions {
+			acts[i] = message.Action(a)
+			if !acts[i].Valid() {
+				return nil, fmt.Errorf("-action %q: want insert, update, delete or read", a)
+			}
+		}
+		preds = append(preds, sink.Actions(acts...))
+	}
+	if len(preds) > 0 {
+		keep = sink.All(preds...)
+	}
+	return keep, nil
+}
+
+// check reports flags that do not go together.
+func (o *tailOptions) check() error {
+	switch {
+	case o.limit < 0:
+		return errors.New("-n must not be negative")
+	case o.create && o.slot == "":
+		return errors.New("-create needs -slot: the temporary slot is always created")
+	case o.pub != "" && len(o.tables) > 0:
+		return errors.New("-publication and -tables: give one (-tables makes a publication of its own)")
+	case o.slot != "" && len(o.tables) > 0:
+		return errors.New("-slot with -tables: a lasting slot needs a lasting publication; create it (CREATE PUBLICATION, or walrelay run) and pass -publication")
+	}
+	return nil
+}
+
+// defaults fills in the publication when neither -publication nor -tables
+// gives one: a temporary one of the -table tables when tailing from a
+// temporary slot, "walrelay" otherwise.
+func (o *tailOptions) defaults() {
+	if o.pub == "" && len(o.tables) == 0 {
+		if len(o.only) > 0 && o.slot == "" {
+			o.tables = o.only
+		} else {
+			o.pub = "walrelay"
+		}
+	}
+}
+
+// config is the stream's configuration; name names the temporary slot
+// and publication, where those are made.
+func (o *tailOptions) config(url, name string) cdc.Config {
+	cfg := cdc.Config{ConnString: url, Slot: o.slot, Publication: o.pub, CreateSlot: o.create}
+	if o.slot == "" {
+		cfg.Slot, cfg.TemporarySlot = name, true
+	}
+	if len(o.tables) > 0 {
+		cfg.Publication, cfg.CreatePublication, cfg.PublicationTables = name, true, o.tables
+	}
+	return cfg
+}
+
+// openHint says what to do when the stream could not open because the
+// default publication or the -slot is missing; nil for other errors.
+func (o *tailOptions) openHint(err error) error {
+	if errors.Is(err, cdc.ErrPublicationNotFound) && o.pub == "walrelay" {
+		return errors.New(`there is no publication "walrelay": name the tables to tail with -tables public.orders,..., or an existing publication with -publication`)
+	}
+	if errors.Is(err, cdc.ErrSlotNotFound) && o.slot != "" && !o.create {
+		return fmt.Errorf("there is no slot %q: pass -create to create it (it stays until walrelay drop), or leave -slot out to tail from a temporary slot", o.slot)
+	}
+	return nil
 }
 
 // tail prints the messages of s that keep accepts until ctx ends or limit
