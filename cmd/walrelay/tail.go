@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +33,10 @@ The publication: -publication names one that exists; -tables creates one for
 those tables for as long as tail runs (named walrelay_tail_..., dropped at
 exit; only with the temporary slot, since a lasting slot needs a lasting
 publication). Without either, the tables of -table, if given, are used as
--tables; else the publication "walrelay".
+-tables; else the publication "walrelay" if it exists (always with -slot),
+else a temporary publication of every table the role may publish that has
+a primary key or replica identity (the list is printed on stderr): on any
+database, tail needs nothing but the database URL.
 
 -table and -action print only the messages of those tables and actions
 (insert, update, delete; read comes from backfills, which tail does not run).
@@ -66,7 +71,9 @@ func tailCmd(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return fail(e, "tail", exitUsage, err)
 	}
-	o.defaults()
+	if err := o.defaults(ctx, e, url); err != nil {
+		return failErr(e, "tail", err)
+	}
 
 	var suffix [4]byte
 	rand.Read(suffix[:])
@@ -152,15 +159,53 @@ func (o *tailOptions) check() error {
 
 // defaults fills in the publication when neither -publication nor -tables
 // gives one: a temporary one of the -table tables when tailing from a
-// temporary slot, "walrelay" otherwise.
-func (o *tailOptions) defaults() {
-	if o.pub == "" && len(o.tables) == 0 {
-		if len(o.only) > 0 && o.slot == "" {
-			o.tables = o.only
-		} else {
-			o.pub = "walrelay"
+// temporary slot; with a lasting -slot, "walrelay". With no table flag at
+// all it is "walrelay" when that publication exists, else a temporary one
+// of every table the role can publish whose UPDATEs can be published (what
+// it chose is said on stderr), so that tail needs nothing but a database.
+func (o *tailOptions) defaults(ctx context.Context, e *env, url string) error {
+	if o.pub != "" || len(o.tables) > 0 {
+		return nil
+	}
+	switch {
+	case len(o.only) > 0 && o.slot == "":
+		o.tables = o.only
+		return nil
+	case o.slot != "":
+		o.pub = defaultName
+		return nil
+	}
+	pubs, err := cdc.ListPublications(ctx, url)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(pubs, func(p cdc.Publication) bool { return p.Name == defaultName }) {
+		o.pub = defaultName
+		return nil
+	}
+	tables, err := cdc.ListTables(ctx, url)
+	if err != nil {
+		return err
+	}
+	var skipped []string
+	for _, t := range tables {
+		switch {
+		case t.Publishable && t.Identity:
+			o.tables = append(o.tables, t.Name)
+		case t.Publishable:
+			skipped = append(skipped, t.Name)
 		}
 	}
+	if len(o.tables) == 0 {
+		return fmt.Errorf("there is no publication %q and no table this role may publish that has a primary key or replica identity: name the tables with -tables, or a publication with -publication", defaultName)
+	}
+	fmt.Fprintf(e.stderr, "walrelay tail: no publication %q: tailing every table this role may publish, through a temporary publication: %s\n",
+		defaultName, strings.Join(o.tables, ", "))
+	if len(skipped) > 0 {
+		fmt.Fprintf(e.stderr, "walrelay tail: left out, without a primary key or replica identity (publishing them would make their UPDATEs fail): %s\n",
+			strings.Join(skipped, ", "))
+	}
+	return nil
 }
 
 // config is the stream's configuration; name names the temporary slot
@@ -179,8 +224,8 @@ func (o *tailOptions) config(url, name string) cdc.Config {
 // openHint says what to do when the stream could not open because the
 // default publication or the -slot is missing; nil for other errors.
 func (o *tailOptions) openHint(err error) error {
-	if errors.Is(err, cdc.ErrPublicationNotFound) && o.pub == "walrelay" {
-		return errors.New(`there is no publication "walrelay": name the tables to tail with -tables public.orders,..., or an existing publication with -publication`)
+	if errors.Is(err, cdc.ErrPublicationNotFound) && o.pub == defaultName {
+		return fmt.Errorf("there is no publication %q: name the tables to tail with -tables public.orders,..., or an existing publication with -publication", defaultName)
 	}
 	if errors.Is(err, cdc.ErrSlotNotFound) && o.slot != "" && !o.create {
 		return fmt.Errorf("there is no slot %q: pass -create to create it (it stays until walrelay drop), or leave -slot out to tail from a temporary slot", o.slot)

@@ -179,7 +179,6 @@ func TestTailErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"tail"}, exitFailure, "-tables"},
 		{[]string{"tail", "-tables", "nosuch"}, exitFailure, "nosuch"},
 		{[]string{"tail", "-action", "upsert", "-tables", "orders"}, exitUsage, "upsert"},
 		{[]string{"tail", "-table", "a.b.c"}, exitUsage, "a.b.c"},
@@ -194,6 +193,37 @@ func TestTailErrors(t *testing.T) {
 	}
 	if n := d.tailLeftovers(); n != 0 {
 		t.Fatalf("%d temporary slots or publications left", n)
+	}
+}
+
+// TestTailAnyDatabase: with no table flag and no publication "walrelay",
+// tail streams every table the role may publish whose UPDATEs can be
+// published, through a temporary publication, and says so; a database
+// without such a table is an error that says what to pass.
+func TestTailAnyDatabase(t *testing.T) {
+	d := newDB(t, "create table orders (id int primary key, v text)", "create table notes (v text)")
+	p := start(t, d.url, "tail", "-n", "1")
+	waitFor(t, "tail's temporary slot", func() bool {
+		return d.count("select count(*) from pg_replication_slots where slot_name like 'walrelay_tail_%' and temporary and active") == 1
+	})
+	if n := d.count("select count(*) from pg_publication_tables where pubname like 'walrelay_tail_%'"); n != 1 {
+		t.Fatalf("the temporary publication has %d tables, want orders alone", n)
+	}
+	d.exec("insert into notes values ('x')", "insert into orders values (1, 'a')")
+	if m := decode(t, p.line()); m.Action != "insert" || m.meta["table_name"] != "orders" || record(m.Record) != `{"id":1,"v":"a"}` {
+		t.Fatalf("first line: %s %v %s", m.Action, m.meta, record(m.Record))
+	}
+	if code := p.wait(); code != exitOK {
+		t.Fatalf("tail -n 1: exit %d\n%s", code, p.stderr)
+	}
+	if stderr := p.stderr.String(); !strings.Contains(stderr, "public.orders") || !strings.Contains(stderr, "left out") || !strings.Contains(stderr, "public.notes") {
+		t.Errorf("stderr does not say what is tailed and what is left out:\n%s", stderr)
+	}
+	waitFor(t, "the temporary slot and publication to go", func() bool { return d.tailLeftovers() == 0 })
+
+	d.exec("drop table orders")
+	if r := run(t, d.url, "tail"); r.code != exitFailure || !strings.Contains(r.stderr, "-tables") || !strings.Contains(r.stderr, "primary key") {
+		t.Errorf("tail with no publishable table: want exit 1 saying to pass -tables: %v", r)
 	}
 }
 
