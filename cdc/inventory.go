@@ -63,28 +63,10 @@ type Publication struct {
 // ListPublications returns the publications of the database at connString,
 // by name.
 func ListPublications(ctx context.Context, connString string) ([]Publication, error) {
-	conn, release, err := connectList(ctx, connString)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	rows, err := conn.Query(ctx, `select p.pubname::text, p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,
-			coalesce((select array_agg(t.schemaname || '.' || t.tablename order by 1) from pg_publication_tables t where t.pubname = p.pubname), '{}')
+	return list[Publication](ctx, connString, "publications", `select p.pubname::text, p.puballtables,
+			coalesce((select array_agg(t.schemaname || '.' || t.tablename order by 1) from pg_publication_tables t where t.pubname = p.pubname), '{}'),
+			p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate
 		from pg_publication p order by 1`)
-	if err != nil {
-		return nil, fmt.Errorf("cdc: list publications: %w", err)
-	}
-	var out []Publication
-	var p Publication
-	_, err = pgx.ForEachRow(rows, []any{&p.Name, &p.AllTables, &p.Insert, &p.Update, &p.Delete, &p.Truncate, &p.Tables}, func() error {
-		out = append(out, p)
-		p = Publication{}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cdc: list publications: %w", err)
-	}
-	return out, nil
 }
 
 // Table is a table of the database, as a publication would take it.
@@ -107,31 +89,31 @@ type Table struct {
 // partitions, which are published through them), outside the system
 // schemas — by name.
 func ListTables(ctx context.Context, connString string) ([]Table, error) {
-	conn, release, err := connectList(ctx, connString)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	rows, err := conn.Query(ctx, `select format('%I.%I', n.nspname, c.relname),
+	return list[Table](ctx, connString, "tables", `select format('%I.%I', n.nspname, c.relname),
 			c.relreplident in ('f', 'i') or (c.relreplident = 'd' and exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)),
 			pg_has_role(c.relowner, 'USAGE') or (select rolsuper from pg_roles where rolname = current_user)
 		from pg_class c join pg_namespace n on n.oid = c.relnamespace
 		where c.relkind in ('r', 'p') and c.relpersistence = 'p' and not c.relispartition
 			and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp_)'
 		order by n.nspname, c.relname`)
+}
+
+// list runs one catalog query on a connection to connString and returns
+// its rows, each column into the field of T at its position.
+func list[T any](ctx context.Context, connString, what, sql string) ([]T, error) {
+	conn, release, err := connectList(ctx, connString)
 	if err != nil {
-		return nil, fmt.Errorf("cdc: list tables: %w", err)
+		return nil, err
 	}
-	var out []Table
-	var t Table
-	_, err = pgx.ForEachRow(rows, []any{&t.Name, &t.Identity, &t.Publishable}, func() error {
-		out = append(out, t)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cdc: list tables: %w", err)
+	defer release()
+	rows, err := conn.Query(ctx, sql)
+	if err == nil {
+		var out []T
+		if out, err = pgx.CollectRows(rows, pgx.RowToStructByPos[T]); err == nil {
+			return out, nil
+		}
 	}
-	return out, nil
+	return nil, fmt.Errorf("cdc: list %s: %w", what, err)
 }
 
 // ListBackfills returns the saved progress of every backfill in the
