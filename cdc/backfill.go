@@ -61,8 +61,13 @@ func (s *Stream) Backfill(ctx context.Context, cfg backfill.Config) (err error) 
 	}
 	started := time.Now()
 	defer func() {
-		if err == nil {
+		switch {
+		case err == nil:
 			s.cfg.Logger.Info("backfill finished", logkey.BackfillID, r.cfg.ID, logkey.Table, r.cfg.Table, logkey.Elapsed, time.Since(started).Round(time.Millisecond))
+		case s.closed() && !errors.Is(err, ErrClosed):
+			// Close closes the query pool too: what failed then (a read,
+			// a save of progress) failed because the stream was closed.
+			err = fmt.Errorf("cdc: backfill %q: %w (then: %w)", r.cfg.ID, ErrClosed, err)
 		}
 	}()
 	if done, err := r.resume(ctx); done || err != nil {
