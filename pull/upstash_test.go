@@ -137,7 +137,12 @@ func TestAtLeastOnceAcrossReapedInstances(t *testing.T) {
 		recs := s.records(t, "GET", "/consume/g/a/t?limit=3&timeout=5000", "", earliest...)
 		got = append(got, offsets(recs)...)
 		if len(recs) > 0 {
-			waitFor(t, "the instance to be reaped", func() bool { return s.h.numInstances() == 0 })
+			// The reaper takes the instance out of the handler's map, then
+			// commits what it delivered and closes it: wait for the commit.
+			next := recs[len(recs)-1].Offset + 1
+			waitFor(t, "the instance to be reaped and commit what it delivered", func() bool {
+				return s.h.numInstances() == 0 && committed(t, c, "g", "t", 0) == next
+			})
 			reaped++
 		}
 	}
