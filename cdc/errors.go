@@ -197,7 +197,7 @@ func IsRetryable(err error) bool {
 		return false
 	}
 	if errors.Is(err, ErrSlotInUse) || errors.Is(err, ErrSlotSyncing) ||
-		errors.Is(err, errChunkLost) || errors.Is(err, errStreamEnded) {
+		errors.Is(err, errChunkLost) || errors.Is(err, errStreamEnded) || errors.Is(err, errUndiagnosed) {
 		return true
 	}
 	if needsChange(err) {
@@ -254,3 +254,9 @@ func pgCode(err error) string {
 	}
 	return ""
 }
+
+// errUndiagnosed marks a replication error the stream could not explain,
+// because the catalog could not be read to look at the slot (as after a
+// failover, while the query pool still reconnects): it is tried again, and
+// explained then.
+var errUndiagnosed = errors.New("cdc: could not look at the slot to explain a replication error")

@@ -64,6 +64,7 @@ func TestIsRetryable(t *testing.T) {
 		{"unexpected EOF", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
 		{"reconnect gave up", fmt.Errorf("cdc: reconnect gave up: %w", reset), true},
 		{"server ended the stream", errStreamEnded, true},
+		{"a replication error the catalog could not explain yet", fmt.Errorf("%w: %w (%v)", errUndiagnosed, &pgconn.PgError{Code: "42704"}, errors.New("pool closed")), true},
 		{"chunk lost", errChunkLost, true},
 
 		// This package's errors.

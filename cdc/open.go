@@ -509,12 +509,12 @@ func (s *Stream) diagnose(ctx context.Context, err error) error {
 	defer cancel()
 	conn, aerr := s.pool.Acquire(cctx)
 	if aerr != nil {
-		return err
+		return fmt.Errorf("%w: %w (%v)", errUndiagnosed, err, aerr)
 	}
 	defer conn.Release()
 	st, serr := slotState(cctx, conn.Conn(), s.cfg.Slot)
 	if serr != nil {
-		return err
+		return fmt.Errorf("%w: %w (%v)", errUndiagnosed, err, serr)
 	}
 	if st == nil && s.fo.promoted != "" {
 		return &SlotError{Slot: s.cfg.Slot, Err: ErrSlotNotSynced, Detail: s.fo.promoted + " without the slot (was it created with Config.Failover, and did the standby synchronise it: sync_replication_slots = on); changes after the failover cannot be streamed from here without loss: create a new slot and backfill"}
