@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -862,5 +863,50 @@ func TestRawAnnotationsAndRecordPKsRoundTrip(t *testing.T) {
 	var m Message
 	if err := m.UnmarshalJSON([]byte(read)); err != nil || m.Metadata.CommitLSN != 0 || m.Metadata.CommitIdx != 0 {
 		t.Errorf("read with null commit: %v, %+v", err, m.Metadata)
+	}
+}
+
+// TestStdlibEncodingSameBytes checks that encoding/json writes a message as
+// the seed bytes of AppendJSON, with only its HTML escaping added (none with
+// SetEscapeHTML(false)), alone, by pointer and inside other values. CI runs
+// it with and without GOEXPERIMENT=jsonv2, where MarshalJSONTo is used.
+func TestStdlibEncodingSameBytes(t *testing.T) {
+	msgs := goldenMessages()
+	hostile := benchInsert()
+	hostile.Record = maps.Clone(hostile.Record)
+	hostile.Record["product"] = "<b>a & b</b> \u2028\u2029 bad\xffutf8 \"q\" \\ 日本"
+	hostile.Record["attributes"] = json.RawMessage(`{ "h" : "<&>" , "n" : [1, 2.50e3] }`)
+	hostile.Record["price"] = Numeric("NaN")
+	msgs["hostile"] = hostile
+	for name, m := range msgs {
+		seed, err := m.AppendJSON(nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var escaped bytes.Buffer
+		json.HTMLEscape(&escaped, seed)
+
+		got, err := json.Marshal(m)
+		if err != nil || !bytes.Equal(got, escaped.Bytes()) {
+			t.Errorf("%s: json.Marshal(m) =\n%s, %v\nwant\n%s", name, got, err, escaped.Bytes())
+		}
+		if got, err := json.Marshal(&m); err != nil || !bytes.Equal(got, escaped.Bytes()) {
+			t.Errorf("%s: json.Marshal(&m) =\n%s, %v", name, got, err)
+		}
+		wrapped := struct {
+			M  Message   `json:"m"`
+			MS []Message `json:"ms"`
+		}{m, []Message{m, m}}
+		want := `{"m":` + escaped.String() + `,"ms":[` + escaped.String() + "," + escaped.String() + "]}"
+		if got, err := json.Marshal(wrapped); err != nil || string(got) != want {
+			t.Errorf("%s: json.Marshal of a struct holding messages =\n%s, %v\nwant\n%s", name, got, err, want)
+		}
+
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(m); err != nil || buf.String() != string(seed)+"\n" {
+			t.Errorf("%s: json.Encoder without HTML escaping wrote\n%s, %v\nwant\n%s", name, buf.Bytes(), err, seed)
+		}
 	}
 }
