@@ -174,11 +174,13 @@ func consumerMain() int {
 }
 
 func quickBackoff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 20 * time.Millisecond
-	b.MaxInterval = 500 * time.Millisecond
-	b.MaxElapsedTime = 0
-	return b
+	// Options, not fields set afterwards: NewExponentialBackOff starts the
+	// first interval from InitialInterval as it is when it returns.
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(20*time.Millisecond),
+		backoff.WithMaxInterval(500*time.Millisecond),
+		backoff.WithMaxElapsedTime(0),
+	)
 }
 
 // consumer is one run of the consumer process.
