@@ -149,10 +149,10 @@
 // 10-column row that is several times the CPU of AppendJSON (see
 // BenchmarkEncodeWays). They also HTML-escape <, > and & as \u003c, \u003e
 // and \u0026, unless the json.Encoder has SetEscapeHTML(false). A program
-// built with GOEXPERIMENT=jsonv2 (Go's encoding/json v2) gets
-// a MarshalJSONTo method on Message, which encoding/json then uses: the same
-// bytes at under half the CPU of json.Marshal in a default build, still several
-// times AppendJSON's.
+// built with GOEXPERIMENT=jsonv2 (Go's encoding/json v2) gets a
+// MarshalJSONTo method on Message, which encoding/json then uses: the same
+// bytes for about half to two thirds of the CPU of json.Marshal in a
+// default build, still several times AppendJSON's.
 //
 // # Other shapes
 //
