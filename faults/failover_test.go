@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/walrelay/walrelay/cdc"
 	"github.com/walrelay/walrelay/internal/pgtest"
-	"github.com/walrelay/walrelay/internal/testtime"
 )
 
 // failoverPair is a primary and a physical standby of it, with a database
@@ -125,39 +124,6 @@ func (p *failoverPair) waitSynced(t *testing.T, slot string, alive func() error)
 	}
 }
 
-// waitReplayed waits until the standby has replayed all the WAL the
-// primary has written so far, so that a failover after it loses nothing the
-// test did not mean to lose. A standby just started may not yet be
-// streaming: its first attempt to connect can fail, and it waits before the
-// next.
-func (p *failoverPair) waitReplayed(t *testing.T) {
-	t.Helper()
-	ctx := context.Background()
-	prim, err := connect(ctx, p.primary.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prim.Close(ctx)
-	var lsn string
-	if err := prim.QueryRow(ctx, "select pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := connect(ctx, p.standby.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var qerr error
-	testtime.WaitFor(t, 3*time.Minute, "the standby to replay the primary's WAL up to "+lsn, func() bool {
-		var done bool
-		qerr = conn.QueryRow(ctx, "select coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", lsn).Scan(&done)
-		return done || qerr != nil
-	})
-	if qerr != nil {
-		t.Fatal(qerr)
-	}
-}
-
 // failover kills the primary with SIGKILL and promotes the standby.
 func (p *failoverPair) failover(t *testing.T) {
 	t.Helper()
@@ -264,7 +230,8 @@ func TestF16PromotedBeforeSlotSynced(t *testing.T) {
 			}
 			// Only the slot is missing on the standby, not the database
 			// or the rows before the failover.
-			p.waitReplayed(t)
+			// A standby just started may not be streaming yet.
+			waitReplayed(t, p.primary.URL, p.standby.URL)
 			p.failover(t)
 			// A change on the new primary that a silently recreated or
 			// skipped slot would lose.
