@@ -228,9 +228,9 @@ func TestF16PromotedBeforeSlotSynced(t *testing.T) {
 				}
 				s.Ack(m)
 			}
-			// Only the slot is missing on the standby, not the database
-			// or the rows before the failover.
-			// A standby just started may not be streaming yet.
+			// Only the slot may be missing on the standby, not the
+			// database or the rows before the failover: a standby just
+			// started may not be streaming yet.
 			waitReplayed(t, p.primary.URL, p.standby.URL)
 			p.failover(t)
 			// A change on the new primary that a silently recreated or

@@ -38,19 +38,31 @@ const maxPooledBuf = 64 << 10
 // It allocates only the returned slice; use [Message.AppendJSON] with a
 // reused buffer to allocate nothing.
 func (m Message) MarshalJSON() ([]byte, error) {
+	var out []byte
+	err := m.pooledJSON(func(b []byte) error {
+		// Appending to nil copies without first zeroing the new slice.
+		out = append([]byte(nil), b...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// pooledJSON encodes m into a pooled buffer and passes the bytes to use,
+// which must not keep them.
+func (m Message) pooledJSON(use func([]byte) error) error {
 	bp := bufPool.Get().(*[]byte)
 	b, err := m.AppendJSON((*bp)[:0])
 	if err == nil {
-		// Appending to nil copies without first zeroing the new slice.
-		out := append([]byte(nil), b...)
-		if cap(b) <= maxPooledBuf {
-			*bp = b
-			bufPool.Put(bp)
-		}
-		return out, nil
+		err = use(b)
 	}
-	bufPool.Put(bp)
-	return nil, err
+	if cap(b) <= maxPooledBuf {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+	return err
 }
 
 // AppendJSON appends the JSON of the message (the same bytes as

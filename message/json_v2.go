@@ -12,14 +12,5 @@ import "encoding/json/jsontext"
 // validating copy instead of MarshalJSON's allocation and a re-scan (see
 // BenchmarkEncodeWays).
 func (m Message) MarshalJSONTo(enc *jsontext.Encoder) error {
-	bp := bufPool.Get().(*[]byte)
-	b, err := m.AppendJSON((*bp)[:0])
-	if err == nil {
-		err = enc.WriteValue(jsontext.Value(b))
-	}
-	if cap(b) <= maxPooledBuf {
-		*bp = b[:0]
-	}
-	bufPool.Put(bp)
-	return err
+	return m.pooledJSON(func(b []byte) error { return enc.WriteValue(jsontext.Value(b)) })
 }
