@@ -14,12 +14,43 @@ import (
 // Cost is what serving one consumer cost: the CPU of the server's walsender
 // (the process that decodes the WAL and writes it to the consumer), split
 // into user time (decoding) and system time (mostly socket writes and
-// waking the reader), per row; and the consumer's voluntary context
-// switches (times it waited for data, among others), per 1,000 rows.
+// waking the reader), per row; the consumer's own CPU (user and system) per
+// row; and its voluntary context switches (times it waited for data, among
+// others), per 1,000 rows. With two cores, a walsender and a consumer that
+// each need close to a core's time per row between them are both the
+// limit: the rate is then what the slower one allows.
 type Cost struct {
 	WalsenderUserUS float64 // µs of walsender user CPU per row
 	WalsenderSysUS  float64 // µs of walsender system CPU per row
+	ConsumerUS      float64 // µs of the consumer's CPU (user and system) per row
 	SwitchesPer1k   float64 // consumer's voluntary context switches per 1,000 rows
+}
+
+// usage is what a consumer used while it ran: CPU time and voluntary
+// context switches. For the in-process consumers it is this process's, which
+// for the Kafka and webhook sinks includes the in-process broker or
+// receiver.
+type usage struct {
+	cpu      time.Duration
+	switches int64
+}
+
+// selfUsage is this process's usage so far.
+func selfUsage() usage {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return usage{}
+	}
+	return usageOf(&ru)
+}
+
+func usageOf(ru *syscall.Rusage) usage {
+	return usage{cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), switches: ru.Nvcsw}
+}
+
+// since is the usage between u0 and u.
+func (u usage) since(u0 usage) usage {
+	return usage{cpu: u.cpu - u0.cpu, switches: u.switches - u0.switches}
 }
 
 // clockTick is the unit of the CPU times in /proc/<pid>/stat (USER_HZ).
@@ -105,8 +136,8 @@ func (b *bench) startCost() (*costMeter, error) {
 
 // stop is called after the consumer disconnected: it waits (up to 10 s) for
 // the postmaster to reap every child that started since startCost, then
-// returns the cost per row given the consumer's voluntary context switches.
-func (b *bench) stopCost(m *costMeter, rows int, switches int64) (Cost, error) {
+// returns the cost per row given what the consumer used.
+func (b *bench) stopCost(m *costMeter, rows int, used usage) (Cost, error) {
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		now, err := b.children()
 		if err != nil {
@@ -130,24 +161,17 @@ func (b *bench) stopCost(m *costMeter, rows int, switches int64) (Cost, error) {
 	return Cost{
 		WalsenderUserUS: perRow(cu - m.cu),
 		WalsenderSysUS:  perRow(cs - m.cs),
-		SwitchesPer1k:   float64(switches) * 1000 / float64(rows),
+		ConsumerUS:      float64(used.cpu.Microseconds()) / float64(rows),
+		SwitchesPer1k:   float64(used.switches) * 1000 / float64(rows),
 	}, nil
-}
-
-// selfSwitches is this process's voluntary context switches so far.
-func selfSwitches() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Nvcsw
 }
 
 // medianCost is the median of each figure over the rounds.
 func medianCost(cs []Cost) Cost {
-	var u, s, w []float64
-	for _, c := range cs {
-		u, s, w = append(u, c.WalsenderUserUS), append(s, c.WalsenderSysUS), append(w, c.SwitchesPer1k)
+	var u, s, c, w []float64
+	for _, x := range cs {
+		u, s = append(u, x.WalsenderUserUS), append(s, x.WalsenderSysUS)
+		c, w = append(c, x.ConsumerUS), append(w, x.SwitchesPer1k)
 	}
-	return Cost{WalsenderUserUS: median(u), WalsenderSysUS: median(s), SwitchesPer1k: median(w)}
+	return Cost{WalsenderUserUS: median(u), WalsenderSysUS: median(s), ConsumerUS: median(c), SwitchesPer1k: median(w)}
 }

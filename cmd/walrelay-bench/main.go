@@ -9,8 +9,8 @@
 //   - for the same WAL, Stream.Next with json.Marshal(m) and with
 //     m.AppendJSON into a reused buffer, as ratios to cdc.Run;
 //   - for every consumer, the CPU of the server's walsender serving it
-//     (user and system time per row) and the consumer's voluntary context
-//     switches per 1,000 rows;
+//     (user and system time per row), the consumer's own CPU per row and
+//     its voluntary context switches per 1,000 rows;
 //   - the same through cdc.Run into the Kafka sink (in-process kfake, storing
 //     the records in segment files as Kafka does, and again with the broker
 //     discarding them so its log takes none of the CPU) and the webhook sink

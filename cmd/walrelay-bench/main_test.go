@@ -65,7 +65,9 @@ func TestQuick(t *testing.T) {
 			t.Errorf("%s: costs of %d consumers, want 7: %+v", th.Scenario, len(th.Costs), th.Costs)
 		}
 		for _, c := range th.Costs {
-			if c.WalsenderUserUS < 0 || c.WalsenderSysUS < 0 || c.SwitchesPer1k < 0 || !(c.RowsPerSec > 0) {
+			// Every consumer reads and decodes each row: it cannot have
+			// used no CPU at all.
+			if c.WalsenderUserUS < 0 || c.WalsenderSysUS < 0 || c.SwitchesPer1k < 0 || !(c.ConsumerUS > 0) || !(c.RowsPerSec > 0) {
 				t.Errorf("%s, %s: %+v", th.Scenario, c.Consumer, c)
 			}
 			walsender[c.Consumer] += (c.WalsenderUserUS + c.WalsenderSysUS) * float64(th.Rows)
@@ -98,7 +100,7 @@ func TestQuick(t *testing.T) {
 
 	var out bytes.Buffer
 	rep.print(&out)
-	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "discarding/null", "webhook/null", "p99.9 ms", "marshal/Run", "walsender system µs/row",
+	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "discarding/null", "webhook/null", "p99.9 ms", "marshal/Run", "walsender system µs/row", "consumer CPU µs/row",
 		"100000-row transaction", "iterator/COPY", gcSettings[2].name, "machine:", rep.Throughput[3].Scenario} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

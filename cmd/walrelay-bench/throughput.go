@@ -206,8 +206,8 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (Throughput, error)
 			}
 			times[i] = append(times[i], d.Seconds())
 			costs[i] = append(costs[i], cost)
-			line += fmt.Sprintf(" %s %v (walsender %.2f+%.2f µs/row, %.0f switches/1k rows);", c.desc, d.Round(time.Millisecond),
-				cost.WalsenderUserUS, cost.WalsenderSysUS, cost.SwitchesPer1k)
+			line += fmt.Sprintf(" %s %v (walsender %.2f+%.2f µs/row, consumer %.2f µs/row, %.0f switches/1k rows);", c.desc, d.Round(time.Millisecond),
+				cost.WalsenderUserUS, cost.WalsenderSysUS, cost.ConsumerUS, cost.SwitchesPer1k)
 		}
 		b.opts.logf("%s", line)
 	}
@@ -257,11 +257,11 @@ func (b *bench) timeRecvlogical(ctx context.Context, w *workload) (time.Duration
 	if err != nil {
 		return 0, Cost{}, fmt.Errorf("%w: %s", err, out)
 	}
-	var switches int64
+	var used usage
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		switches = ru.Nvcsw
+		used = usageOf(ru)
 	}
-	cost, err := b.stopCost(meter, w.rows, switches)
+	cost, err := b.stopCost(meter, w.rows, used)
 	if err != nil {
 		return 0, Cost{}, err
 	}
@@ -290,7 +290,7 @@ func (b *bench) timeWalrelay(ctx context.Context, w *workload, suffix string, sk
 		return 0, Cost{}, err
 	}
 	cs := &countingSink{next: sk, want: int64(w.rows + 1), done: make(chan struct{})}
-	cpu0, sw0 := processCPU(), selfSwitches()
+	u0 := selfUsage()
 	start := time.Now()
 	s, err := cdc.Open(ctx, cdc.Config{ConnString: b.url, Slot: slot, Publication: w.pub, HeartbeatInterval: -1})
 	if err != nil {
@@ -307,15 +307,15 @@ func (b *bench) timeWalrelay(ctx context.Context, w *workload, suffix string, sk
 		return 0, Cost{}, fmt.Errorf("run stopped after %d messages: %w", cs.n.Load(), err)
 	}
 	d := time.Since(start)
-	cpu, switches := processCPU()-cpu0, selfSwitches()-sw0
+	used := selfUsage().since(u0)
 	cancel()
 	<-runErr
 	s.Close()
-	cost, err := b.stopCost(meter, w.rows, switches)
+	cost, err := b.stopCost(meter, w.rows, used)
 	if err != nil {
 		return 0, Cost{}, err
 	}
-	b.opts.logf("    %s: %v, process CPU %v (%.2f µs/row)", suffix, d.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(w.rows))
+	b.opts.logf("    %s: %v, process CPU %v (%.2f µs/row)", suffix, d.Round(time.Millisecond), used.cpu.Round(time.Millisecond), cost.ConsumerUS)
 	return d, cost, nil
 }
 
@@ -332,7 +332,7 @@ func (b *bench) timeNext(ctx context.Context, w *workload, suffix string, enc fu
 	if err != nil {
 		return 0, Cost{}, err
 	}
-	cpu0, sw0 := processCPU(), selfSwitches()
+	u0 := selfUsage()
 	start := time.Now()
 	s, err := cdc.Open(ctx, cdc.Config{ConnString: b.url, Slot: slot, Publication: w.pub, HeartbeatInterval: -1})
 	if err != nil {
@@ -353,13 +353,13 @@ func (b *bench) timeNext(ctx context.Context, w *workload, suffix string, enc fu
 		s.Ack(m)
 	}
 	d := time.Since(start)
-	cpu, switches := processCPU()-cpu0, selfSwitches()-sw0
+	used := selfUsage().since(u0)
 	s.Close()
-	cost, err := b.stopCost(meter, w.rows, switches)
+	cost, err := b.stopCost(meter, w.rows, used)
 	if err != nil {
 		return 0, Cost{}, err
 	}
-	b.opts.logf("    next+%s: %v, process CPU %v (%.2f µs/row), %d JSON bytes", suffix, d.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(w.rows), n)
+	b.opts.logf("    next+%s: %v, process CPU %v (%.2f µs/row), %d JSON bytes", suffix, d.Round(time.Millisecond), used.cpu.Round(time.Millisecond), cost.ConsumerUS, n)
 	return d, cost, nil
 }
 
@@ -467,14 +467,3 @@ func (c *countingSink) Write(ctx context.Context, msgs ...message.Message) error
 }
 
 func (c *countingSink) Close(context.Context) error { return nil }
-
-// processCPU is the CPU time (user and system) this process used so far: it
-// tells walrelay's own cost per row apart from the wall time, which the
-// server and other work on the machine share.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
