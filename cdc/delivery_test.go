@@ -262,10 +262,14 @@ func TestCloseWithFullBufferReportsAcks(t *testing.T) {
 	e.exec("insert into t values (1)", "insert into t values (2)", "insert into t select generate_series(3, 50)")
 	msgs := next(t, s, 2)
 	s.Ack(msgs[1])
+	// Two taken; the reader refills the buffer only once it is empty (its
+	// low mark for a buffer of 2), so it blocks again with one or two
+	// buffered and the next one waiting for room.
 	waitFor(t, "the reader to block on the full buffer", func() bool {
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.emitted >= 5 // two taken, two buffered, the fifth waiting for room
+		emitted := s.emitted
+		s.mu.Unlock()
+		return emitted >= 4 && s.Buffered().Blocked
 	})
 	t.Logf("before Close: slot %v, acked %v", e.confirmedFlush(), s.Acked())
 	if err := s.Close(); err != nil {

@@ -185,7 +185,10 @@
 // A stream reads in its own goroutine, into a buffer bounded by count
 // (Config.BufferSize) and by bytes (Config.BufferBytes, see Memory below);
 // while the caller is slow it stops reading but keeps the connection alive
-// with status updates. Transactions are emitted as they
+// with status updates. Once the buffer is full, the reader waits until the
+// caller has taken a quarter of it and then refills it in one run: a caller
+// slower than the decoding wakes the reader once per quarter buffer, not
+// once per message. Transactions are emitted as they
 // are decoded, so memory stays flat whatever their size. When nothing is in
 // flight the stream acknowledges the server's WAL position, and it writes a
 // heartbeat logical message on an interval (Config.HeartbeatInterval), so an

@@ -485,13 +485,20 @@ type queued struct {
 	size int64
 }
 
-// took accounts for q leaving the buffer and returns its message.
+// took accounts for q leaving the buffer and returns its message. When
+// the reader waits for room, it is woken once the buffer has drained to a
+// low mark (three quarters of Config.BufferSize and of Config.BufferBytes,
+// or less), not for every message taken: it then refills the buffer in one
+// run instead of one message per wake-up. An empty buffer is below both
+// marks, so a waiting reader is always woken in the end.
 func (s *Stream) took(q queued) message.Message {
-	s.buffered.Add(-q.size)
+	b := s.buffered.Add(-q.size)
 	s.st.took(q.size)
-	select {
-	case s.space <- struct{}{}:
-	default:
+	if s.blocked.Load() && len(s.out) <= cap(s.out)/4*3 && b <= s.cfg.BufferBytes/4*3 {
+		select {
+		case s.space <- struct{}{}:
+		default:
+		}
 	}
 	return q.m
 }
@@ -504,7 +511,8 @@ type BufferStats struct {
 	// Postgres sent for them.
 	Bytes int64
 	// Blocked reports that the reader holds one more decoded message that
-	// it waits to buffer (the buffer is full by count or by bytes), and
+	// it waits to buffer (the buffer was full by count or by bytes; the
+	// reader goes on once Next has drained it to three quarters), and
 	// reads nothing from the server meanwhile.
 	Blocked bool
 }
@@ -539,17 +547,21 @@ func (s *Stream) emit(m message.Message, size int64) error {
 	t := time.NewTimer(s.cfg.StatusInterval)
 	defer t.Stop()
 	for {
-		var out chan queued
+		// Try again now that blocked is set: a message Next takes from
+		// here on is seen by took, which signals space once the buffer has
+		// drained to its low mark.
+		if !reserved {
+			reserved = s.reserve(size)
+		}
 		if reserved {
-			out = s.out // nil until the bytes are reserved: no send
+			select {
+			case s.out <- q:
+				return nil
+			default:
+			}
 		}
 		select {
-		case out <- q:
-			return nil
 		case <-s.space:
-			if !reserved {
-				reserved = s.reserve(size)
-			}
 		case <-s.closing:
 			if reserved {
 				s.buffered.Add(-size)
