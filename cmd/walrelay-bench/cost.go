@@ -16,9 +16,9 @@ import (
 // into user time (decoding) and system time (mostly socket writes and
 // waking the reader), per row; the consumer's own CPU (user and system) per
 // row; and its voluntary context switches (times it waited for data, among
-// others), per 1,000 rows. With two cores, a walsender and a consumer that
-// each need close to a core's time per row between them are both the
-// limit: the rate is then what the slower one allows.
+// others), per 1,000 rows. On two cores, when the walsender and the
+// consumer each need most of a core at the rate reached, both are the
+// limit.
 type Cost struct {
 	WalsenderUserUS float64 // µs of walsender user CPU per row
 	WalsenderSysUS  float64 // µs of walsender system CPU per row
