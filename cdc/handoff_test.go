@@ -38,20 +38,24 @@ func TestFullBufferRefillsFromLowMark(t *testing.T) {
 		name        string
 		size        int   // Config.BufferSize
 		bytes       int64 // Config.BufferBytes
-		fill        int   // messages of 10 bytes that fit
+		fill        int   // messages put in first
+		fillSize    int64 // the size of each
 		waiting     int64 // the size of the message the reader then waits with
 		resumeAfter int   // messages Next takes before the reader goes on
 	}{
-		{"full by count", 8, 1 << 20, 8, 10, 2},          // 6 left: three quarters of 8
-		{"full by bytes", 1024, 100, 10, 10, 3},          // 70 bytes left: under 75
-		{"larger than the budget", 1024, 100, 5, 200, 5}, // alone, into an empty buffer
+		{"full by count", 8, 1 << 20, 8, 10, 10, 2},          // 6 left: three quarters of 8
+		{"full by bytes", 1024, 100, 10, 10, 10, 3},          // 70 bytes left: under 75
+		{"larger than the budget", 1024, 100, 5, 10, 200, 5}, // alone, into an empty buffer
+		// Its bytes fit but not its count, and it alone is over the bytes
+		// mark: the reader goes on once the buffer is empty.
+		{"over the bytes mark alone", 4, 100, 4, 5, 80, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := handoffStream(tc.size)
 			s.cfg.BufferBytes = tc.bytes
 			defer s.cancel()
 			for i := 1; i <= tc.fill; i++ {
-				if err := s.emit(row(i), 10); err != nil {
+				if err := s.emit(row(i), tc.fillSize); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -489,12 +489,15 @@ type queued struct {
 // the reader waits for room, it is woken once the buffer has drained to a
 // low mark (three quarters of Config.BufferSize and of Config.BufferBytes,
 // or less), not for every message taken: it then refills the buffer in one
-// run instead of one message per wake-up. An empty buffer is below both
-// marks, so a waiting reader is always woken in the end.
+// run instead of one message per wake-up. It is also woken when the buffer
+// is empty, whatever the bytes: the message it holds may have its bytes
+// counted already (reserved, waiting only for a free place) and be over the
+// bytes mark by itself; an empty buffer always has room for it.
 func (s *Stream) took(q queued) message.Message {
 	b := s.buffered.Add(-q.size)
 	s.st.took(q.size)
-	if s.blocked.Load() && len(s.out) <= cap(s.out)/4*3 && b <= s.cfg.BufferBytes/4*3 {
+	n := len(s.out)
+	if s.blocked.Load() && (n == 0 || n <= cap(s.out)/4*3 && b <= s.cfg.BufferBytes/4*3) {
 		select {
 		case s.space <- struct{}{}:
 		default:
