@@ -186,7 +186,8 @@
 // (Config.BufferSize) and by bytes (Config.BufferBytes, see Memory below);
 // while the caller is slow it stops reading but keeps the connection alive
 // with status updates. Once the buffer is full, the reader waits until the
-// caller has taken a quarter of it and then refills it in one run: a caller
+// caller has taken a quarter of it (all of it, when the message it holds is
+// that large) and then refills it in one run: a caller
 // slower than the decoding wakes the reader once per quarter buffer, not
 // once per message. Transactions are emitted as they
 // are decoded, so memory stays flat whatever their size. When nothing is in

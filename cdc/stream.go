@@ -515,7 +515,8 @@ type BufferStats struct {
 	Bytes int64
 	// Blocked reports that the reader holds one more decoded message that
 	// it waits to buffer (the buffer was full by count or by bytes; the
-	// reader goes on once Next has drained it to three quarters), and
+	// reader goes on once Next has drained it to three quarters, or
+	// emptied it), and
 	// reads nothing from the server meanwhile.
 	Blocked bool
 }
