@@ -61,9 +61,7 @@ func TestFullBufferRefillsFromLowMark(t *testing.T) {
 			}
 			emitted := make(chan error, 1)
 			go func() { emitted <- s.emit(row(tc.fill+1), tc.waiting) }()
-			for !s.Buffered().Blocked {
-				time.Sleep(time.Millisecond)
-			}
+			waitFor(t, "the reader to wait for room", func() bool { return s.Buffered().Blocked })
 			id := 0
 			take := func() {
 				t.Helper()

@@ -516,8 +516,7 @@ type BufferStats struct {
 	// Blocked reports that the reader holds one more decoded message that
 	// it waits to buffer (the buffer was full by count or by bytes; the
 	// reader goes on once Next has drained it to three quarters, or
-	// emptied it), and
-	// reads nothing from the server meanwhile.
+	// emptied it), and reads nothing from the server meanwhile.
 	Blocked bool
 }
 
@@ -553,7 +552,7 @@ func (s *Stream) emit(m message.Message, size int64) error {
 	for {
 		// Try again now that blocked is set: a message Next takes from
 		// here on is seen by took, which signals space once the buffer has
-		// drained to its low mark.
+		// drained to its low mark or emptied.
 		if !reserved {
 			reserved = s.reserve(size)
 		}
