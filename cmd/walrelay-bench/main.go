@@ -28,6 +28,12 @@
 //	go run ./cmd/walrelay-bench            # the full run (several minutes)
 //	go run ./cmd/walrelay-bench -quick     # every figure, small sizes (< 60 s)
 //	go run ./cmd/walrelay-bench -json      # the report as JSON
+//	go run ./cmd/walrelay-bench -socket unix  # every client on the server's Unix socket
+//
+// Clients reach the server by TCP on 127.0.0.1 unless -socket unix is
+// given. On loopback the machine's TCP congestion control decides whether
+// the walsender's small writes coalesce, and with that most of the
+// throughput ratios; the report names it (see BENCHMARKS.md).
 package main
 
 import (
@@ -54,6 +60,7 @@ func main() {
 	flag.StringVar(&opts.Sinks, "sinks", "", "comma-separated throughput consumers besides pg_recvlogical: null, next-marshal, next-append, kafka, kafka-discard, webhook (empty = all)")
 	flag.StringVar(&opts.Scenario, "scenario", "", "run only the throughput scenarios whose name contains this (e.g. \"2 KB\")")
 	flag.StringVar(&opts.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&opts.Socket, "socket", "tcp", "how every client reaches the server: tcp (127.0.0.1) or unix (its Unix-domain socket)")
 	asJSON := flag.Bool("json", false, "print the report as JSON")
 	verbose := flag.Bool("v", false, "print progress to stderr")
 	flag.Parse()
@@ -103,6 +110,7 @@ type options struct {
 	Sinks      string // throughput consumers, comma-separated; empty = all
 	Scenario   string // throughput scenarios whose name contains this; empty = all
 	CPUProfile string // CPU profile file; empty = none
+	Socket     string // "tcp" (empty) or "unix": how every consumer connects
 }
 
 // want reports whether list (comma-separated, empty = everything) names item.

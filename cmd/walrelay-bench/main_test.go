@@ -33,6 +33,9 @@ func TestQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if rep.TCP == "" || strings.ContainsAny(rep.TCP, " \n") {
+		t.Errorf("congestion control %q: want one word, or unknown", rep.TCP)
+	}
 	if len(rep.Throughput) != 4 {
 		t.Fatalf("%d throughput scenarios, want 4", len(rep.Throughput))
 	}
@@ -101,9 +104,41 @@ func TestQuick(t *testing.T) {
 	var out bytes.Buffer
 	rep.print(&out)
 	for _, want := range []string{"pg_recvlogical rows/s", "Kafka/null", "discarding/null", "webhook/null", "p99.9 ms", "marshal/Run", "walsender system µs/row", "consumer CPU µs/row",
-		"100000-row transaction", "iterator/COPY", gcSettings[2].name, "machine:", rep.Throughput[3].Scenario} {
+		"100000-row transaction", "iterator/COPY", gcSettings[2].name, "machine:", "clients:  TCP to 127.0.0.1, " + rep.TCP + " congestion control", rep.Throughput[3].Scenario} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestSocketUnix runs one quick throughput scenario with every client on the
+// server's Unix-domain socket (run checks with the server that they are).
+func TestSocketUnix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Postgres cluster")
+	}
+	if _, err := findRecvlogical(); err != nil {
+		if pgtest.Required() {
+			t.Fatal(err)
+		}
+		t.Skipf("SKIPPING: %v", err)
+	}
+	if _, err := run(t.Context(), options{Quick: true, Socket: "udp"}); err == nil || !strings.Contains(err.Error(), "want tcp or unix") {
+		t.Errorf("-socket udp: %v", err)
+	}
+	rep, err := run(t.Context(), options{Quick: true, Only: "throughput", Sinks: "null", Scenario: "100 B rows, large", Socket: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Socket != "unix" || len(rep.Throughput) != 1 {
+		t.Fatalf("socket %q, %d scenarios", rep.Socket, len(rep.Throughput))
+	}
+	if th := rep.Throughput[0]; !(th.Recv.RowsPerSec > 0) || !(th.Null.RowsPerSec > 0) {
+		t.Errorf("pg_recvlogical %.0f rows/s, walrelay %.0f rows/s", th.Recv.RowsPerSec, th.Null.RowsPerSec)
+	}
+	var out bytes.Buffer
+	rep.print(&out)
+	if !strings.Contains(out.String(), "clients:  the server's Unix-domain socket") {
+		t.Errorf("report does not name the socket:\n%s", out.String())
 	}
 }

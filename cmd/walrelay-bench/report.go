@@ -8,7 +8,12 @@ import (
 
 // print writes the report as Markdown tables.
 func (r *Report) print(w io.Writer) {
-	fmt.Fprintf(w, "command:  %s\nmachine:  %s\npostgres: %s\nrounds:   %d (medians)\n\n", r.Command, r.Machine, r.Postgres, r.Rounds)
+	conn := "TCP to 127.0.0.1, " + r.TCP + " congestion control (on loopback it decides whether the walsender's writes coalesce: BENCHMARKS.md)"
+	if r.Socket == "unix" {
+		conn = "the server's Unix-domain socket"
+	}
+	fmt.Fprintf(w, "command:  %s\nmachine:  %s\nclients:  %s\npostgres: %s\nrounds:   %d (medians)\n\n",
+		r.Command, r.Machine, conn, r.Postgres, r.Rounds)
 
 	if len(r.Throughput) > 0 {
 		r.printThroughput(w)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -42,8 +43,16 @@ var (
 
 // Report is every figure of one run.
 type Report struct {
-	Command    string
-	Machine    string
+	Command string
+	Machine string
+	// Socket is how every client reached the server: "tcp" (127.0.0.1) or
+	// "unix" (its Unix-domain socket).
+	Socket string
+	// TCP is the congestion control new TCP connections get, the loopback
+	// connections of the bench included. On loopback it decides whether the
+	// walsender's writes coalesce, and so the throughput ratios
+	// (BENCHMARKS.md, "The congestion control decides").
+	TCP        string
 	Postgres   string
 	Rounds     int
 	Throughput []Throughput
@@ -70,6 +79,13 @@ func run(ctx context.Context, opts options) (*Report, error) {
 			opts.Rounds = 1
 		}
 	}
+	switch opts.Socket {
+	case "":
+		opts.Socket = "tcp"
+	case "tcp", "unix":
+	default:
+		return nil, fmt.Errorf("-socket %q: want tcp or unix", opts.Socket)
+	}
 	sz := fullSizes
 	if opts.Quick {
 		sz = quickSizes
@@ -92,17 +108,30 @@ func run(ctx context.Context, opts options) (*Report, error) {
 		return nil, err
 	}
 	defer cluster.Stop()
-	conn, err := pgx.Connect(ctx, cluster.URL)
+	u := cluster.URL
+	if opts.Socket == "unix" {
+		u = cluster.SocketURL()
+	}
+	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.Background())
-	b := &bench{opts: opts, sz: sz, url: cluster.URL, recvlogical: recv, conn: conn}
+	// The server says how this connection reached it: no client address
+	// over a Unix socket.
+	var tcp bool
+	if err := conn.QueryRow(ctx, "select inet_client_addr() is not null").Scan(&tcp); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if tcp != (opts.Socket == "tcp") {
+		return nil, fmt.Errorf("-socket %s: the server saw a connection by TCP: %v", opts.Socket, tcp)
+	}
+	b := &bench{opts: opts, sz: sz, url: u, recvlogical: recv, conn: conn}
 	if b.postmaster, err = b.postmasterPID(ctx); err != nil {
 		return nil, fmt.Errorf("find the postmaster: %w", err)
 	}
 
-	rep := &Report{Command: opts.Command, Machine: machine(), Rounds: opts.Rounds}
+	rep := &Report{Command: opts.Command, Machine: machine(), Socket: opts.Socket, TCP: congestionControl(), Rounds: opts.Rounds}
 	if err := conn.QueryRow(ctx, "select version()").Scan(&rep.Postgres); err != nil {
 		return nil, fmt.Errorf("server version: %w", err)
 	}
@@ -176,6 +205,16 @@ func machine() string {
 		kernel = ", Linux " + strings.TrimSpace(string(out))
 	}
 	return fmt.Sprintf("%s, %d cores%s%s, %s %s/%s", cpu, runtime.NumCPU(), mem, kernel, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// congestionControl reports net.ipv4.tcp_congestion_control, or "unknown"
+// where it cannot be read.
+func congestionControl() string {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return "unknown"
+	}
+	return string(bytes.TrimSpace(b))
 }
 
 func median(xs []float64) float64 {

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -64,6 +65,11 @@ type Cluster struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
+}
+
+// SocketURL is URL through the server's Unix-domain socket instead of TCP.
+func (c *Cluster) SocketURL() string {
+	return fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d&sslmode=disable", url.QueryEscape(c.dir), c.Port)
 }
 
 // FindBin returns the directory holding initdb and postgres: $PGBIN, the
