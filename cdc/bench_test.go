@@ -118,8 +118,10 @@ func BenchmarkRowToJSON(b *testing.B) {
 		if err := s.handle(1, data); err != nil {
 			b.Fatal(err)
 		}
+		q := <-s.out
+		s.took(q)
 		var err error
-		if buf, err = (<-s.out).m.AppendJSON(buf[:0]); err != nil {
+		if buf, err = q.m.AppendJSON(buf[:0]); err != nil {
 			b.Fatal(err)
 		}
 	}
