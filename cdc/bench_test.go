@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/walrelay/walrelay/backfill"
+	"github.com/walrelay/walrelay/internal/pgoutput"
 	"github.com/walrelay/walrelay/internal/pgtest"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
@@ -37,6 +38,7 @@ func benchStream() (*Stream, *relation) {
 	s := &Stream{
 		id:       1,
 		mapper:   pgvalue.NewMapper(),
+		parser:   pgoutput.Parser{Borrow: true},
 		out:      make(chan queued, 1),
 		space:    make(chan struct{}, 1),
 		closing:  make(chan struct{}),

@@ -273,7 +273,7 @@ func (s *Stream) message(rel *relation, action message.Action, rec, changes map[
 		Metadata: message.Metadata{
 			TableSchema:               rel.schema,
 			TableName:                 rel.name,
-			IdempotencyKey:            message.ChangeKey(s.tx.commitLSN, idx),
+			IdempotencyKey:            s.changeKey(idx),
 			CommitTimestamp:           s.tx.commitTime,
 			CommitLSN:                 s.tx.commitLSN,
 			CommitIdx:                 idx,
@@ -291,14 +291,22 @@ func (s *Stream) message(rel *relation, action message.Action, rec, changes map[
 	return m
 }
 
+// changeKey is message.ChangeKey of the current transaction's change idx,
+// stored in the arena.
+func (s *Stream) changeKey(idx int) string {
+	s.keyBuf = message.AppendChangeKey(s.keyBuf[:0], s.tx.commitLSN, idx)
+	return s.arena.String(s.keyBuf)
+}
+
 // value decodes one column of a tuple.
 func (s *Stream) value(rel *relation, i int, c *pglogrepl.TupleDataColumn) (any, error) {
 	switch c.DataType {
 	case pglogrepl.TupleDataTypeNull:
 		return nil, nil
 	case pglogrepl.TupleDataTypeText:
-		// The parser copied the tuple for this row alone: values may share it.
-		v, err := s.mapper.DecodeOwned(rel.oids[i], c.Data)
+		// Values are stored in the stream's arena: a row's scalars cost no
+		// allocation of their own most of the time.
+		v, err := s.mapper.DecodeIn(&s.arena, rel.oids[i], c.Data)
 		if err != nil {
 			return s.undecodable(rel, i, c.Data, err)
 		}

@@ -246,9 +246,13 @@
 // alone. [Stream.Buffered] reports the count, the bytes and whether the
 // reader is waiting for room, for metrics.
 //
-// The budget counts text; memory holds more. Text, json and jsonb values
-// share the received row's bytes (about 1× their text); other values are Go
-// values built from it: measured on this package's mapping, an int4[] of
+// The budget counts text; memory holds more. Text, numeric, json, jsonb and
+// timestamp values and the idempotency keys are stored in blocks that many
+// rows share (about 1× their text; a value over 16 KiB gets a block of its
+// own), so decoding a row costs its record map and few other allocations;
+// a message kept long after it was delivered keeps its blocks alive with it
+// (up to 64 KiB of text and slabs of 512 values). Other values are Go
+// values built from the text: measured on this package's mapping, an int4[] of
 // one-digit elements takes about 8× its text, numeric[] 5×, text[] of short
 // strings 4.4×, int4[] of seven digits 3×, timestamptz[] 2×. On top of the
 // buffer come the message the reader holds while it waits for room, the

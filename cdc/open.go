@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/walrelay/walrelay/backfill"
 	"github.com/walrelay/walrelay/internal/logkey"
+	"github.com/walrelay/walrelay/internal/pgoutput"
 	"github.com/walrelay/walrelay/internal/pgvalue"
 	"github.com/walrelay/walrelay/message"
 )
@@ -57,6 +58,9 @@ func Open(ctx context.Context, cfg Config) (*Stream, error) {
 		cancel:  cancel0,
 		done:    make(chan struct{}),
 		rels:    make(map[uint32]*relation),
+		// Every value is decoded into the arena (a copy) before the next
+		// receive reuses the buffer the tuples point into.
+		parser: pgoutput.Parser{Borrow: true},
 
 		progress: progress,
 	}

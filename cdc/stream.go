@@ -70,7 +70,9 @@ type Stream struct {
 	// Reader-only state.
 	tempSlot   bool // Config.TemporarySlot's slot is for the next connectOnce to create
 	conn       *pgconn.PgConn
-	parser     pgoutput.Parser // row messages valid until the next parse
+	parser     pgoutput.Parser // row messages valid until the next parse, their values until the next receive
+	arena      pgvalue.Arena   // the values of the rows decoded, and their keys
+	keyBuf     []byte          // scratch for changeKey
 	rels       map[uint32]*relation
 	tx         txState
 	lastStatus time.Time

@@ -61,10 +61,17 @@ func (m Message) AppendKey(dst []byte) []byte {
 // base64 of "<commit_lsn>:<commit_idx>" in decimal.
 func ChangeKey(commitLSN LSN, commitIdx int) string {
 	var buf [48]byte
+	return string(AppendChangeKey(buf[:0], commitLSN, commitIdx))
+}
+
+// AppendChangeKey appends [ChangeKey](commitLSN, commitIdx) to dst and
+// returns the extended buffer, for readers that store many keys in one block.
+func AppendChangeKey(dst []byte, commitLSN LSN, commitIdx int) []byte {
+	var buf [48]byte
 	b := strconv.AppendUint(buf[:0], uint64(commitLSN), 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, int64(commitIdx), 10)
-	return base64.StdEncoding.EncodeToString(b)
+	return base64.StdEncoding.AppendEncode(dst, b)
 }
 
 // ReadKey returns the idempotency key of a backfill read (Metadata.IdempotencyKey): the standard padded

@@ -57,8 +57,12 @@ func TestChangeKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		got := message.ChangeKey(tc.lsn, tc.idx)
-		if want := base64.StdEncoding.EncodeToString([]byte(tc.plain)); got != want {
+		want := base64.StdEncoding.EncodeToString([]byte(tc.plain))
+		if got != want {
 			t.Errorf("ChangeKey(%d, %d) = %q, want %q (base64 of %q)", tc.lsn, tc.idx, got, want, tc.plain)
+		}
+		if app := message.AppendChangeKey([]byte("prefix|"), tc.lsn, tc.idx); string(app) != "prefix|"+want {
+			t.Errorf("AppendChangeKey(prefix, %d, %d) = %q, want %q", tc.lsn, tc.idx, app, "prefix|"+want)
 		}
 	}
 }

@@ -52,9 +52,16 @@ func Parse(data []byte) (msg pglogrepl.Message, err error) {
 // messages and their column lists from one call to the next: such a message
 // is valid only until the next call. Column values are never reused: each
 // tuple's bytes are a fresh copy nothing else writes to, which the caller may
-// keep (and share, see pgvalue's DecodeOwned). The zero value is ready; a
-// Parser is for one goroutine.
+// keep (and share, see pgvalue's DecodeOwned), unless Borrow is set. The
+// zero value is ready; a Parser is for one goroutine.
 type Parser struct {
+	// Borrow makes column values subslices of the data passed to Parse
+	// instead of a copy: they are valid only as long as that data is, and
+	// a caller that reuses its receive buffer must decode or copy every
+	// value it keeps before the next receive. It saves a copy and an
+	// allocation per row.
+	Borrow bool
+
 	ins      pglogrepl.InsertMessage
 	upd      pglogrepl.UpdateMessage
 	del      pglogrepl.DeleteMessage
@@ -181,35 +188,42 @@ func checkTuple(t *pglogrepl.TupleData) error {
 func parseRow(p *Parser, typ byte, b []byte) (pglogrepl.Message, error) {
 	rel := binary.BigEndian.Uint32(b) // Parse checked the minimum length
 	b = b[4:]
-	var oldS, newS *tupleScratch
+	var (
+		oldS, newS *tupleScratch
+		borrow     bool
+	)
 	if p != nil {
-		oldS, newS = &p.old, &p.new
+		oldS, newS, borrow = &p.old, &p.new, p.Borrow
 	}
 	switch typ {
 	case 'I':
 		if b[0] != 'N' {
 			return nil, fmt.Errorf("tuple type %q, want 'N'", b[0])
 		}
-		t, _, err := parseTuple(newS, b[1:])
+		t, _, err := parseTuple(newS, b[1:], borrow)
 		if err != nil {
 			return nil, err
 		}
-		m := &pglogrepl.InsertMessage{}
+		var m *pglogrepl.InsertMessage
 		if p != nil {
 			m = &p.ins
+		} else {
+			m = new(pglogrepl.InsertMessage)
 		}
 		*m = pglogrepl.InsertMessage{RelationID: rel, Tuple: t}
 		m.SetType(pglogrepl.MessageTypeInsert)
 		return m, nil
 	case 'U':
-		m := &pglogrepl.UpdateMessage{}
+		var m *pglogrepl.UpdateMessage
 		if p != nil {
 			m = &p.upd
+		} else {
+			m = new(pglogrepl.UpdateMessage)
 		}
 		*m = pglogrepl.UpdateMessage{RelationID: rel}
 		m.SetType(pglogrepl.MessageTypeUpdate)
 		if k := b[0]; k == 'K' || k == 'O' {
-			t, n, err := parseTuple(oldS, b[1:])
+			t, n, err := parseTuple(oldS, b[1:], borrow)
 			if err != nil {
 				return nil, fmt.Errorf("old %w", err)
 			}
@@ -222,7 +236,7 @@ func parseRow(p *Parser, typ byte, b []byte) (pglogrepl.Message, error) {
 		if b[0] != 'N' {
 			return nil, fmt.Errorf("tuple type %q, want 'K', 'O' or 'N'", b[0])
 		}
-		t, _, err := parseTuple(newS, b[1:])
+		t, _, err := parseTuple(newS, b[1:], borrow)
 		if err != nil {
 			return nil, fmt.Errorf("new %w", err)
 		}
@@ -233,13 +247,15 @@ func parseRow(p *Parser, typ byte, b []byte) (pglogrepl.Message, error) {
 		if k != 'K' && k != 'O' {
 			return nil, fmt.Errorf("old tuple type %q, want 'K' or 'O'", k)
 		}
-		t, _, err := parseTuple(oldS, b[1:])
+		t, _, err := parseTuple(oldS, b[1:], borrow)
 		if err != nil {
 			return nil, fmt.Errorf("old %w", err)
 		}
-		m := &pglogrepl.DeleteMessage{}
+		var m *pglogrepl.DeleteMessage
 		if p != nil {
 			m = &p.del
+		} else {
+			m = new(pglogrepl.DeleteMessage)
 		}
 		*m = pglogrepl.DeleteMessage{RelationID: rel, OldTupleType: k, OldTuple: t}
 		m.SetType(pglogrepl.MessageTypeDelete)
@@ -249,9 +265,9 @@ func parseRow(p *Parser, typ byte, b []byte) (pglogrepl.Message, error) {
 
 // parseTuple decodes a TupleData at the start of b and returns it with the
 // number of bytes it took. Column values are subslices of one fresh copy of
-// those bytes, so the tuple does not alias b. With scratch, the tuple and
-// its column lists are scratch's, reused.
-func parseTuple(scratch *tupleScratch, b []byte) (*pglogrepl.TupleData, int, error) {
+// those bytes, so the tuple does not alias b; with borrow, subslices of b.
+// With scratch, the tuple and its column lists are scratch's, reused.
+func parseTuple(scratch *tupleScratch, b []byte, borrow bool) (*pglogrepl.TupleData, int, error) {
 	if len(b) < 2 {
 		return nil, 0, errors.New("tuple: truncated column count")
 	}
@@ -278,8 +294,11 @@ func parseTuple(scratch *tupleScratch, b []byte) (*pglogrepl.TupleData, int, err
 			return nil, 0, fmt.Errorf("tuple column %d: unknown kind %q", i, b[off])
 		}
 	}
-	buf := make([]byte, off)
-	copy(buf, b)
+	buf := b[:off:off]
+	if !borrow {
+		buf = make([]byte, off)
+		copy(buf, b)
+	}
 	var (
 		td   *pglogrepl.TupleData
 		cols []pglogrepl.TupleDataColumn

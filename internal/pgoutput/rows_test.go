@@ -1,6 +1,7 @@
 package pgoutput
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 
@@ -130,5 +131,39 @@ func TestParserMatchesParse(t *testing.T) {
 	}
 	if string(data) != kept {
 		t.Errorf("a later Parse changed an earlier tuple's value: %q, then %q", kept, data)
+	}
+}
+
+// TestParserBorrow checks that a borrowing Parser decodes every captured
+// message as Parse does, without copying: its values are the bytes of the
+// buffer it was given.
+func TestParserBorrow(t *testing.T) {
+	p := Parser{Borrow: true}
+	for name, data := range capturedMessages(t) {
+		want, werr := Parse(data)
+		got, err := p.Parse(data)
+		if (err != nil) != (werr != nil) {
+			t.Fatalf("%s: error %v, Parse's %v", name, err, werr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: borrowing Parser decoded %#v, Parse %#v", name, got, want)
+		}
+	}
+	data := insertMessage()
+	m, err := p.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := m.(*pglogrepl.InsertMessage).Tuple.Columns[3].Data
+	if string(v) != "shipped" {
+		t.Fatalf("column 3 = %q, want shipped", v)
+	}
+	if cap(v) != len(v) {
+		t.Errorf("column 3 has capacity %d past its %d bytes: an append would write into the buffer", cap(v), len(v))
+	}
+	i := bytes.Index(data, []byte("shipped"))
+	data[i] = 'S'
+	if string(v) != "Shipped" {
+		t.Errorf("column 3 = %q after the buffer changed: not borrowed", v)
 	}
 }
