@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -139,13 +140,24 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// FuzzParse checks that Parse never panics nor returns nothing without an
+// error, and that a Parser, reusing or borrowing, decodes as Parse does.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte{'B', 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7})
 	f.Add([]byte{'I', 0, 0, 64, 0, 'N', 0, 1, 't', 0, 0, 0, 1, '1'})
+	var p Parser
+	borrow := Parser{Borrow: true}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data)
 		if err == nil && m == nil {
 			t.Fatal("nil message without an error")
+		}
+		// The reusing and the borrowing Parser decode as Parse does.
+		for _, p := range []*Parser{&p, &borrow} {
+			pm, perr := p.Parse(data)
+			if (err == nil) != (perr == nil) || !reflect.DeepEqual(m, pm) {
+				t.Fatalf("Parser{Borrow: %v}.Parse(%q) = %#v, %v; Parse %#v, %v", p.Borrow, data, pm, perr, m, err)
+			}
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package pgvalue
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -36,7 +37,8 @@ func fuzzMapper() *Mapper {
 
 // FuzzDecode checks that Decode never panics, that whatever it accepts is
 // JSON-ready (encoding/json can encode it; json and jsonb text excepted,
-// which is not re-validated), and that DecodeIn agrees with it.
+// which is not re-validated), that DecodeIn agrees with it, and that neither
+// keeps the text it decoded.
 func FuzzDecode(f *testing.F) {
 	seeds := []struct {
 		sel  uint8
@@ -57,10 +59,19 @@ func FuzzDecode(f *testing.F) {
 	var a Arena
 	f.Fuzz(func(t *testing.T, sel uint8, text []byte) {
 		oid := fuzzOIDs[int(sel)%len(fuzzOIDs)]
-		v, err := m.Decode(oid, text)
-		in, inErr := m.DecodeIn(&a, oid, text)
+		// Each decodes its own copy of text, overwritten afterwards: a
+		// stream decodes from its receive buffer, which the next receive
+		// overwrites, so neither may keep the text.
+		buf, own := bytes.Clone(text), bytes.Clone(text)
+		v, err := m.Decode(oid, buf)
+		in, inErr := m.DecodeIn(&a, oid, own)
+		clear(buf)
+		clear(own)
 		if (err == nil) != (inErr == nil) || !reflect.DeepEqual(v, in) {
-			t.Fatalf("Decode(%d, %q) = %#v, %v; DecodeIn %#v, %v", oid, text, v, err, in, inErr)
+			t.Fatalf("Decode(%d, %q) = %#v, %v; DecodeIn %#v, %v (after the text was overwritten)", oid, text, v, err, in, inErr)
+		}
+		if again, _ := m.Decode(oid, text); !reflect.DeepEqual(v, again) {
+			t.Fatalf("Decode(%d, %q) = %#v, but %#v once its text was overwritten", oid, text, again, v)
 		}
 		if err != nil || hasRawJSON(v) {
 			return // json text is passed on as Postgres sent it: the message encoder checks it
