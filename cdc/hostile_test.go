@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -502,4 +503,46 @@ func TestDatabaseOutputSettingsDoNotChangeValues(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("Backfill: %v", err)
 	}
+}
+
+// The tuples of a row borrow the receive buffer, which the connection
+// overwrites with the next message: what a message holds must not change
+// with it. An update of a REPLICA IDENTITY FULL table carries the most
+// (record, changes, old key); each is checked after the buffer is cleared,
+// then again after more rows were decoded.
+func TestMessageOutlivesReceiveBuffer(t *testing.T) {
+	s, _ := benchStream()
+	old := ptrs("1234567", "789", "1234.50", "paid", "e10adc3949ba59abbe56e057f20f883e", "2024-10-28 21:37:01.12747+00")
+	data := tuple(append(tuple([]byte{'U', 0, 0, 0x40, 0x07, 'O'}, old), 'N'), benchRow)
+	if err := s.handle(1, data); err != nil {
+		t.Fatal(err)
+	}
+	clear(data)
+	m := s.took(<-s.out)
+	want := map[string]any{"id": int64(1234567), "account": int64(789), "amount": message.Numeric("1234.50"),
+		"status": "shipped", "note": "e10adc3949ba59abbe56e057f20f883e", "created_at": "2024-10-28T21:37:01.127470Z"}
+	key := message.ChangeKey(s.tx.commitLSN, 0)
+	check := func(when string) {
+		t.Helper()
+		if !reflect.DeepEqual(m.Record, want) {
+			t.Errorf("%s: record = %#v, want %#v", when, m.Record, want)
+		}
+		if !reflect.DeepEqual(m.Changes, map[string]any{"status": "paid"}) {
+			t.Errorf("%s: changes = %#v, want status paid", when, m.Changes)
+		}
+		if m.Metadata.IdempotencyKey != key {
+			t.Errorf("%s: idempotency key %q, want %q", when, m.Metadata.IdempotencyKey, key)
+		}
+	}
+	check("buffer cleared")
+	other := ptrs("7654321", "987", "99.99", "lost", "ffffffffffffffffffffffffffffffff", "2025-01-01 00:00:00+00")
+	for range 5000 { // more than a block of the arena's text
+		data := tuple([]byte{'I', 0, 0, 0x40, 0x07, 'N'}, other)
+		if err := s.handle(1, data); err != nil {
+			t.Fatal(err)
+		}
+		clear(data)
+		s.took(<-s.out)
+	}
+	check("after 5,000 more rows")
 }
