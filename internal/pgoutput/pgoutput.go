@@ -52,7 +52,7 @@ func Parse(data []byte) (msg pglogrepl.Message, err error) {
 // messages and their column lists from one call to the next: such a message
 // is valid only until the next call. Column values are never reused: each
 // tuple's bytes are a fresh copy nothing else writes to, which the caller may
-// keep (and share, see pgvalue's DecodeOwned), unless Borrow is set. The
+// keep, unless Borrow is set. The
 // zero value is ready; a Parser is for one goroutine.
 type Parser struct {
 	// Borrow makes column values subslices of the data passed to Parse

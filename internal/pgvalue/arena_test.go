@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// variantCases cover every kind DecodeOwned and DecodeIn handle themselves,
+// variantCases cover every kind DecodeIn handles itself,
 // their fall-backs (specials, syntax errors) and the kinds they hand to
 // Decode.
 var variantCases = []struct {
@@ -30,7 +30,7 @@ var variantCases = []struct {
 	{oidTimestamp, "2024-10-28 21:37:01"}, {oidTextArr, `{a,"b c",NULL}`}, {oidInt4Arr, "{1,2}"},
 }
 
-// TestDecodeVariantsMatchDecode checks that DecodeOwned and DecodeIn return
+// TestDecodeVariantsMatchDecode checks that DecodeIn returns
 // what Decode returns, values and errors alike.
 func TestDecodeVariantsMatchDecode(t *testing.T) {
 	m := NewMapper()
@@ -39,7 +39,6 @@ func TestDecodeVariantsMatchDecode(t *testing.T) {
 		name   string
 		decode func(oid uint32, text []byte) (any, error)
 	}{
-		{"DecodeOwned", m.DecodeOwned},
 		{"DecodeIn", func(oid uint32, text []byte) (any, error) { return m.DecodeIn(&a, oid, text) }},
 	}
 	for _, tt := range variantCases {

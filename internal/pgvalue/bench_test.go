@@ -40,14 +40,3 @@ func BenchmarkDecodeInt4Array(b *testing.B) {
 func BenchmarkDecodeTextArray(b *testing.B) {
 	benchDecode(b, oidTextArr, `{alpha,"beta gamma","with \"quotes\"",NULL}`)
 }
-
-func BenchmarkDecodeOwnedText(b *testing.B) {
-	m := NewMapper()
-	buf := []byte("a customer's display name, about forty bytes")
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := m.DecodeOwned(oidText, buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

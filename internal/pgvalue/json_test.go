@@ -14,9 +14,8 @@ func TestDecodeDeepJSON(t *testing.T) {
 	text := []byte(strings.Repeat(`{"a": [`, 15_000) + "1" + strings.Repeat("]}", 15_000))
 	var a Arena
 	for name, decode := range map[string]func(oid uint32, b []byte) (any, error){
-		"Decode":      m.Decode,
-		"DecodeOwned": func(oid uint32, b []byte) (any, error) { return m.DecodeOwned(oid, bytes.Clone(b)) },
-		"DecodeIn":    func(oid uint32, b []byte) (any, error) { return m.DecodeIn(&a, oid, b) },
+		"Decode":   m.Decode,
+		"DecodeIn": func(oid uint32, b []byte) (any, error) { return m.DecodeIn(&a, oid, b) },
 	} {
 		for _, oid := range []uint32{oidJSON, oidJSONB} {
 			v, err := decode(oid, text)

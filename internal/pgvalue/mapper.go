@@ -2,17 +2,13 @@ package pgvalue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/walrelay/walrelay/message"
 )
 
 // Querier runs a query. *pgx.Conn, *pgxpool.Pool and pgx.Tx satisfy it.
@@ -256,31 +252,6 @@ var ErrSyntax = errors.New("invalid syntax")
 // text. Malformed text is a *[DecodeError].
 func (m *Mapper) Decode(oid uint32, text []byte) (any, error) {
 	return m.decode(oid, m.info(oid), text, 0)
-}
-
-// DecodeOwned is [Mapper.Decode] for text the caller hands over: text must
-// never be modified afterwards, because text, numeric and json results share
-// its memory instead of copying it. A stream decoding a tuple it copied once
-// saves a copy and an allocation per such column.
-func (m *Mapper) DecodeOwned(oid uint32, text []byte) (any, error) {
-	ti := m.info(oid)
-	switch ti.kind {
-	case kindText:
-		return unsafe.String(unsafe.SliceData(text), len(text)), nil
-	case kindNumeric:
-		if _, ok := special(text); !ok && isJSONNumber(text) {
-			return message.Numeric(unsafe.String(unsafe.SliceData(text), len(text))), nil
-		}
-	case kindBytea:
-		if isLowerHexBytea(text) {
-			return unsafe.String(unsafe.SliceData(text), len(text)), nil
-		}
-	case kindJSON:
-		if len(text) > 0 {
-			return json.RawMessage(text[:len(text):len(text)]), nil
-		}
-	}
-	return m.decode(oid, ti, text, 0)
 }
 
 func (m *Mapper) decode(oid uint32, ti typeInfo, text []byte, depth int) (any, error) {
