@@ -60,7 +60,7 @@ func (m Message) AppendKey(dst []byte) []byte {
 // ChangeKey returns the idempotency key of a change (Metadata.IdempotencyKey): the standard padded
 // base64 of "<commit_lsn>:<commit_idx>" in decimal.
 func ChangeKey(commitLSN LSN, commitIdx int) string {
-	var buf [48]byte
+	var buf [56]byte // the longest key: base64 of 40 bytes
 	return string(AppendChangeKey(buf[:0], commitLSN, commitIdx))
 }
 

@@ -50,10 +50,10 @@ func Parse(data []byte) (msg pglogrepl.Message, err error) {
 
 // Parser decodes like [Parse], but reuses its INSERT, UPDATE and DELETE
 // messages and their column lists from one call to the next: such a message
-// is valid only until the next call. Column values are never reused: each
-// tuple's bytes are a fresh copy nothing else writes to, which the caller may
-// keep, unless Borrow is set. The
-// zero value is ready; a Parser is for one goroutine.
+// is valid only until the next call. Column values are never reused: unless
+// Borrow is set, each tuple's bytes are a fresh copy nothing else writes to,
+// which the caller may keep. The zero value is ready; a Parser is for one
+// goroutine.
 type Parser struct {
 	// Borrow makes column values subslices of the data passed to Parse
 	// instead of a copy: they are valid only as long as that data is, and
