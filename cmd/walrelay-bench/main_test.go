@@ -20,15 +20,7 @@ func TestMain(m *testing.M) {
 // TestQuick runs the quick mode end to end and checks that it produces every
 // figure. It asserts no speed: speed targets live in the benchmark's output.
 func TestQuick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Postgres cluster and runs the quick benchmark")
-	}
-	if _, err := findRecvlogical(); err != nil {
-		if pgtest.Required() {
-			t.Fatal(err)
-		}
-		t.Skipf("SKIPPING: %v", err)
-	}
+	needServer(t)
 	rep, err := run(t.Context(), options{Quick: true, Command: "walrelay-bench -quick"})
 	if err != nil {
 		t.Fatal(err)
@@ -114,15 +106,7 @@ func TestQuick(t *testing.T) {
 // TestSocketUnix runs one quick throughput scenario with every client on the
 // server's Unix-domain socket (run checks with the server that they are).
 func TestSocketUnix(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Postgres cluster")
-	}
-	if _, err := findRecvlogical(); err != nil {
-		if pgtest.Required() {
-			t.Fatal(err)
-		}
-		t.Skipf("SKIPPING: %v", err)
-	}
+	needServer(t)
 	if _, err := run(t.Context(), options{Quick: true, Socket: "udp"}); err == nil || !strings.Contains(err.Error(), "want tcp or unix") {
 		t.Errorf("-socket udp: %v", err)
 	}
@@ -140,5 +124,20 @@ func TestSocketUnix(t *testing.T) {
 	rep.print(&out)
 	if !strings.Contains(out.String(), "clients:  the server's Unix-domain socket") {
 		t.Errorf("report does not name the socket:\n%s", out.String())
+	}
+}
+
+// needServer skips in -short mode, which starts no Postgres, and without
+// pg_recvlogical, unless the tests are required to run (pgtest.Required).
+func needServer(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a Postgres cluster")
+	}
+	if _, err := findRecvlogical(); err != nil {
+		if pgtest.Required() {
+			t.Fatal(err)
+		}
+		t.Skipf("SKIPPING: %v", err)
 	}
 }
