@@ -211,10 +211,10 @@ func machine() string {
 // where it cannot be read.
 func congestionControl() string {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/tcp_congestion_control")
-	if err != nil || len(bytes.TrimSpace(b)) == 0 {
-		return "unknown"
+	if cc := string(bytes.TrimSpace(b)); err == nil && cc != "" {
+		return cc
 	}
-	return string(bytes.TrimSpace(b))
+	return "unknown"
 }
 
 func median(xs []float64) float64 {
